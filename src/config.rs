@@ -1,0 +1,359 @@
+//! Typed configuration, read once at start-up.
+//!
+//! Three layers, each overriding the one before: `config/default.toml`, then a named
+//! environment file (`config/<KAIROS_ENV>.toml`, or a file given on the command line), then
+//! environment variables `KAIROS__SECTION__KEY`. The result is deserialised into [`Settings`]
+//! (unknown keys are errors, so a typo cannot be silently ignored) and then checked by
+//! [`Settings::validate`]. Every error names the key it is about.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The prefix of environment variables that override configuration keys.
+const ENV_PREFIX: &str = "KAIROS__";
+/// Separates the sections of a key in an environment variable's name.
+const ENV_SEPARATOR: &str = "__";
+
+/// Keys whose canonical spelling is not all lowercase. Environment variable names are
+/// case-insensitive by convention, so `KAIROS__KAFKA__TOPIC__UPDATEDJOBS` must land on the
+/// seed's `kafka.topic.updatedJobs`.
+const MIXED_CASE_KEYS: &[&str] = &["kafka.topic.updatedJobs"];
+
+/// A configuration that could not be loaded or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file could not be read or parsed, or a value has the wrong type.
+    #[error("configuration error: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value has the right type but is not acceptable.
+    #[error("configuration error: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+/// Everything Kairos can be configured with. See `config/default.toml` for each key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub kafka: KafkaSettings,
+    pub log: LogSettings,
+}
+
+/// Where the HTTP API listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: String,
+    /// 0 asks the operating system for a free port (the tests do).
+    pub port: u16,
+}
+
+/// The PostgreSQL database holding jobs and their history.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub name: String,
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+}
+
+// Written by hand so that the password never reaches a log.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("name", &self.name)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
+}
+
+impl DatabaseSettings {
+    /// The bound on connecting and on waiting for a pooled connection.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// The Kafka cluster and the topics Kairos uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub request_timeout_ms: u64,
+    pub topic: TopicSettings,
+}
+
+impl KafkaSettings {
+    /// The bound on one round trip to the brokers.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// Topic names, under the seed's keys `kafka.topic.jobs` and `kafka.topic.updatedJobs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Jobs due soon, from the scanner to the executors.
+    pub jobs: String,
+    /// Attempt progress and results, from the executors to the result writer.
+    #[serde(rename = "updatedJobs")]
+    pub updated_jobs: String,
+}
+
+impl TopicSettings {
+    /// The dead-letter topic where malformed records read from `topic` are set aside.
+    pub fn dead_letter(topic: &str) -> String {
+        format!("{topic}.dlt")
+    }
+}
+
+/// How Kairos logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Where to read configuration from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The folder holding `default.toml`; `./config` when `None`.
+    pub directory: Option<PathBuf>,
+    /// A file layered over the defaults; `config/<KAIROS_ENV>.toml` when `None` and
+    /// `KAIROS_ENV` is set.
+    pub file: Option<PathBuf>,
+    /// `KAIROS__…` variables to apply; the process environment when `None`.
+    pub environment: Option<Vec<(String, String)>>,
+}
+
+impl Settings {
+    /// Reads the three layers and validates the result.
+    ///
+    /// # Errors
+    /// A file that cannot be read or parsed, a value of the wrong type, an unknown key, or a
+    /// value that fails [`Settings::validate`]; the message names the key.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        let directory = sources
+            .directory
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(directory.join("default.toml")).required(true));
+
+        let named = sources.file.clone().or_else(|| {
+            std::env::var("KAIROS_ENV")
+                .ok()
+                .map(|env| directory.join(format!("{env}.toml")))
+        });
+        if let Some(file) = named {
+            builder = builder.add_source(config::File::from(file.as_path()).required(true));
+        }
+
+        let environment = match &sources.environment {
+            Some(vars) => vars.clone(),
+            None => std::env::vars().collect(),
+        };
+        for (key, value) in environment_overrides(&environment) {
+            builder = builder.set_override(key, value)?;
+        }
+
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first key whose value is not acceptable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.http.host.parse::<std::net::IpAddr>().is_err() && self.http.host != "localhost" {
+            return invalid("http.host", "must be an IP address or `localhost`");
+        }
+        if self.database.host.trim().is_empty() {
+            return invalid("database.host", "must not be empty");
+        }
+        if self.database.port == 0 {
+            return invalid("database.port", "must be a port number between 1 and 65535");
+        }
+        if self.database.name.trim().is_empty() {
+            return invalid("database.name", "must not be empty");
+        }
+        if self.database.pool_size == 0 {
+            return invalid("database.pool_size", "must be at least 1");
+        }
+        if self.database.connect_timeout_ms == 0 {
+            return invalid("database.connect_timeout_ms", "must be at least 1");
+        }
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            return invalid(
+                "kafka.bootstrap_servers",
+                "must name at least one broker (host:port)",
+            );
+        }
+        if self.kafka.partitions < 1 {
+            return invalid("kafka.partitions", "must be at least 1");
+        }
+        if self.kafka.replication_factor < 1 {
+            return invalid("kafka.replication_factor", "must be at least 1");
+        }
+        if self.kafka.request_timeout_ms == 0 {
+            return invalid("kafka.request_timeout_ms", "must be at least 1");
+        }
+        check_topic_name("kafka.topic.jobs", &self.kafka.topic.jobs)?;
+        check_topic_name("kafka.topic.updatedJobs", &self.kafka.topic.updated_jobs)?;
+        if self.kafka.topic.jobs == self.kafka.topic.updated_jobs {
+            return invalid(
+                "kafka.topic.updatedJobs",
+                "must differ from `kafka.topic.jobs`",
+            );
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid(
+                "log.level",
+                "is not a valid filter (for example `info` or `kairos=debug`)",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's rule for topic names: 1 to 249 characters of `[a-zA-Z0-9._-]`. The limit leaves
+/// room for the `.dlt` suffix of the dead-letter topic.
+fn check_topic_name(key: &'static str, name: &str) -> Result<(), ConfigError> {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if name.is_empty() || name.len() > 245 || !valid_chars || name == "." || name == ".." {
+        return Err(ConfigError::Invalid {
+            key,
+            problem: format!(
+                "`{name}` is not a valid Kafka topic name (1 to 245 characters of letters, digits, `.`, `_` and `-`)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Turns `KAIROS__SECTION__KEY=value` variables into `(section.key, value)` overrides.
+fn environment_overrides(vars: &[(String, String)]) -> Vec<(String, String)> {
+    vars.iter()
+        .filter_map(|(name, value)| {
+            let rest = name.strip_prefix(ENV_PREFIX)?;
+            let key = rest
+                .split(ENV_SEPARATOR)
+                .collect::<Vec<_>>()
+                .join(".")
+                .to_lowercase();
+            let key = MIXED_CASE_KEYS
+                .iter()
+                .find(|canonical| canonical.to_lowercase() == key)
+                .map_or(key, |canonical| (*canonical).to_owned());
+            Some((key, value.clone()))
+        })
+        .collect()
+}
+
+/// The folder of the crate's own `config/`, for tools and tests run from anywhere.
+pub fn crate_config_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(&Sources {
+            directory: Some(crate_config_dir().to_path_buf()),
+            file: None,
+            environment: Some(
+                vars.iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+            ),
+        })
+    }
+
+    #[test]
+    fn defaults_carry_the_seed_topic_names() {
+        let settings = load(&[]).expect("the default configuration is valid");
+        assert_eq!(settings.kafka.topic.jobs, "scheduled-jobs-topic");
+        assert_eq!(
+            settings.kafka.topic.updated_jobs,
+            "scheduled-updated-jobs-topic"
+        );
+        assert_eq!(settings.http.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn environment_variables_override_mixed_case_keys() {
+        let settings = load(&[
+            ("KAIROS__KAFKA__TOPIC__UPDATEDJOBS", "results"),
+            ("KAIROS__HTTP__PORT", "9000"),
+        ])
+        .expect("valid overrides");
+        assert_eq!(settings.kafka.topic.updated_jobs, "results");
+        assert_eq!(settings.http.port, 9000);
+    }
+
+    #[test]
+    fn a_mistyped_value_names_its_key() {
+        let error = load(&[("KAIROS__HTTP__PORT", "eighty")])
+            .expect_err("not a number")
+            .to_string();
+        assert!(error.contains("http.port"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected() {
+        let error = load(&[("KAIROS__HTTP__PROT", "80")])
+            .expect_err("unknown key")
+            .to_string();
+        assert!(error.contains("prot"), "{error}");
+    }
+
+    #[test]
+    fn an_invalid_topic_name_names_its_key() {
+        let error = load(&[("KAIROS__KAFKA__TOPIC__JOBS", "no spaces")])
+            .expect_err("bad topic")
+            .to_string();
+        assert!(error.contains("kafka.topic.jobs"), "{error}");
+    }
+
+    #[test]
+    fn the_password_is_not_printed() {
+        let settings = load(&[("KAIROS__DATABASE__PASSWORD", "s3cret")]).expect("valid");
+        assert!(!format!("{settings:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,91 @@
+//! A job as people create and read it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where a job is in its life. `docs/state-machine.md` draws the transitions.
+///
+/// `SCHEDULED → RUNNING → SUCCESS`, or `FAILED` once the retries are used up, as the seed
+/// describes; `DISPATCHED` (claimed and handed to an executor, waiting for its time) and
+/// `RETRYING` (an attempt failed, the next waits for its backoff) show what happens between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobStatus {
+    Scheduled,
+    Dispatched,
+    Running,
+    Retrying,
+    Success,
+    Failed,
+}
+
+impl JobStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Scheduled,
+        JobStatus::Dispatched,
+        JobStatus::Running,
+        JobStatus::Retrying,
+        JobStatus::Success,
+        JobStatus::Failed,
+    ];
+
+    /// The spelling stored in the database and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Scheduled => "SCHEDULED",
+            JobStatus::Dispatched => "DISPATCHED",
+            JobStatus::Running => "RUNNING",
+            JobStatus::Retrying => "RETRYING",
+            JobStatus::Success => "SUCCESS",
+            JobStatus::Failed => "FAILED",
+        }
+    }
+
+    /// Parses [`JobStatus::as_str`]'s spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == text)
+    }
+
+    /// `SUCCESS` and `FAILED` end a job: nothing moves it on.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobStatus::Success | JobStatus::Failed)
+    }
+}
+
+/// A job to store, checked by the API.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub command: String,
+    pub execute_at: DateTime<Utc>,
+    pub max_retries: i32,
+    pub timeout_secs: i32,
+    pub metadata: serde_json::Value,
+}
+
+/// A stored job, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub command: String,
+    pub execute_at: DateTime<Utc>,
+    pub status: JobStatus,
+    pub max_retries: i32,
+    pub timeout_secs: i32,
+    pub metadata: serde_json::Value,
+    /// Attempts started so far.
+    pub attempts: i32,
+    /// The current dispatch; results of older dispatches are ignored.
+    pub epoch: i64,
+    pub exit_code: Option<i32>,
+    pub last_output: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,10 @@
+//! The scheduler's vocabulary: jobs, their statuses, dispatches, attempt reports and the
+//! retry policy. Plain data, shared by the API, the store, the bus and the actors.
+
+mod job;
+mod record;
+mod retry;
+
+pub use job::{Job, JobStatus, NewJob};
+pub use record::{AttemptOutcome, AttemptReport, Dispatch};
+pub use retry::RetryPolicy;

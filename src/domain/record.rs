@@ -1,0 +1,71 @@
+//! The two records that cross Kafka: a dispatch (scanner to executors) and an attempt report
+//! (executors to the result writer). Both are JSON, keyed by job id.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::JobStatus;
+
+/// What an executor needs to run a job, published on `kafka.topic.jobs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dispatch {
+    pub job_id: Uuid,
+    /// Increases with every claim of the job; reports carry it back so that the result
+    /// writer can ignore those of an older dispatch.
+    pub epoch: i64,
+    /// The number of the first attempt this dispatch runs (attempts already made + 1).
+    pub attempt: i32,
+    pub command: String,
+    pub execute_at: DateTime<Utc>,
+    pub max_retries: i32,
+    pub timeout_secs: i32,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttemptOutcome {
+    /// Started, not finished.
+    Running,
+    /// Exit code 0.
+    Succeeded,
+    /// A non-zero exit code, or the command could not be started.
+    Failed,
+    /// Killed, with its process group, when it ran past its timeout.
+    TimedOut,
+}
+
+impl AttemptOutcome {
+    /// The spelling stored in `job_attempts.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Running => "RUNNING",
+            AttemptOutcome::Succeeded => "SUCCEEDED",
+            AttemptOutcome::Failed => "FAILED",
+            AttemptOutcome::TimedOut => "TIMED_OUT",
+        }
+    }
+}
+
+/// A change in a job's run, published on `kafka.topic.updatedJobs`: an attempt started, an
+/// attempt failed and will be retried, or the job ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptReport {
+    pub job_id: Uuid,
+    pub epoch: i64,
+    pub attempt: i32,
+    /// The job's status after this change: `RUNNING`, `RETRYING`, `SUCCESS` or `FAILED`.
+    pub status: JobStatus,
+    pub outcome: AttemptOutcome,
+    pub scheduled_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    /// Why the attempt failed, in words (`exit code 3`, `timed out after 5 s`, …).
+    pub error: Option<String>,
+}

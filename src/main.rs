@@ -1,0 +1,83 @@
+//! The `kairos` command: parses the command line, loads the configuration and runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kairos::config::{Settings, Sources};
+use kairos::startup::Application;
+use kairos::{store, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(name = "kairos", version, about = "A distributed job scheduler")]
+struct Cli {
+    /// A configuration file layered over config/default.toml.
+    #[arg(long, global = true, env = "KAIROS_CONFIG")]
+    config: Option<PathBuf>,
+    /// The folder holding default.toml.
+    #[arg(
+        long,
+        global = true,
+        default_value = "config",
+        env = "KAIROS_CONFIG_DIR"
+    )]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the scheduler and its HTTP API until SIGINT or SIGTERM (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let sources = Sources {
+        directory: Some(cli.config_dir),
+        file: cli.config,
+        environment: None,
+    };
+    let settings = match Settings::load(&sources) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("kairos: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+
+    let result = actix_web::rt::System::new().block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings).await,
+            Command::Migrate => migrate(settings).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("kairos: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let host = settings.http.host.clone();
+    let application = Application::build(settings).await?;
+    tracing::info!(url = %format!("http://{host}:{}", application.port()), "kairos is serving");
+    application.run_until_stopped().await?;
+    tracing::info!("kairos stopped");
+    Ok(())
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let pool = store::connect(&settings.database)?;
+    store::migrate(&pool).await?;
+    tracing::info!("migrations applied");
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The ground everything stands on: schema, Kafka round trip, probes, configuration.
+
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{DurationRound, TimeDelta, Utc};
+use futures_util::StreamExt;
+use kairos::bus::kafka;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureRecord;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::helpers::{WAIT_LIMIT, drop_database, spawn_app, test_settings};
+
+/// Migrations create the jobs table in a fresh database; a job row written through the pool
+/// reads back unchanged.
+#[actix_web::test]
+async fn migrations_apply_and_a_job_row_round_trips() {
+    let app = spawn_app().await;
+    let client = app.pool.get().await.expect("a pooled connection");
+    let id = Uuid::new_v4();
+    // Microsecond precision: what timestamptz keeps.
+    let execute_at = Utc::now()
+        .duration_trunc(TimeDelta::microseconds(1))
+        .expect("truncates");
+    client
+        .execute(
+            "INSERT INTO jobs (id, command, execute_at, timeout_secs) VALUES ($1, $2, $3, $4)",
+            &[&id, &"echo hello", &execute_at, &30_i32],
+        )
+        .await
+        .expect("insert");
+    let row = client
+        .query_one(
+            "SELECT command, execute_at, status, max_retries FROM jobs WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .expect("select");
+    assert_eq!(row.get::<_, String>("command"), "echo hello");
+    assert_eq!(
+        row.get::<_, chrono::DateTime<Utc>>("execute_at"),
+        execute_at
+    );
+    assert_eq!(row.get::<_, String>("status"), "SCHEDULED");
+    assert_eq!(row.get::<_, i32>("max_retries"), 3);
+}
+
+/// A keyed record produced to a fresh topic is read back, key and payload intact, by a
+/// consumer in a consumer group.
+#[actix_web::test]
+async fn a_keyed_record_round_trips_through_kafka() {
+    let settings = test_settings().kafka;
+    let topic = format!("test-roundtrip-{}", Uuid::new_v4().simple());
+    kafka::ensure_topics(&settings, std::slice::from_ref(&topic))
+        .await
+        .expect("topic created");
+
+    let producer = kafka::producer(&settings).expect("producer");
+    let key = Uuid::new_v4().to_string();
+    producer
+        .send(
+            FutureRecord::to(&topic).key(&key).payload("{\"hello\":1}"),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .expect("the broker acknowledges the record");
+
+    let consumer: StreamConsumer = kafka::client_config(&settings)
+        .set(
+            "group.id",
+            format!("test-group-{}", Uuid::new_v4().simple()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let message = tokio::time::timeout(WAIT_LIMIT, consumer.stream().next())
+        .await
+        .expect("a record arrives within the wait limit")
+        .expect("the stream is open")
+        .expect("no consumer error");
+    assert_eq!(message.key(), Some(key.as_bytes()));
+    assert_eq!(message.payload(), Some(&b"{\"hello\":1}"[..]));
+}
+
+/// The application reports ready when PostgreSQL and Kafka answer, and not ready, naming
+/// PostgreSQL and why, once its database is gone.
+#[actix_web::test]
+async fn readiness_follows_the_database() {
+    let app = spawn_app().await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["status"], "ready");
+
+    drop_database(&app.settings.database).await;
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["postgres"]["ok"], false);
+    let reason = body["checks"]["postgres"]["reason"]
+        .as_str()
+        .expect("a reason");
+    assert!(!reason.is_empty());
+    assert_eq!(body["checks"]["kafka"]["ok"], true);
+}
+
+/// The liveness probe answers, and the metrics endpoint speaks Prometheus's text format.
+#[actix_web::test]
+async fn health_and_metrics_answer() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("text");
+    assert!(text.contains("kairos_up 1"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+}
+
+/// `kairos serve` refuses an invalid value at start-up, naming the key, before touching
+/// PostgreSQL or Kafka.
+#[test]
+fn an_invalid_configuration_stops_serve_at_start_up() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args([
+            "--config-dir",
+            kairos::config::crate_config_dir()
+                .to_str()
+                .expect("utf-8 path"),
+            "serve",
+        ])
+        .env("KAIROS__HTTP__PORT", "eighty")
+        .output()
+        .expect("kairos runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("http.port"), "{stderr}");
+
+    let file = std::env::temp_dir().join(format!("kairos-{}.toml", Uuid::new_v4()));
+    std::fs::write(&file, "[kafka.topic]\njobs = \"has spaces\"\n").expect("write config");
+    let output = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args([
+            "--config-dir",
+            kairos::config::crate_config_dir()
+                .to_str()
+                .expect("utf-8 path"),
+        ])
+        .arg("--config")
+        .arg(&file)
+        .arg("serve")
+        .output()
+        .expect("kairos runs");
+    std::fs::remove_file(&file).ok();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("kafka.topic.jobs"), "{stderr}");
+}

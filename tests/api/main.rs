@@ -1,0 +1,5 @@
+//! Integration tests: the real application against the real PostgreSQL and Kafka started by
+//! `scripts/services up`. Each test gets a database and topics of its own.
+
+mod foundation;
+mod helpers;
