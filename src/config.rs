@@ -21,6 +21,9 @@ const ENV_SEPARATOR: &str = "__";
 /// seed's `kafka.topic.updatedJobs`.
 const MIXED_CASE_KEYS: &[&str] = &["kafka.topic.updatedJobs"];
 
+/// Keys holding lists; their environment variables are comma-separated.
+const LIST_KEYS: &[&str] = &["auth.tokens"];
+
 /// A configuration that could not be loaded or is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -40,6 +43,12 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
     pub log: LogSettings,
+    pub scanner: ScannerSettings,
+    pub executor: ExecutorSettings,
+    pub result_writer: ResultWriterSettings,
+    pub jobs: JobSettings,
+    pub auth: AuthSettings,
+    pub admin: AdminSettings,
 }
 
 /// Where the HTTP API listens.
@@ -138,6 +147,78 @@ pub enum LogFormat {
     Json,
 }
 
+/// The scanner that claims due jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScannerSettings {
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub batch_size: i64,
+}
+
+impl ScannerSettings {
+    /// How far ahead a scan claims: the current window and the next one.
+    pub fn horizon(&self) -> Duration {
+        self.interval.saturating_mul(2)
+    }
+}
+
+/// The executors that run jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSettings {
+    pub group_id: String,
+    pub max_concurrent_runs: usize,
+    pub max_output_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
+}
+
+/// The result writer that records reports in PostgreSQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultWriterSettings {
+    pub group_id: String,
+    pub batch_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+/// Limits and defaults of the jobs people create.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub default_timeout_secs: i32,
+    pub max_timeout_secs: i32,
+    pub max_body_bytes: usize,
+    pub max_metadata_bytes: usize,
+}
+
+/// Who may call the API.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub tokens: Vec<String>,
+}
+
+// Written by hand so that tokens never reach a log.
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("tokens", &format!("<{} redacted>", self.tokens.len()))
+            .finish()
+    }
+}
+
+/// Administration switches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub fault_injection: bool,
+}
+
 /// Where to read configuration from.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
@@ -178,7 +259,17 @@ impl Settings {
             None => std::env::vars().collect(),
         };
         for (key, value) in environment_overrides(&environment) {
-            builder = builder.set_override(key, value)?;
+            builder = if LIST_KEYS.contains(&key.as_str()) {
+                let items: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(String::from)
+                    .collect();
+                builder.set_override(key, items)?
+            } else {
+                builder.set_override(key, value)?
+            };
         }
 
         let settings: Settings = builder.build()?.try_deserialize()?;
@@ -237,6 +328,42 @@ impl Settings {
                 "kafka.topic.updatedJobs",
                 "must differ from `kafka.topic.jobs`",
             );
+        }
+        if self.scanner.interval.is_zero() {
+            return invalid("scanner.interval", "must be longer than zero");
+        }
+        if self.scanner.batch_size < 1 {
+            return invalid("scanner.batch_size", "must be at least 1");
+        }
+        if self.executor.group_id.trim().is_empty() {
+            return invalid("executor.group_id", "must not be empty");
+        }
+        if self.executor.max_concurrent_runs == 0 {
+            return invalid("executor.max_concurrent_runs", "must be at least 1");
+        }
+        if self.executor.retry_backoff_max < self.executor.retry_backoff_base {
+            return invalid(
+                "executor.retry_backoff_max",
+                "must not be shorter than `executor.retry_backoff_base`",
+            );
+        }
+        if self.result_writer.group_id.trim().is_empty() {
+            return invalid("result_writer.group_id", "must not be empty");
+        }
+        if self.result_writer.batch_size == 0 {
+            return invalid("result_writer.batch_size", "must be at least 1");
+        }
+        if self.jobs.max_timeout_secs < 1 {
+            return invalid("jobs.max_timeout_secs", "must be at least 1");
+        }
+        if !(1..=self.jobs.max_timeout_secs).contains(&self.jobs.default_timeout_secs) {
+            return invalid(
+                "jobs.default_timeout_secs",
+                "must be between 1 and `jobs.max_timeout_secs`",
+            );
+        }
+        if self.auth.tokens.iter().any(|token| token.trim().is_empty()) {
+            return invalid("auth.tokens", "must not contain an empty token");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(
@@ -349,6 +476,13 @@ mod tests {
             .expect_err("bad topic")
             .to_string();
         assert!(error.contains("kafka.topic.jobs"), "{error}");
+    }
+
+    #[test]
+    fn tokens_come_from_a_comma_separated_variable() {
+        let settings = load(&[("KAIROS__AUTH__TOKENS", "one, two")]).expect("valid");
+        assert_eq!(settings.auth.tokens, ["one", "two"]);
+        assert!(!format!("{settings:?}").contains("one"));
     }
 
     #[test]

@@ -1,29 +1,174 @@
 //! Prometheus metrics, one registry per running application (so that tests running several
 //! applications in one process see only their own figures).
+//!
+//! The supervision figures (`kairos_actor_*`) are the same numbers `GET /api/v1/admin/actors`
+//! shows: both read the gauges and counters kept here.
 
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::actors::ActorKind;
+
+/// The label of the per-actor-kind metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+/// The label of the dead-letter counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+}
 
 /// The application's metrics.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    /// Actors of each kind currently started.
+    pub actors_alive: Family<KindLabel, Gauge>,
+    /// Restarts by supervision, per actor kind.
+    pub actor_restarts: Family<KindLabel, Counter>,
+    /// Executors whose job waits for its time (or for its retry backoff).
+    pub executors_waiting: Gauge,
+    /// Executors whose command is running.
+    pub executors_running: Gauge,
+    /// Reports received by the result writer and not yet committed.
+    pub writer_pending: Gauge,
+    pub jobs_created: Counter,
+    pub jobs_dispatched: Counter,
+    pub jobs_succeeded: Counter,
+    pub jobs_failed: Counter,
+    pub jobs_retried: Counter,
+    /// Duplicate deliveries of a dispatch that were not run again.
+    pub dispatches_duplicate: Counter,
+    /// Reports the result writer ignored: repeated, behind the stored state, or of an older
+    /// dispatch.
+    pub reports_ignored: Counter,
+    pub dead_letters: Family<TopicLabel, Counter>,
+    /// Seconds between a job's `execute_at` (or retry time) and its command's start.
+    pub fire_lateness: Histogram,
+    /// Seconds an attempt's command ran.
+    pub run_duration: Histogram,
 }
 
 impl Metrics {
     /// Creates the registry and every metric in it.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("kairos");
-        let up = Gauge::<i64>::default();
-        up.set(1);
-        registry.register("up", "1 while the process runs", up);
-        Self { registry }
-    }
-
-    /// The registry, to register further metrics at start-up.
-    pub fn registry_mut(&mut self) -> &mut Registry {
-        &mut self.registry
+        let lateness_buckets = [
+            0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ];
+        let duration_buckets = [
+            0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 300.0, 3600.0,
+        ];
+        let metrics = Self {
+            actors_alive: Family::default(),
+            actor_restarts: Family::default(),
+            executors_waiting: Gauge::default(),
+            executors_running: Gauge::default(),
+            writer_pending: Gauge::default(),
+            jobs_created: Counter::default(),
+            jobs_dispatched: Counter::default(),
+            jobs_succeeded: Counter::default(),
+            jobs_failed: Counter::default(),
+            jobs_retried: Counter::default(),
+            dispatches_duplicate: Counter::default(),
+            reports_ignored: Counter::default(),
+            dead_letters: Family::default(),
+            fire_lateness: Histogram::new(lateness_buckets),
+            run_duration: Histogram::new(duration_buckets),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "actor_alive",
+            "Actors of each kind currently started",
+            metrics.actors_alive.clone(),
+        );
+        registry.register(
+            "actor_restarts",
+            "Restarts by supervision, per actor kind",
+            metrics.actor_restarts.clone(),
+        );
+        registry.register(
+            "executor_waiting",
+            "Jobs whose executor waits for their time or retry",
+            metrics.executors_waiting.clone(),
+        );
+        registry.register(
+            "executor_running",
+            "Jobs whose command is running",
+            metrics.executors_running.clone(),
+        );
+        registry.register(
+            "result_writer_pending",
+            "Reports received and not yet committed",
+            metrics.writer_pending.clone(),
+        );
+        registry.register(
+            "jobs_created",
+            "Jobs created through the API",
+            metrics.jobs_created.clone(),
+        );
+        registry.register(
+            "jobs_dispatched",
+            "Jobs claimed and published to the jobs topic",
+            metrics.jobs_dispatched.clone(),
+        );
+        registry.register(
+            "jobs_succeeded",
+            "Jobs that ended SUCCESS",
+            metrics.jobs_succeeded.clone(),
+        );
+        registry.register(
+            "jobs_failed",
+            "Jobs that ended FAILED",
+            metrics.jobs_failed.clone(),
+        );
+        registry.register(
+            "jobs_retried",
+            "Failed attempts followed by a retry",
+            metrics.jobs_retried.clone(),
+        );
+        registry.register(
+            "dispatches_duplicate",
+            "Repeated deliveries of a dispatch, not run again",
+            metrics.dispatches_duplicate.clone(),
+        );
+        registry.register(
+            "reports_ignored",
+            "Reports that were stale, repeated or of an older dispatch",
+            metrics.reports_ignored.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Malformed records set aside on a dead-letter topic",
+            metrics.dead_letters.clone(),
+        );
+        registry.register(
+            "fire_lateness_seconds",
+            "Actual start minus scheduled time",
+            metrics.fire_lateness.clone(),
+        );
+        registry.register(
+            "run_duration_seconds",
+            "How long attempts ran",
+            metrics.run_duration.clone(),
+        );
+        for kind in ActorKind::ALL {
+            // Present from the start, so that a scrape shows every kind even before it runs.
+            drop(metrics.actors_alive.get_or_create(&kind.label()));
+            drop(metrics.actor_restarts.get_or_create(&kind.label()));
+        }
+        Self {
+            registry,
+            ..metrics
+        }
     }
 
     /// The metrics in Prometheus's text exposition format.

@@ -1,1 +1,86 @@
 //! The supervised actors that move jobs from the database to execution and back.
+//!
+//! ```text
+//!  API ──ScanNow──▶ ScannerActor ──(kafka.topic.jobs)──▶ DispatcherActor ──starts──▶ ExecutorActor (one per job)
+//!                        │ claims due jobs                                              │ runs, retries
+//!                        ▼                                                              ▼
+//!                    PostgreSQL ◀──── ResultWriterActor ◀──(kafka.topic.updatedJobs)────┘
+//! ```
+//!
+//! Every actor runs under an actix [`Supervisor`](actix::Supervisor): when it stops because
+//! it cannot go on, it is restarted with its state, and the restart is counted per kind (see
+//! [`supervision`] and `docs/runtime-semantics.md`).
+
+pub mod dispatcher;
+pub mod executor;
+pub mod result_writer;
+pub mod scanner;
+pub mod supervision;
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::bus::kafka::Publisher;
+use crate::config::Settings;
+use crate::metrics::{KindLabel, Metrics};
+
+/// The four kinds of actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    Scanner,
+    Dispatcher,
+    Executor,
+    ResultWriter,
+}
+
+impl ActorKind {
+    pub const ALL: [ActorKind; 4] = [
+        ActorKind::Scanner,
+        ActorKind::Dispatcher,
+        ActorKind::Executor,
+        ActorKind::ResultWriter,
+    ];
+
+    /// The name used in metrics labels, the admin API and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Scanner => "scanner",
+            ActorKind::Dispatcher => "dispatcher",
+            ActorKind::Executor => "executor",
+            ActorKind::ResultWriter => "result_writer",
+        }
+    }
+
+    /// Parses [`ActorKind::as_str`]'s spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// The metrics label for this kind.
+    pub fn label(self) -> KindLabel {
+        KindLabel {
+            kind: self.as_str(),
+        }
+    }
+}
+
+/// What every actor may use: the database, the bus, the configuration and the metrics.
+#[derive(Clone)]
+#[allow(
+    missing_debug_implementations,
+    reason = "rdkafka's producer has no Debug"
+)]
+pub struct Runtime {
+    pub pool: Pool,
+    pub publisher: Publisher,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    /// Names this process in claims and logs.
+    pub instance: Arc<str>,
+    /// Bounds the commands running at once (`executor.max_concurrent_runs`).
+    pub run_slots: Arc<Semaphore>,
+}

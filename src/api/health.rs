@@ -14,10 +14,11 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: PostgreSQL answers a query and a Kafka broker returns metadata.
 /// Otherwise 503, with the reason per dependency.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let timeout = state.settings.kafka.request_timeout();
+    let runtime = &state.runtime;
+    let timeout = runtime.settings.kafka.request_timeout();
     let (postgres, kafka) = tokio::join!(
-        store::ping(&state.pool),
-        bus::kafka::ping(&state.producer, timeout)
+        store::ping(&runtime.pool),
+        bus::kafka::ping(runtime.publisher.producer(), timeout)
     );
     let describe = |result: Result<(), String>| match result {
         Ok(()) => json!({ "ok": true }),
@@ -42,5 +43,5 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.metrics.render())
+        .body(state.runtime.metrics.render())
 }

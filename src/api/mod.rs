@@ -1,27 +1,33 @@
-//! The HTTP API: health probes, metrics, and (under `/api/v1`) jobs and administration.
+//! The HTTP API: health probes and metrics at the root, jobs and administration under
+//! `/api/v1`. The routes and their answers are documented in `docs/api.md`.
 
+mod admin;
+mod auth;
+mod error;
 mod health;
+mod jobs;
 
-use std::sync::Arc;
+use actix::Addr;
+use actix_web::{HttpResponse, middleware, web};
 
-use actix_web::web;
-use deadpool_postgres::Pool;
-use rdkafka::producer::FutureProducer;
+pub use error::ApiError;
 
-use crate::config::Settings;
-use crate::metrics::Metrics;
+use crate::actors::Runtime;
+use crate::actors::dispatcher::DispatcherActor;
+use crate::actors::result_writer::ResultWriterActor;
+use crate::actors::scanner::ScannerActor;
 
 /// What the handlers share.
 #[derive(Clone)]
 #[allow(
     missing_debug_implementations,
-    reason = "rdkafka's producer has no Debug"
+    reason = "holds the runtime, which has no Debug"
 )]
 pub struct AppState {
-    pub pool: Pool,
-    pub producer: FutureProducer,
-    pub settings: Arc<Settings>,
-    pub metrics: Arc<Metrics>,
+    pub runtime: Runtime,
+    pub scanner: Option<Addr<ScannerActor>>,
+    pub dispatcher: Addr<DispatcherActor>,
+    pub result_writer: Addr<ResultWriterActor>,
 }
 
 /// Registers every route.
@@ -29,5 +35,43 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics));
+        .route("/metrics", web::get().to(health::metrics))
+        .service(
+            web::scope("/api/v1")
+                .wrap(middleware::from_fn(auth::require_token))
+                .route("/jobs", web::post().to(jobs::create))
+                .route("/jobs", web::get().to(jobs::list))
+                .route("/jobs/{id}", web::get().to(jobs::get))
+                .route("/admin/actors", web::get().to(admin::actors))
+                .route("/admin/actors/{kind}/fail", web::post().to(admin::fail)),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("no such route"))
+}
+
+/// Answers malformed query strings with the API's JSON error body.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|error, _| {
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid_query",
+            error.to_string(),
+        )
+        .into()
+    })
+}
+
+/// Answers malformed JSON bodies of the admin routes with the API's JSON error body.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().error_handler(|error, _| {
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid_json",
+            error.to_string(),
+        )
+        .into()
+    })
 }

@@ -5,11 +5,15 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use serde::Serialize;
 
 use crate::config::{KafkaSettings, TopicSettings};
+use crate::domain::{AttemptReport, Dispatch};
 
 /// A failure at the Kafka boundary.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,8 @@ pub enum BusError {
     },
     #[error("a blocking Kafka call could not complete: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("cannot encode a record: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// The settings every Kairos client shares.
@@ -104,4 +110,131 @@ pub async fn ping(producer: &FutureProducer, timeout: Duration) -> Result<(), Bu
     })
     .await??;
     Ok(())
+}
+
+/// A consumer in group `group_id` subscribed to `topic`, which reads from the beginning when
+/// the group has no committed offset. Offsets are stored by Kairos only once a record's
+/// effect is safe (`enable.auto.offset.store=false`) and committed in the background.
+///
+/// # Errors
+/// [`BusError::Client`] when librdkafka rejects the configuration or the subscription.
+pub fn consumer(
+    settings: &KafkaSettings,
+    group_id: &str,
+    topic: &str,
+) -> Result<StreamConsumer, BusError> {
+    let consumer: StreamConsumer = client_config(settings)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    Ok(consumer)
+}
+
+/// Publishes Kairos's records: dispatches, attempt reports and dead letters. Records are JSON
+/// and keyed by job id, so all records of a job land on one partition, in order.
+#[derive(Clone)]
+#[allow(
+    missing_debug_implementations,
+    reason = "rdkafka's producer has no Debug"
+)]
+pub struct Publisher {
+    producer: FutureProducer,
+    topics: TopicSettings,
+    /// How long a send may wait in librdkafka's queue when it is full.
+    queue_timeout: Duration,
+}
+
+impl Publisher {
+    /// A publisher on `producer` for the configured topics.
+    pub fn new(producer: FutureProducer, topics: TopicSettings, queue_timeout: Duration) -> Self {
+        Self {
+            producer,
+            topics,
+            queue_timeout,
+        }
+    }
+
+    /// The underlying producer, for the readiness probe.
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// Publishes a job for the executors on `kafka.topic.jobs`.
+    ///
+    /// # Errors
+    /// [`BusError`] when the broker does not acknowledge the record.
+    pub async fn dispatch(&self, dispatch: &Dispatch) -> Result<(), BusError> {
+        self.send_json(&self.topics.jobs, &dispatch.job_id.to_string(), dispatch)
+            .await
+    }
+
+    /// Publishes an attempt's progress or result on `kafka.topic.updatedJobs`.
+    ///
+    /// # Errors
+    /// [`BusError`] when the broker does not acknowledge the record.
+    pub async fn report(&self, report: &AttemptReport) -> Result<(), BusError> {
+        self.send_json(
+            &self.topics.updated_jobs,
+            &report.job_id.to_string(),
+            report,
+        )
+        .await
+    }
+
+    /// Sets a record that could not be understood aside on `<topic>.dlt`, unchanged, with the
+    /// reason in a `kairos-error` header.
+    ///
+    /// # Errors
+    /// [`BusError`] when the broker does not acknowledge the record.
+    pub async fn dead_letter(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let dead_letter_topic = TopicSettings::dead_letter(topic);
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "kairos-error",
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: "kairos-source-topic",
+                value: Some(topic),
+            });
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&dead_letter_topic).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        self.producer
+            .send(record, self.queue_timeout)
+            .await
+            .map_err(|(error, _)| error)?;
+        Ok(())
+    }
+
+    async fn send_json(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &impl Serialize,
+    ) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(value)?;
+        let record = FutureRecord::to(topic).key(key).payload(&payload);
+        self.producer
+            .send(record, self.queue_timeout)
+            .await
+            .map_err(|(error, _)| error)?;
+        Ok(())
+    }
 }

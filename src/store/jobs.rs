@@ -232,12 +232,12 @@ pub async fn apply_reports(pool: &Pool, reports: &[AttemptReport]) -> Result<App
     let transaction = client.transaction().await?;
     let update_job = transaction
         .prepare_cached(
-            "UPDATE jobs SET status = $3, attempts = $4, \
-                 started_at = COALESCE(started_at, $5), \
-                 finished_at = CASE WHEN $3 IN ('SUCCESS', 'FAILED') THEN $6 END, \
-                 exit_code = CASE WHEN $7 THEN $8 ELSE exit_code END, \
-                 last_output = CASE WHEN $7 THEN $9 ELSE last_output END, \
-                 last_error = CASE WHEN $7 THEN $10 ELSE last_error END, \
+            "UPDATE jobs SET status = $3::text, attempts = $4::integer, \
+                 started_at = COALESCE(started_at, $5::timestamptz), \
+                 finished_at = CASE WHEN $3 IN ('SUCCESS', 'FAILED') THEN $6::timestamptz END, \
+                 exit_code = CASE WHEN $7::boolean THEN $8::integer ELSE exit_code END, \
+                 last_output = CASE WHEN $7 THEN $9::text ELSE last_output END, \
+                 last_error = CASE WHEN $7 THEN $10::text ELSE last_error END, \
                  updated_at = now() \
              WHERE id = $1 AND epoch = $2 AND status NOT IN ('SUCCESS', 'FAILED') \
                AND (attempts < $4 OR (attempts = $4 \

@@ -20,12 +20,21 @@ pub enum StoreError {
     Pool(#[from] deadpool_postgres::BuildError),
     #[error("cannot get a PostgreSQL connection: {0}")]
     Connection(#[from] deadpool_postgres::PoolError),
-    #[error("PostgreSQL query failed: {0}")]
+    #[error("PostgreSQL query failed: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
     #[error("applying migrations failed: {0}")]
     Migration(#[from] refinery::Error),
     #[error("unexpected value {value:?} in {column}")]
     Corrupt { column: &'static str, value: String },
+}
+
+/// tokio-postgres's own message for a server error is just "db error"; the server's message
+/// is in the source.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
 }
 
 /// Builds a pool for `settings`. Connections are made lazily, on first use.

@@ -118,7 +118,10 @@ async fn health_and_metrics_answer() {
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.expect("text");
-    assert!(text.contains("kairos_up 1"), "{text}");
+    assert!(
+        text.contains("kairos_actor_alive{kind=\"scanner\"} 1"),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
 }
 

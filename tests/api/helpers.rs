@@ -1,12 +1,16 @@
 //! `spawn_app()` and the helpers every test shares.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use deadpool_postgres::Pool;
+use kairos::bus::kafka;
 use kairos::config::{DatabaseSettings, Settings, Sources, crate_config_dir};
 use kairos::startup::Application;
 use kairos::store;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use serde_json::Value;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
@@ -43,6 +47,12 @@ pub fn test_settings() -> Settings {
     settings.database.pool_size = 4;
     settings.kafka.topic.jobs = format!("test-{id}-jobs");
     settings.kafka.topic.updated_jobs = format!("test-{id}-updated-jobs");
+    settings.executor.group_id = format!("test-{id}-executors");
+    settings.result_writer.group_id = format!("test-{id}-writers");
+    // Quick retries keep the retry tests short; the policy itself is unit-tested.
+    settings.executor.retry_backoff_base = Duration::from_millis(50);
+    settings.executor.retry_backoff_max = Duration::from_millis(200);
+    settings.admin.fault_injection = true;
     settings
 }
 
@@ -53,6 +63,10 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application with `settings`, first creating its database.
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    // `TEST_LOG=1 cargo test` shows the application's logs.
+    if std::env::var_os("TEST_LOG").is_some() {
+        kairos::telemetry::init(&settings.log);
+    }
     create_database(&settings.database).await;
     let application = Application::build(settings.clone())
         .await
@@ -79,6 +93,130 @@ impl TestApp {
             .await
             .expect("the request is answered")
     }
+
+    /// `POST /api/v1/jobs` with a JSON body.
+    pub async fn post_job(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/jobs", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("the request is answered")
+    }
+
+    /// Creates a job and returns its id; panics unless it is created.
+    pub async fn create_job(&self, body: &Value) -> Uuid {
+        let response = self.post_job(body).await;
+        assert_eq!(response.status(), 201, "job not created");
+        let body: Value = response.json().await.expect("JSON");
+        body["job"]["id"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .expect("a job id")
+    }
+
+    /// `GET /api/v1/jobs/{id}` as JSON (`{"job": …, "attempts": […]}`).
+    pub async fn job(&self, id: Uuid) -> Value {
+        let response = self.get(&format!("/api/v1/jobs/{id}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("JSON")
+    }
+
+    /// Waits until job `id` has a final status (`SUCCESS` or `FAILED`), then returns it.
+    pub async fn wait_until_finished(&self, id: Uuid) -> Value {
+        self.wait_for_job(id, |job| {
+            matches!(job["job"]["status"].as_str(), Some("SUCCESS" | "FAILED"))
+        })
+        .await
+    }
+
+    /// Waits until `condition` holds for job `id`, within [`WAIT_LIMIT`].
+    pub async fn wait_for_job(&self, id: Uuid, condition: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let job = self.job(id).await;
+            if condition(&job) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} did not reach the expected state within {WAIT_LIMIT:?}: {job}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the `/metrics` text satisfies `condition`, within [`WAIT_LIMIT`].
+    pub async fn wait_for_metrics(&self, what: &str, condition: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let text = self.get("/metrics").await.text().await.expect("text");
+            if condition(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "metrics never showed {what}:\n{text}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// How often a waiting test looks again.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// The value of the sample `name` (with its labels) in a Prometheus text, if present.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A consumer that reads `topic` from its beginning, in a group of its own.
+pub fn reader(settings: &Settings, topic: &str) -> StreamConsumer {
+    let consumer: StreamConsumer = kafka::client_config(&settings.kafka)
+        .set(
+            "group.id",
+            format!("test-reader-{}", Uuid::new_v4().simple()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    consumer
+}
+
+/// A record read back from a topic: its key and payload.
+pub type Record = (Option<String>, Vec<u8>);
+
+/// Reads `topic` from its beginning until `enough` holds for the records read so far.
+pub async fn read_until(
+    settings: &Settings,
+    topic: &str,
+    enough: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
+    let consumer = reader(settings, topic);
+    let mut records = Vec::new();
+    let deadline = Instant::now() + WAIT_LIMIT;
+    while !enough(&records) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, consumer.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "`{topic}` did not carry the expected records within {WAIT_LIMIT:?}; read {}",
+                    records.len()
+                )
+            })
+            .expect("no consumer error");
+        records.push((
+            message
+                .key()
+                .map(|key| String::from_utf8_lossy(key).into_owned()),
+            message.payload().unwrap_or_default().to_vec(),
+        ));
+    }
+    records
 }
 
 /// A connection to the server's maintenance database, as the configured role.

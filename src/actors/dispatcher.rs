@@ -1,0 +1,275 @@
+//! `DispatcherActor`: reads dispatches from `kafka.topic.jobs` and starts one
+//! [`ExecutorActor`] per job.
+//!
+//! Owns the executors of this process: their addresses (which keep them supervised while
+//! they live) and a memory of recently finished dispatches. A dispatch delivered again,
+//! whether its executor is still alive or has finished, is not run again: dispatches are
+//! told apart by job id and epoch. A record that is not a dispatch is set aside on
+//! `<topic>.dlt` and consumption goes on.
+//!
+//! Receives: Kafka records (as a stream), [`ExecutorFinished`], [`FailExecutor`], [`Fail`].
+//! Sends: starts executors; dead letters to Kafka.
+//!
+//! Offsets: a record's offset is stored once its executor is started (or its dead letter is
+//! acknowledged). On failure the actor stops and is restarted with its executors and its
+//! consumer, which resumes where it was.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rdkafka::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+use uuid::Uuid;
+
+use super::executor::ExecutorActor;
+use super::supervision::{self, Fail};
+use super::{ActorKind, Runtime};
+use crate::bus::kafka::{self, BusError};
+use crate::domain::Dispatch;
+
+const KIND: ActorKind = ActorKind::Dispatcher;
+
+/// Finished dispatches remembered to recognise repeated deliveries.
+const RECENT_CAPACITY: usize = 100_000;
+
+/// Pause between attempts to publish a dead letter.
+const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
+
+/// An executor is done with its dispatch: its final report is acknowledged.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ExecutorFinished {
+    pub job_id: Uuid,
+    pub epoch: i64,
+}
+
+/// Makes one live executor fail (fault injection); answers whether there was one.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "bool")]
+pub struct FailExecutor(pub Fail);
+
+/// How many executors live, for the admin view.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "usize")]
+pub struct CountExecutors;
+
+/// Consumes dispatches and starts executors.
+#[allow(
+    missing_debug_implementations,
+    reason = "holds Kafka clients, which have no Debug"
+)]
+pub struct DispatcherActor {
+    runtime: Runtime,
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    live: HashMap<Uuid, (i64, Addr<ExecutorActor>)>,
+    recent: RecentDispatches,
+}
+
+impl DispatcherActor {
+    /// A dispatcher consuming `kafka.topic.jobs` in group `executor.group_id`.
+    ///
+    /// # Errors
+    /// [`BusError`] when the consumer cannot be created.
+    pub fn new(runtime: Runtime) -> Result<Self, BusError> {
+        let settings = &runtime.settings;
+        let topic = settings.kafka.topic.jobs.clone();
+        let consumer = kafka::consumer(&settings.kafka, &settings.executor.group_id, &topic)?;
+        Ok(Self {
+            runtime,
+            consumer: Arc::new(consumer),
+            topic,
+            live: HashMap::new(),
+            recent: RecentDispatches::default(),
+        })
+    }
+
+    fn on_record(&mut self, message: OwnedMessage, ctx: &mut Context<Self>) {
+        let parsed = message
+            .payload()
+            .ok_or_else(|| "the record has no payload".to_owned())
+            .and_then(|payload| {
+                serde_json::from_slice::<Dispatch>(payload).map_err(|error| error.to_string())
+            });
+        match parsed {
+            Ok(dispatch) => {
+                self.start_executor(dispatch, ctx);
+                self.store_offset(&message);
+            }
+            Err(reason) => self.dead_letter(message, reason, ctx),
+        }
+    }
+
+    fn start_executor(&mut self, dispatch: Dispatch, ctx: &mut Context<Self>) {
+        let key = (dispatch.job_id, dispatch.epoch);
+        let running_same_or_newer = self
+            .live
+            .get(&dispatch.job_id)
+            .is_some_and(|(epoch, _)| *epoch >= dispatch.epoch);
+        if running_same_or_newer || self.recent.contains(&key) {
+            tracing::info!(job_id = %dispatch.job_id, epoch = dispatch.epoch, "dispatch delivered again; not running it twice");
+            self.runtime.metrics.dispatches_duplicate.inc();
+            return;
+        }
+        let runtime = self.runtime.clone();
+        let dispatcher = ctx.address();
+        let job_id = dispatch.job_id;
+        let epoch = dispatch.epoch;
+        let executor =
+            Supervisor::start(move |_| ExecutorActor::new(runtime, dispatcher, dispatch));
+        self.live.insert(job_id, (epoch, executor));
+    }
+
+    fn store_offset(&self, message: &OwnedMessage) {
+        if let Err(error) =
+            self.consumer
+                .store_offset(message.topic(), message.partition(), message.offset())
+        {
+            // Happens when the partition was revoked meanwhile; its new owner resumes from
+            // the last committed offset and the repeat is recognised by the result writer.
+            tracing::warn!(%error, "cannot store a jobs-topic offset");
+        }
+    }
+
+    /// Publishes `message` to the dead-letter topic, retrying until acknowledged; the actor
+    /// reads nothing else meanwhile, so offsets stay in order.
+    fn dead_letter(&mut self, message: OwnedMessage, reason: String, ctx: &mut Context<Self>) {
+        tracing::warn!(topic = %self.topic, offset = message.offset(), %reason, "malformed dispatch; setting it aside");
+        let publisher = self.runtime.publisher.clone();
+        let topic = self.topic.clone();
+        let record = message.clone();
+        let publish = async move {
+            while let Err(error) = publisher
+                .dead_letter(&topic, record.key(), record.payload(), &reason)
+                .await
+            {
+                tracing::error!(%error, "cannot publish a dead letter; retrying");
+                tokio::time::sleep(DEAD_LETTER_RETRY).await;
+            }
+        };
+        ctx.wait(
+            actix::fut::wrap_future(publish).map(move |(), actor: &mut Self, _| {
+                actor
+                    .runtime
+                    .metrics
+                    .dead_letters
+                    .get_or_create(&crate::metrics::TopicLabel {
+                        topic: actor.topic.clone(),
+                    })
+                    .inc();
+                actor.store_offset(&message);
+            }),
+        );
+    }
+}
+
+impl Actor for DispatcherActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        supervision::on_started(&self.runtime.metrics, KIND);
+        let records =
+            futures_util::stream::unfold(Arc::clone(&self.consumer), |consumer| async move {
+                let record = consumer.recv().await.map(|message| message.detach());
+                Some((record, consumer))
+            });
+        ctx.add_stream(records);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        supervision::on_stopped(&self.runtime.metrics, KIND);
+    }
+}
+
+impl Supervised for DispatcherActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        supervision::on_restarting(&self.runtime.metrics, KIND);
+    }
+}
+
+impl StreamHandler<Result<OwnedMessage, KafkaError>> for DispatcherActor {
+    fn handle(&mut self, record: Result<OwnedMessage, KafkaError>, ctx: &mut Context<Self>) {
+        match record {
+            Ok(message) => {
+                supervision::guarded(KIND, self, ctx, |actor, ctx| actor.on_record(message, ctx))
+            }
+            // Broker errors are reported here and librdkafka recovers by itself.
+            Err(error) => tracing::warn!(%error, "jobs-topic consumer error"),
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        // The record stream never ends; nothing to do if it somehow does.
+    }
+}
+
+impl Handler<ExecutorFinished> for DispatcherActor {
+    type Result = ();
+
+    fn handle(&mut self, finished: ExecutorFinished, _: &mut Context<Self>) {
+        if self
+            .live
+            .get(&finished.job_id)
+            .is_some_and(|(epoch, _)| *epoch == finished.epoch)
+        {
+            // Dropping the last address lets the executor stop for good.
+            self.live.remove(&finished.job_id);
+        }
+        self.recent.insert((finished.job_id, finished.epoch));
+    }
+}
+
+impl Handler<FailExecutor> for DispatcherActor {
+    type Result = bool;
+
+    fn handle(&mut self, FailExecutor(how): FailExecutor, _: &mut Context<Self>) -> bool {
+        match self.live.values().next() {
+            Some((_, executor)) => executor.try_send(how).is_ok(),
+            None => false,
+        }
+    }
+}
+
+impl Handler<CountExecutors> for DispatcherActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: CountExecutors, _: &mut Context<Self>) -> usize {
+        self.live.len()
+    }
+}
+
+impl Handler<Fail> for DispatcherActor {
+    type Result = ();
+
+    fn handle(&mut self, how: Fail, ctx: &mut Context<Self>) {
+        supervision::fail(KIND, self, ctx, how);
+    }
+}
+
+/// A bounded memory of finished dispatches; the oldest are forgotten first.
+#[derive(Debug, Default)]
+struct RecentDispatches {
+    order: VecDeque<(Uuid, i64)>,
+    members: HashSet<(Uuid, i64)>,
+}
+
+impl RecentDispatches {
+    fn contains(&self, key: &(Uuid, i64)) -> bool {
+        self.members.contains(key)
+    }
+
+    fn insert(&mut self, key: (Uuid, i64)) {
+        if self.members.insert(key) {
+            self.order.push_back(key);
+            if self.order.len() > RECENT_CAPACITY
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.members.remove(&oldest);
+            }
+        }
+    }
+}

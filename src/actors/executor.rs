@@ -1,0 +1,330 @@
+//! `ExecutorActor`: one per dispatched job. Holds the job's timer and retry counter, runs each
+//! attempt at its time and reports every change.
+//!
+//! Life: waits until `execute_at` (never starts early), takes a run slot
+//! (`executor.max_concurrent_runs`), reports `RUNNING`, runs the command under its timeout,
+//! then reports `SUCCESS`, or `RETRYING` and waits for its backoff before the next attempt, or
+//! `FAILED` once `1 + max_retries` attempts have failed. Reports go out in order through an
+//! outbox that retries each until Kafka acknowledges it. When the final report is
+//! acknowledged the executor tells the dispatcher, which drops its address, and it ends.
+//!
+//! Receives: [`Fail`]. Sends: attempt reports to Kafka, [`ExecutorFinished`] to the
+//! dispatcher.
+//!
+//! On failure: restarted by its supervisor with its state. An attempt that was running is
+//! cut short (its process group is killed when the run is dropped) and counts as a failed
+//! attempt; a waiting job keeps its time; unacknowledged reports are sent again.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use super::dispatcher::{DispatcherActor, ExecutorFinished};
+use super::supervision::{self, Fail};
+use super::{ActorKind, Runtime};
+use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus, RetryPolicy};
+use crate::runner::shell::{self, RunResult, ShellCommand};
+
+const KIND: ActorKind = ActorKind::Executor;
+
+/// Pause between attempts to publish a report that Kafka did not acknowledge.
+const REPORT_RETRY: Duration = Duration::from_millis(500);
+
+/// Where the executor is in its job's life.
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    /// Waiting for `due` (the job's time, or the end of a retry backoff).
+    Waiting,
+    /// The attempt's command runs, since the given instant.
+    Running(DateTime<Utc>),
+    /// The final report is queued; nothing is left to run.
+    Finishing,
+}
+
+/// Runs one job.
+#[allow(
+    missing_debug_implementations,
+    reason = "holds the runtime, which has no Debug"
+)]
+pub struct ExecutorActor {
+    runtime: Runtime,
+    dispatcher: Addr<DispatcherActor>,
+    dispatch: Dispatch,
+    /// The attempt waiting or running.
+    attempt: i32,
+    /// When that attempt may start.
+    due: DateTime<Utc>,
+    phase: Phase,
+    /// Reports not yet acknowledged by Kafka, oldest first.
+    outbox: VecDeque<AttemptReport>,
+    publishing: bool,
+}
+
+impl ExecutorActor {
+    pub fn new(runtime: Runtime, dispatcher: Addr<DispatcherActor>, dispatch: Dispatch) -> Self {
+        runtime.metrics.executors_waiting.inc();
+        Self {
+            attempt: dispatch.attempt,
+            due: dispatch.execute_at,
+            phase: Phase::Waiting,
+            runtime,
+            dispatcher,
+            dispatch,
+            outbox: VecDeque::new(),
+            publishing: false,
+        }
+    }
+
+    /// Moves to `phase`, keeping the waiting and running gauges in step.
+    fn enter(&mut self, phase: Phase) {
+        let metrics = &self.runtime.metrics;
+        match self.phase {
+            Phase::Waiting => metrics.executors_waiting.dec(),
+            Phase::Running(_) => metrics.executors_running.dec(),
+            Phase::Finishing => 0,
+        };
+        match phase {
+            Phase::Waiting => metrics.executors_waiting.inc(),
+            Phase::Running(_) => metrics.executors_running.inc(),
+            Phase::Finishing => 0,
+        };
+        self.phase = phase;
+    }
+
+    /// Arms the timer for the waiting attempt. A time in the past fires at once.
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let delay = (self.due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let attempt = self.attempt;
+        ctx.run_later(delay, move |actor, ctx| {
+            if actor.phase == Phase::Waiting && actor.attempt == attempt {
+                actor.start_attempt(ctx);
+            }
+        });
+    }
+
+    fn start_attempt(&mut self, ctx: &mut Context<Self>) {
+        let slots = self.runtime.run_slots.clone();
+        let attempt = self.attempt;
+        // Take a run slot first, so that the start time (and the lateness) is when the command
+        // really starts.
+        let acquire = async move { slots.acquire_owned().await };
+        ctx.wait(actix::fut::wrap_future(acquire).map(
+            move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
+                let Ok(permit) = permit else { return };
+                if actor.attempt != attempt || actor.phase != Phase::Waiting {
+                    return;
+                }
+                let started_at = Utc::now();
+                if let Ok(lateness) = (started_at - actor.due).to_std() {
+                    actor
+                        .runtime
+                        .metrics
+                        .fire_lateness
+                        .observe(lateness.as_secs_f64());
+                }
+                actor.enter(Phase::Running(started_at));
+                actor.send_report(
+                    actor.report(
+                        JobStatus::Running,
+                        AttemptOutcome::Running,
+                        started_at,
+                        None,
+                    ),
+                    ctx,
+                );
+                let spec = actor.shell_command();
+                let run = async move {
+                    let result = shell::run(&spec).await;
+                    drop(permit);
+                    result
+                };
+                ctx.spawn(actix::fut::wrap_future(run).map(
+                    move |result, actor: &mut Self, ctx: &mut Context<Self>| {
+                        if actor.phase == Phase::Running(started_at) {
+                            actor.attempt_ended(started_at, result, ctx);
+                        }
+                    },
+                ));
+            },
+        ));
+    }
+
+    fn shell_command(&self) -> ShellCommand {
+        let settings = &self.runtime.settings.executor;
+        ShellCommand {
+            command: self.dispatch.command.clone(),
+            timeout: Duration::from_secs(
+                u64::try_from(self.dispatch.timeout_secs)
+                    .unwrap_or(1)
+                    .max(1),
+            ),
+            env: vec![
+                ("KAIROS_JOB_ID".into(), self.dispatch.job_id.to_string()),
+                ("KAIROS_ATTEMPT".into(), self.attempt.to_string()),
+                (
+                    "KAIROS_SCHEDULED_AT".into(),
+                    self.dispatch.execute_at.to_rfc3339(),
+                ),
+            ],
+            max_output_bytes: settings.max_output_bytes,
+        }
+    }
+
+    /// Decides what follows an attempt: success, a retry after backoff, or failure.
+    fn attempt_ended(
+        &mut self,
+        started_at: DateTime<Utc>,
+        result: RunResult,
+        ctx: &mut Context<Self>,
+    ) {
+        let finished_at = Utc::now();
+        if let Ok(ran) = (finished_at - started_at).to_std() {
+            self.runtime.metrics.run_duration.observe(ran.as_secs_f64());
+        }
+        let attempts_allowed = 1 + self.dispatch.max_retries;
+        let status = match result.outcome {
+            AttemptOutcome::Succeeded => JobStatus::Success,
+            _ if self.attempt < attempts_allowed => JobStatus::Retrying,
+            _ => JobStatus::Failed,
+        };
+        let mut report = self.report(status, result.outcome, started_at, Some(finished_at));
+        report.exit_code = result.exit_code;
+        report.stdout = Some(result.stdout);
+        report.stderr = Some(result.stderr);
+        report.error = result.error;
+        tracing::info!(job_id = %self.dispatch.job_id, attempt = self.attempt, status = status.as_str(), error = ?report.error, "attempt ended");
+        self.send_report(report, ctx);
+
+        if status == JobStatus::Retrying {
+            self.runtime.metrics.jobs_retried.inc();
+            let policy = RetryPolicy {
+                base: self.runtime.settings.executor.retry_backoff_base,
+                max: self.runtime.settings.executor.retry_backoff_max,
+            };
+            let wait = policy.backoff(u32::try_from(self.attempt).unwrap_or(1));
+            self.due = finished_at + chrono::Duration::from_std(wait).unwrap_or_default();
+            self.attempt += 1;
+            self.enter(Phase::Waiting);
+            self.arm_timer(ctx);
+        } else {
+            if status == JobStatus::Success {
+                self.runtime.metrics.jobs_succeeded.inc();
+            } else {
+                self.runtime.metrics.jobs_failed.inc();
+            }
+            self.enter(Phase::Finishing);
+        }
+    }
+
+    fn report(
+        &self,
+        status: JobStatus,
+        outcome: AttemptOutcome,
+        started_at: DateTime<Utc>,
+        finished_at: Option<DateTime<Utc>>,
+    ) -> AttemptReport {
+        AttemptReport {
+            job_id: self.dispatch.job_id,
+            epoch: self.dispatch.epoch,
+            attempt: self.attempt,
+            status,
+            outcome,
+            scheduled_at: self.due,
+            started_at,
+            finished_at,
+            exit_code: None,
+            stdout: None,
+            stderr: None,
+            error: None,
+        }
+    }
+
+    fn send_report(&mut self, report: AttemptReport, ctx: &mut Context<Self>) {
+        self.outbox.push_back(report);
+        self.drain_outbox(ctx);
+    }
+
+    /// Publishes the oldest unacknowledged report, then the next, in order, retrying each
+    /// until Kafka acknowledges it. Tells the dispatcher once the final one is out.
+    fn drain_outbox(&mut self, ctx: &mut Context<Self>) {
+        if self.publishing {
+            return;
+        }
+        let Some(report) = self.outbox.front().cloned() else {
+            if self.phase == Phase::Finishing {
+                let finished = ExecutorFinished {
+                    job_id: self.dispatch.job_id,
+                    epoch: self.dispatch.epoch,
+                };
+                if let Err(error) = self.dispatcher.try_send(finished) {
+                    // The dispatcher is gone or full; our address is dropped with it.
+                    tracing::warn!(%error, job_id = %self.dispatch.job_id, "cannot tell the dispatcher that the job finished");
+                }
+            }
+            return;
+        };
+        self.publishing = true;
+        let publisher = self.runtime.publisher.clone();
+        let publish = async move {
+            while let Err(error) = publisher.report(&report).await {
+                tracing::error!(%error, job_id = %report.job_id, "cannot publish a report; retrying");
+                tokio::time::sleep(REPORT_RETRY).await;
+            }
+        };
+        ctx.spawn(actix::fut::wrap_future(publish).map(
+            |(), actor: &mut Self, ctx: &mut Context<Self>| {
+                actor.publishing = false;
+                actor.outbox.pop_front();
+                actor.drain_outbox(ctx);
+            },
+        ));
+    }
+}
+
+impl Actor for ExecutorActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        supervision::on_started(&self.runtime.metrics, KIND);
+        self.publishing = false;
+        match self.phase.clone() {
+            Phase::Waiting => self.arm_timer(ctx),
+            Phase::Running(started_at) => {
+                // Restarted mid-run: the run was dropped and its process group killed.
+                let interrupted = RunResult {
+                    outcome: AttemptOutcome::Failed,
+                    exit_code: None,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    error: Some(
+                        "interrupted: the executor failed and was restarted while the command ran"
+                            .into(),
+                    ),
+                };
+                self.attempt_ended(started_at, interrupted, ctx);
+            }
+            Phase::Finishing => {}
+        }
+        self.drain_outbox(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        supervision::on_stopped(&self.runtime.metrics, KIND);
+    }
+}
+
+impl Supervised for ExecutorActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        supervision::on_restarting(&self.runtime.metrics, KIND);
+    }
+}
+
+impl Handler<Fail> for ExecutorActor {
+    type Result = ();
+
+    fn handle(&mut self, how: Fail, ctx: &mut Context<Self>) {
+        supervision::fail(KIND, self, ctx, how);
+    }
+}

@@ -1,0 +1,255 @@
+//! `ResultWriterActor`: records attempt reports from `kafka.topic.updatedJobs` in PostgreSQL.
+//!
+//! Owns a batch of reports not yet written. Reports are written in one transaction per batch
+//! (`result_writer.batch_size`, or whatever arrived within `result_writer.flush_interval`),
+//! and the batch's offsets are stored only after that transaction commits: a report is
+//! never acknowledged before it is durable. Writes are idempotent and never move a job
+//! backwards (see [`crate::store::jobs::apply_reports`]), so a report delivered twice
+//! changes nothing. A record that is not a report is set aside on `<topic>.dlt`.
+//!
+//! While PostgreSQL is unreachable the batch is retried with backoff and consumption pauses:
+//! reports wait in Kafka.
+//!
+//! Receives: Kafka records (as a stream), [`Fail`]. Sends: SQL to PostgreSQL, dead letters to
+//! Kafka.
+//!
+//! On failure: restarted by its supervisor with its batch, which it writes again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use rdkafka::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+
+use super::supervision::{self, Fail};
+use super::{ActorKind, Runtime};
+use crate::bus::kafka::{self, BusError};
+use crate::domain::AttemptReport;
+use crate::metrics::TopicLabel;
+use crate::store::{self, jobs::Applied};
+
+const KIND: ActorKind = ActorKind::ResultWriter;
+
+/// The first pause before writing a failed batch again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Reports waiting to be written, and the offsets to store once they are.
+#[derive(Debug, Default)]
+struct Batch {
+    reports: Vec<AttemptReport>,
+    /// The highest offset per partition covered by the batch.
+    offsets: HashMap<i32, i64>,
+}
+
+impl Batch {
+    fn cover(&mut self, message: &OwnedMessage) {
+        let offset = self
+            .offsets
+            .entry(message.partition())
+            .or_insert(message.offset());
+        *offset = (*offset).max(message.offset());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.reports.is_empty() && self.offsets.is_empty()
+    }
+}
+
+/// Writes reports to PostgreSQL.
+#[allow(
+    missing_debug_implementations,
+    reason = "holds Kafka clients, which have no Debug"
+)]
+pub struct ResultWriterActor {
+    runtime: Runtime,
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    /// Being filled.
+    batch: Batch,
+    /// Being written; kept until committed, so a restart writes it again.
+    writing: Option<Arc<Batch>>,
+}
+
+impl ResultWriterActor {
+    /// A writer consuming `kafka.topic.updatedJobs` in group `result_writer.group_id`.
+    ///
+    /// # Errors
+    /// [`BusError`] when the consumer cannot be created.
+    pub fn new(runtime: Runtime) -> Result<Self, BusError> {
+        let settings = &runtime.settings;
+        let topic = settings.kafka.topic.updated_jobs.clone();
+        let consumer = kafka::consumer(&settings.kafka, &settings.result_writer.group_id, &topic)?;
+        Ok(Self {
+            runtime,
+            consumer: Arc::new(consumer),
+            topic,
+            batch: Batch::default(),
+            writing: None,
+        })
+    }
+
+    fn on_record(&mut self, message: OwnedMessage, ctx: &mut Context<Self>) {
+        let parsed = message
+            .payload()
+            .ok_or_else(|| "the record has no payload".to_owned())
+            .and_then(|payload| {
+                serde_json::from_slice::<AttemptReport>(payload).map_err(|error| error.to_string())
+            });
+        match parsed {
+            Ok(report) => {
+                self.batch.reports.push(report);
+                self.batch.cover(&message);
+                self.runtime.metrics.writer_pending.inc();
+                if self.batch.reports.len() >= self.runtime.settings.result_writer.batch_size {
+                    self.flush(ctx);
+                }
+            }
+            Err(reason) => self.dead_letter(message, reason, ctx),
+        }
+    }
+
+    /// Writes the batch (or the one a restart interrupted). The actor reads nothing else
+    /// until the write commits, which is the backpressure while PostgreSQL is away.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        let batch = match self.writing.clone() {
+            Some(batch) => batch,
+            None if self.batch.is_empty() => return,
+            None => {
+                let batch = Arc::new(std::mem::take(&mut self.batch));
+                self.writing = Some(Arc::clone(&batch));
+                batch
+            }
+        };
+        let pool = self.runtime.pool.clone();
+        let write = {
+            let batch = Arc::clone(&batch);
+            async move { write_until_committed(&pool, &batch.reports).await }
+        };
+        ctx.wait(actix::fut::wrap_future(write).map(
+            move |applied: Applied, actor: &mut Self, _| {
+                actor.writing = None;
+                let metrics = &actor.runtime.metrics;
+                metrics.reports_ignored.inc_by(applied.ignored);
+                metrics
+                    .writer_pending
+                    .dec_by(i64::try_from(batch.reports.len()).unwrap_or(i64::MAX));
+                for (partition, offset) in &batch.offsets {
+                    if let Err(error) =
+                        actor
+                            .consumer
+                            .store_offset(&actor.topic, *partition, *offset)
+                    {
+                        tracing::warn!(%error, partition, "cannot store a results-topic offset");
+                    }
+                }
+            },
+        ));
+    }
+
+    /// Publishes `message` to the dead-letter topic, retrying until acknowledged, then lets
+    /// its offset be stored with the batch.
+    fn dead_letter(&mut self, message: OwnedMessage, reason: String, ctx: &mut Context<Self>) {
+        tracing::warn!(topic = %self.topic, offset = message.offset(), %reason, "malformed report; setting it aside");
+        let publisher = self.runtime.publisher.clone();
+        let topic = self.topic.clone();
+        let record = message.clone();
+        let publish = async move {
+            while let Err(error) = publisher
+                .dead_letter(&topic, record.key(), record.payload(), &reason)
+                .await
+            {
+                tracing::error!(%error, "cannot publish a dead letter; retrying");
+                tokio::time::sleep(RETRY_MAX).await;
+            }
+        };
+        ctx.wait(
+            actix::fut::wrap_future(publish).map(move |(), actor: &mut Self, _| {
+                actor
+                    .runtime
+                    .metrics
+                    .dead_letters
+                    .get_or_create(&TopicLabel {
+                        topic: actor.topic.clone(),
+                    })
+                    .inc();
+                actor.batch.cover(&message);
+            }),
+        );
+    }
+}
+
+/// Applies `reports` in one transaction, retrying with backoff until it commits.
+async fn write_until_committed(
+    pool: &deadpool_postgres::Pool,
+    reports: &[AttemptReport],
+) -> Applied {
+    let mut pause = RETRY_FIRST;
+    loop {
+        match store::jobs::apply_reports(pool, reports).await {
+            Ok(applied) => return applied,
+            Err(error) => {
+                tracing::error!(%error, reports = reports.len(), retry_in = ?pause, "cannot write reports; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}
+
+impl Actor for ResultWriterActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        supervision::on_started(&self.runtime.metrics, KIND);
+        // A batch interrupted by a restart is written before anything else is read.
+        if self.writing.is_some() {
+            self.flush(ctx);
+        }
+        let records =
+            futures_util::stream::unfold(Arc::clone(&self.consumer), |consumer| async move {
+                let record = consumer.recv().await.map(|message| message.detach());
+                Some((record, consumer))
+            });
+        ctx.add_stream(records);
+        ctx.run_interval(
+            self.runtime.settings.result_writer.flush_interval,
+            |actor, ctx| actor.flush(ctx),
+        );
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        supervision::on_stopped(&self.runtime.metrics, KIND);
+    }
+}
+
+impl Supervised for ResultWriterActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        supervision::on_restarting(&self.runtime.metrics, KIND);
+    }
+}
+
+impl StreamHandler<Result<OwnedMessage, KafkaError>> for ResultWriterActor {
+    fn handle(&mut self, record: Result<OwnedMessage, KafkaError>, ctx: &mut Context<Self>) {
+        match record {
+            Ok(message) => {
+                supervision::guarded(KIND, self, ctx, |actor, ctx| actor.on_record(message, ctx))
+            }
+            Err(error) => tracing::warn!(%error, "results-topic consumer error"),
+        }
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Fail> for ResultWriterActor {
+    type Result = ();
+
+    fn handle(&mut self, how: Fail, ctx: &mut Context<Self>) {
+        supervision::fail(KIND, self, ctx, how);
+    }
+}

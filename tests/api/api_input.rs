@@ -1,0 +1,231 @@
+//! Bad input gets a clear 4xx with a JSON body naming the problem, and nothing is stored.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{spawn_app, spawn_app_with, test_settings};
+
+/// Each malformed create request is refused with the documented status, code and field, and
+/// no job is stored.
+#[actix_web::test]
+async fn malformed_creates_are_refused_and_store_nothing() {
+    let app = spawn_app().await;
+    let at = "2026-11-27T10:00:00Z";
+    let cases = [
+        (
+            json!({"execute_at": at}),
+            400,
+            "missing_field",
+            Some("command"),
+        ),
+        (
+            json!({"command": "  ", "execute_at": at}),
+            400,
+            "invalid_field",
+            Some("command"),
+        ),
+        (
+            json!({"command": 5, "execute_at": at}),
+            400,
+            "invalid_field",
+            Some("command"),
+        ),
+        (
+            json!({"command": "true"}),
+            400,
+            "missing_field",
+            Some("execute_at"),
+        ),
+        (
+            json!({"command": "true", "execute_at": "tomorrow"}),
+            400,
+            "invalid_field",
+            Some("execute_at"),
+        ),
+        (
+            json!({"command": "true", "execute_at": "2026-11-27T10:00:00"}),
+            400,
+            "invalid_field",
+            Some("execute_at"),
+        ),
+        (
+            json!({"command": "true", "execute_at": at, "max_retries": 11}),
+            400,
+            "invalid_field",
+            Some("max_retries"),
+        ),
+        (
+            json!({"command": "true", "execute_at": at, "max_retries": -1}),
+            400,
+            "invalid_field",
+            Some("max_retries"),
+        ),
+        (
+            json!({"command": "true", "execute_at": at, "timeout_secs": 0}),
+            400,
+            "invalid_field",
+            Some("timeout_secs"),
+        ),
+        (
+            json!({"command": "true", "execute_at": at, "metadata": [1]}),
+            400,
+            "invalid_field",
+            Some("metadata"),
+        ),
+        (
+            json!({"command": "true", "execute_at": at, "metadata": {"big": "x".repeat(20_000)}}),
+            400,
+            "metadata_too_large",
+            Some("metadata"),
+        ),
+        (
+            json!({"command": "true", "execute_at": at, "colour": "blue"}),
+            400,
+            "unknown_field",
+            Some("colour"),
+        ),
+        (json!(["not", "an", "object"]), 400, "invalid_body", None),
+        (
+            json!({"command": "x".repeat(70_000), "execute_at": at}),
+            413,
+            "body_too_large",
+            None,
+        ),
+    ];
+    for (body, status, code, field) in cases {
+        let response = app.post_job(&body).await;
+        assert_eq!(response.status(), status, "{body}");
+        let error: Value = response.json().await.expect("a JSON body");
+        assert_eq!(error["error"]["code"], code, "{body}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        assert_eq!(error["error"]["field"].as_str(), field, "{body}: {error}");
+    }
+
+    let response = app
+        .client
+        .post(format!("{}/api/v1/jobs", app.address))
+        .header("content-type", "application/json")
+        .body("{\"command\": ")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.expect("JSON")["error"]["code"],
+        "invalid_json"
+    );
+
+    let response = app
+        .client
+        .post(format!("{}/api/v1/jobs", app.address))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 415);
+    assert_eq!(
+        response.json::<Value>().await.expect("JSON")["error"]["code"],
+        "unsupported_media_type"
+    );
+
+    let response = app.get("/api/v1/jobs/not-a-uuid").await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.expect("JSON")["error"]["field"],
+        "id"
+    );
+
+    let response = app
+        .get(&format!("/api/v1/jobs/{}", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.json::<Value>().await.expect("JSON")["error"]["code"],
+        "not_found"
+    );
+
+    let response = app.get("/api/v1/jobs?limit=0").await;
+    assert_eq!(response.status(), 400);
+    let response = app.get("/api/v1/jobs?status=DONE").await;
+    assert_eq!(response.status(), 400);
+
+    let client = app.pool.get().await.expect("connection");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM jobs", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 0, "a refused request stored a job");
+}
+
+/// A created job answers 201 with its Location, status SCHEDULED and the defaults filled in.
+#[actix_web::test]
+async fn a_created_job_is_scheduled_with_defaults() {
+    let app = spawn_app().await;
+    let body = json!({"name": "nightly-report", "command": "echo hello", "execute_at": "2099-01-01T10:00:00+02:00", "metadata": {"team": "billing"}});
+    let response = app.post_job(&body).await;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    let created: Value = response.json().await.expect("JSON");
+    let job = &created["job"];
+    assert_eq!(
+        location,
+        format!("/api/v1/jobs/{}", job["id"].as_str().expect("id"))
+    );
+    assert_eq!(job["status"], "SCHEDULED");
+    assert_eq!(job["max_retries"], 3);
+    assert_eq!(job["timeout_secs"], app.settings.jobs.default_timeout_secs);
+    assert_eq!(job["execute_at"], "2099-01-01T08:00:00Z");
+    assert_eq!(job["metadata"], json!({"team": "billing"}));
+    let fetched: Value = app.get(&location).await.json().await.expect("JSON");
+    assert_eq!(fetched["job"], *job);
+}
+
+/// With `auth.tokens` set, `/api/` calls need a valid bearer token; the probes do not.
+#[actix_web::test]
+async fn api_calls_need_a_token_when_tokens_are_configured() {
+    let mut settings = test_settings();
+    settings.auth.tokens = vec!["s3cret".into()];
+    let app = spawn_app_with(settings).await;
+    let body = json!({"command": "true", "execute_at": "2099-01-01T00:00:00Z"});
+    let url = format!("{}/api/v1/jobs", app.address);
+
+    let response = app
+        .client
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.expect("JSON")["error"]["code"],
+        "unauthorized"
+    );
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 401);
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth("s3cret")
+        .json(&body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 201);
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}

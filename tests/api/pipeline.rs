@@ -1,0 +1,364 @@
+//! The scheduling pipeline end to end: create, dispatch, execute, retry, write back.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use kairos::bus::kafka;
+use kairos::domain::{AttemptReport, Dispatch};
+use rdkafka::producer::FutureRecord;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{WAIT_LIMIT, metric, read_until, spawn_app};
+
+fn in_secs(seconds: f64) -> String {
+    (Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64)).to_rfc3339()
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().expect("a time"))
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
+}
+
+/// A job due in 2 s runs once, at its time (not at the next 60 s scan, and never early), ends
+/// SUCCESS with its output, and both topics carry its records.
+#[actix_web::test]
+async fn a_job_due_in_two_seconds_runs_once_on_time() {
+    let app = spawn_app().await;
+    assert_eq!(app.settings.scanner.interval, Duration::from_secs(60));
+    let id = app
+        .create_job(
+            &json!({"command": "echo hello from $KAIROS_JOB_ID", "execute_at": in_secs(2.0)}),
+        )
+        .await;
+
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(done["job"]["attempts"], 1);
+    assert_eq!(done["job"]["last_output"], format!("hello from {id}\n"));
+    let attempts = done["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["status"], "SUCCEEDED");
+    assert_eq!(attempts[0]["exit_code"], 0);
+    let lateness = time(&attempts[0]["started_at"]) - time(&done["job"]["execute_at"]);
+    assert!(
+        lateness >= chrono::Duration::zero(),
+        "started {lateness} early"
+    );
+    assert!(
+        lateness < chrono::Duration::seconds(1),
+        "started {lateness} late"
+    );
+
+    let key = id.to_string();
+    let dispatches = read_until(&app.settings, &app.settings.kafka.topic.jobs, |records| {
+        records.iter().any(|(k, _)| k.as_deref() == Some(&key))
+    })
+    .await;
+    let dispatch: Dispatch = serde_json::from_slice(&dispatches[0].1).expect("a dispatch");
+    assert_eq!(
+        (dispatch.job_id, dispatch.epoch, dispatch.attempt),
+        (id, 1, 1)
+    );
+    let reports = read_until(
+        &app.settings,
+        &app.settings.kafka.topic.updated_jobs,
+        |records| records.len() >= 2,
+    )
+    .await;
+    let statuses: Vec<String> = reports
+        .iter()
+        .map(|(_, payload)| {
+            serde_json::from_slice::<AttemptReport>(payload)
+                .expect("a report")
+                .status
+                .as_str()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(statuses, ["RUNNING", "SUCCESS"]);
+}
+
+/// A command that always fails ends FAILED after 1 + 3 attempts by default, each recorded
+/// with its error; with `max_retries: 0`, after one.
+#[actix_web::test]
+async fn an_always_failing_command_ends_failed_after_its_retries() {
+    let app = spawn_app().await;
+    let default = app
+        .create_job(&json!({"command": "echo boom >&2; exit 7", "execute_at": in_secs(0.0)}))
+        .await;
+    let no_retry = app
+        .create_job(&json!({"command": "exit 7", "execute_at": in_secs(0.0), "max_retries": 0}))
+        .await;
+
+    let done = app.wait_until_finished(default).await;
+    assert_eq!(done["job"]["status"], "FAILED");
+    assert_eq!(done["job"]["attempts"], 4);
+    let attempts = done["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 4);
+    for (number, attempt) in attempts.iter().enumerate() {
+        assert_eq!(attempt["attempt"], number + 1);
+        assert_eq!(attempt["status"], "FAILED");
+        assert_eq!(attempt["exit_code"], 7);
+        assert_eq!(attempt["error"], "exit code 7");
+        assert_eq!(attempt["stderr"], "boom\n");
+    }
+
+    let done = app.wait_until_finished(no_retry).await;
+    assert_eq!(done["job"]["status"], "FAILED");
+    assert_eq!(done["attempts"].as_array().expect("attempts").len(), 1);
+}
+
+/// A command that fails on its first attempt and succeeds on the second ends SUCCESS after
+/// two attempts.
+#[actix_web::test]
+async fn a_command_that_fails_once_then_succeeds_ends_success() {
+    let app = spawn_app().await;
+    let id = app
+        .create_job(
+            &json!({"command": "test \"$KAIROS_ATTEMPT\" -ge 2", "execute_at": in_secs(0.0)}),
+        )
+        .await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    let statuses: Vec<&str> = done["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| a["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses, ["FAILED", "SUCCEEDED"]);
+}
+
+/// A command running past its timeout is killed with its children, and the attempt is
+/// recorded as timed out.
+#[actix_web::test]
+async fn a_command_past_its_timeout_is_killed_with_its_children() {
+    let app = spawn_app().await;
+    let pid_file = std::env::temp_dir().join(format!("kairos-timeout-{}", Uuid::new_v4()));
+    let command = format!("sleep 60 & echo $! > {}; wait", pid_file.display());
+    let id = app.create_job(&json!({"command": command, "execute_at": in_secs(0.0), "timeout_secs": 1, "max_retries": 0})).await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "FAILED");
+    assert_eq!(done["attempts"][0]["status"], "TIMED_OUT");
+    assert!(
+        done["attempts"][0]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("timed out"))
+    );
+
+    let child = std::fs::read_to_string(&pid_file).expect("the command wrote its child's pid");
+    std::fs::remove_file(&pid_file).ok();
+    let stat = format!("/proc/{}/stat", child.trim());
+    // The kill happened before the result was reported; a zombie awaiting its reaper is dead.
+    let alive = std::fs::read_to_string(&stat).is_ok_and(|stat| !stat.contains(") Z "));
+    assert!(
+        !alive,
+        "the timed-out job's child {} still runs",
+        child.trim()
+    );
+}
+
+/// The same dispatch published twice more runs the command once; repeated and stale reports
+/// leave a finished job as it is.
+#[actix_web::test]
+async fn duplicates_and_stale_reports_change_nothing() {
+    let app = spawn_app().await;
+    let runs = std::env::temp_dir().join(format!("kairos-runs-{}", Uuid::new_v4()));
+    let command = format!("echo run >> {}", runs.display());
+    let id = app
+        .create_job(&json!({"command": command, "execute_at": in_secs(1.5)}))
+        .await;
+
+    // Deliver the same dispatch twice more, while the job waits for its time.
+    let key = id.to_string();
+    let records = read_until(&app.settings, &app.settings.kafka.topic.jobs, |records| {
+        records.iter().any(|(k, _)| k.as_deref() == Some(&key))
+    })
+    .await;
+    let producer = kafka::producer(&app.settings.kafka).expect("producer");
+    for _ in 0..2 {
+        producer
+            .send(
+                FutureRecord::to(&app.settings.kafka.topic.jobs)
+                    .key(&key)
+                    .payload(&records[0].1),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .expect("published");
+    }
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    app.wait_for_metrics("two duplicate dispatches", |text| {
+        metric(text, "kairos_dispatches_duplicate_total") == Some(2.0)
+    })
+    .await;
+    let lines = std::fs::read_to_string(&runs).expect("the command ran");
+    std::fs::remove_file(&runs).ok();
+    assert_eq!(lines, "run\n", "the command ran more than once");
+
+    // Replay every report of the job, then a report of an older dispatch.
+    let reports = read_until(
+        &app.settings,
+        &app.settings.kafka.topic.updated_jobs,
+        |records| records.len() >= 2,
+    )
+    .await;
+    let mut stale: AttemptReport = serde_json::from_slice(&reports[1].1).expect("a report");
+    stale.epoch = 0;
+    stale.status = kairos::domain::JobStatus::Failed;
+    let stale = serde_json::to_vec(&stale).expect("JSON");
+    let mut replays: Vec<&[u8]> = reports
+        .iter()
+        .map(|(_, payload)| payload.as_slice())
+        .collect();
+    replays.push(&stale);
+    for payload in &replays {
+        producer
+            .send(
+                FutureRecord::to(&app.settings.kafka.topic.updated_jobs)
+                    .key(&key)
+                    .payload(*payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .expect("published");
+    }
+    // The first delivery of each report was applied; every replay is ignored.
+    let expected = (replays.len()) as f64;
+    app.wait_for_metrics("the replays ignored", |text| {
+        metric(text, "kairos_reports_ignored_total") == Some(expected)
+    })
+    .await;
+    let after = app.job(id).await;
+    assert_eq!(after["job"]["status"], "SUCCESS");
+    assert_eq!(after["job"]["updated_at"], done["job"]["updated_at"]);
+    assert_eq!(after["attempts"], done["attempts"]);
+}
+
+/// Malformed records on either topic reach its dead-letter topic, and good jobs still run.
+#[actix_web::test]
+async fn malformed_records_go_to_the_dead_letter_topics() {
+    let app = spawn_app().await;
+    let producer = kafka::producer(&app.settings.kafka).expect("producer");
+    for topic in [
+        &app.settings.kafka.topic.jobs,
+        &app.settings.kafka.topic.updated_jobs,
+    ] {
+        producer
+            .send(
+                FutureRecord::to(topic).key("garbage").payload("{not json"),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .expect("published");
+    }
+    let id = app
+        .create_job(&json!({"command": "true", "execute_at": in_secs(0.0)}))
+        .await;
+    assert_eq!(
+        app.wait_until_finished(id).await["job"]["status"],
+        "SUCCESS"
+    );
+
+    for topic in [
+        &app.settings.kafka.topic.jobs,
+        &app.settings.kafka.topic.updated_jobs,
+    ] {
+        let dead = read_until(&app.settings, &format!("{topic}.dlt"), |records| {
+            !records.is_empty()
+        })
+        .await;
+        assert_eq!(dead[0].0.as_deref(), Some("garbage"));
+        assert_eq!(dead[0].1, b"{not json");
+    }
+}
+
+/// 1,000 jobs created over a few seconds, all due within the next minute, all end SUCCESS.
+#[actix_web::test]
+async fn a_thousand_jobs_all_succeed() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for wave in 0..10 {
+        let creations = (0..100).map(|n| {
+            let due = in_secs(f64::from(wave) + f64::from(n) / 100.0 + 1.0);
+            let app = &app;
+            async move {
+                app.create_job(&json!({"command": "true", "execute_at": due}))
+                    .await
+            }
+        });
+        ids.extend(join_all(creations).await);
+    }
+    assert_eq!(ids.len(), 1000);
+    let client = app.pool.get().await.expect("connection");
+    let deadline = std::time::Instant::now() + WAIT_LIMIT * 4;
+    loop {
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status = 'SUCCESS'), count(*) FROM jobs",
+                &[],
+            )
+            .await
+            .expect("count");
+        let (succeeded, total): (i64, i64) = (row.get(0), row.get(1));
+        assert_eq!(total, 1000);
+        if succeeded == 1000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {succeeded} of 1000 jobs succeeded in time"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Listing pages through jobs newest first, filtered by status.
+#[actix_web::test]
+async fn listing_pages_newest_first() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            app.create_job(&json!({"command": "true", "execute_at": in_secs(3600.0)}))
+                .await,
+        );
+    }
+    let page: Value = app
+        .get("/api/v1/jobs?limit=2&status=SCHEDULED")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let listed: Vec<&str> = page["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|job| job["id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(listed, [ids[2].to_string(), ids[1].to_string()]);
+    let cursor = page["next_cursor"].as_str().expect("a next page");
+    let page: Value = app
+        .get(&format!("/api/v1/jobs?limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(page["jobs"].as_array().expect("jobs").len(), 1);
+    assert_eq!(page["jobs"][0]["id"], ids[0].to_string());
+    assert_eq!(page["next_cursor"], Value::Null);
+    let none: Value = app
+        .get("/api/v1/jobs?status=FAILED")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(none["jobs"], json!([]));
+}

@@ -1,0 +1,94 @@
+//! Supervision: an actor that fails is restarted, the restart is visible, and jobs go on.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, metric, spawn_app};
+
+async fn fail(app: &TestApp, kind: &str, panic: bool) {
+    let response = app
+        .client
+        .post(format!("{}/api/v1/admin/actors/{kind}/fail", app.address))
+        .json(&json!({ "panic": panic }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 202, "{kind} could not be failed");
+}
+
+/// Every actor kind, made to fail (by a stop or by a panic), is restarted: the restart shows
+/// in `/api/v1/admin/actors` and `/metrics`, and a job waiting in the failed executor, and
+/// jobs created afterwards, still end SUCCESS.
+#[actix_web::test]
+async fn failed_actors_are_restarted_and_jobs_keep_completing() {
+    let app = spawn_app().await;
+    let due = (Utc::now() + chrono::Duration::seconds(3)).to_rfc3339();
+    let waiting = app
+        .create_job(&json!({"command": "echo survived", "execute_at": due}))
+        .await;
+    app.wait_for_metrics("an executor waiting", |text| {
+        metric(text, "kairos_executor_waiting") == Some(1.0)
+    })
+    .await;
+
+    fail(&app, "executor", true).await;
+    fail(&app, "scanner", false).await;
+    fail(&app, "dispatcher", true).await;
+    fail(&app, "result_writer", false).await;
+
+    let text = app
+        .wait_for_metrics("a restart of every kind", |text| {
+            ["scanner", "dispatcher", "executor", "result_writer"]
+                .iter()
+                .all(|kind| {
+                    metric(
+                        text,
+                        &format!("kairos_actor_restarts_total{{kind=\"{kind}\"}}"),
+                    ) == Some(1.0)
+                })
+        })
+        .await;
+    for kind in ["scanner", "dispatcher", "result_writer"] {
+        assert_eq!(
+            metric(&text, &format!("kairos_actor_alive{{kind=\"{kind}\"}}")),
+            Some(1.0),
+            "{kind} alive"
+        );
+    }
+    let actors: Value = app
+        .get("/api/v1/admin/actors")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    for kind in ["scanner", "dispatcher", "executor", "result_writer"] {
+        assert_eq!(actors["actors"][kind]["restarts"], 1, "{kind}: {actors}");
+    }
+    assert_eq!(actors["actors"]["scanner"]["alive"], 1);
+
+    let done = app.wait_until_finished(waiting).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(done["job"]["last_output"], "survived\n");
+    let after = app
+        .create_job(&json!({"command": "true", "execute_at": Utc::now().to_rfc3339()}))
+        .await;
+    assert_eq!(
+        app.wait_until_finished(after).await["job"]["status"],
+        "SUCCESS"
+    );
+}
+
+/// Fault injection is refused unless configured.
+#[actix_web::test]
+async fn fault_injection_is_off_by_default() {
+    let mut settings = crate::helpers::test_settings();
+    settings.admin.fault_injection = false;
+    let app = crate::helpers::spawn_app_with(settings).await;
+    let response = app
+        .client
+        .post(format!("{}/api/v1/admin/actors/scanner/fail", app.address))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 404);
+}
