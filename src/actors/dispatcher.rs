@@ -89,12 +89,7 @@ impl DispatcherActor {
     }
 
     fn on_record(&mut self, message: OwnedMessage, ctx: &mut Context<Self>) {
-        let parsed = message
-            .payload()
-            .ok_or_else(|| "the record has no payload".to_owned())
-            .and_then(|payload| {
-                serde_json::from_slice::<Dispatch>(payload).map_err(|error| error.to_string())
-            });
+        let parsed = kafka::decode::<Dispatch>(&message);
         match parsed {
             Ok(dispatch) => {
                 self.start_executor(dispatch, ctx);
@@ -143,13 +138,9 @@ impl DispatcherActor {
         let topic = self.topic.clone();
         let record = message.clone();
         let publish = async move {
-            while let Err(error) = publisher
-                .dead_letter(&topic, record.key(), record.payload(), &reason)
-                .await
-            {
-                tracing::error!(%error, "cannot publish a dead letter; retrying");
-                tokio::time::sleep(DEAD_LETTER_RETRY).await;
-            }
+            publisher
+                .dead_letter_until_acknowledged(&topic, &record, &reason, DEAD_LETTER_RETRY)
+                .await;
         };
         ctx.wait(
             actix::fut::wrap_future(publish).map(move |(), actor: &mut Self, _| {
@@ -172,11 +163,7 @@ impl Actor for DispatcherActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         supervision::on_started(&self.runtime.metrics, KIND);
-        let records =
-            futures_util::stream::unfold(Arc::clone(&self.consumer), |consumer| async move {
-                let record = consumer.recv().await.map(|message| message.detach());
-                Some((record, consumer))
-            });
+        let records = kafka::records(Arc::clone(&self.consumer));
         ctx.add_stream(records);
     }
 

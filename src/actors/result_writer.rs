@@ -94,12 +94,7 @@ impl ResultWriterActor {
     }
 
     fn on_record(&mut self, message: OwnedMessage, ctx: &mut Context<Self>) {
-        let parsed = message
-            .payload()
-            .ok_or_else(|| "the record has no payload".to_owned())
-            .and_then(|payload| {
-                serde_json::from_slice::<AttemptReport>(payload).map_err(|error| error.to_string())
-            });
+        let parsed = kafka::decode::<AttemptReport>(&message);
         match parsed {
             Ok(report) => {
                 self.batch.reports.push(report);
@@ -159,13 +154,9 @@ impl ResultWriterActor {
         let topic = self.topic.clone();
         let record = message.clone();
         let publish = async move {
-            while let Err(error) = publisher
-                .dead_letter(&topic, record.key(), record.payload(), &reason)
-                .await
-            {
-                tracing::error!(%error, "cannot publish a dead letter; retrying");
-                tokio::time::sleep(RETRY_MAX).await;
-            }
+            publisher
+                .dead_letter_until_acknowledged(&topic, &record, &reason, RETRY_MAX)
+                .await;
         };
         ctx.wait(
             actix::fut::wrap_future(publish).map(move |(), actor: &mut Self, _| {
@@ -210,11 +201,7 @@ impl Actor for ResultWriterActor {
         if self.writing.is_some() {
             self.flush(ctx);
         }
-        let records =
-            futures_util::stream::unfold(Arc::clone(&self.consumer), |consumer| async move {
-                let record = consumer.recv().await.map(|message| message.detach());
-                Some((record, consumer))
-            });
+        let records = kafka::records(Arc::clone(&self.consumer));
         ctx.add_stream(records);
         ctx.run_interval(
             self.runtime.settings.result_writer.flush_interval,

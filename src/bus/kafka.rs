@@ -3,14 +3,17 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 use crate::config::{KafkaSettings, TopicSettings};
 use crate::domain::{AttemptReport, Dispatch};
@@ -135,6 +138,28 @@ pub fn consumer(
     Ok(consumer)
 }
 
+/// The consumer's records, detached from it, as a stream an actor can own
+/// (`ctx.add_stream`). Broker errors arrive as `Err` items; the stream never ends.
+pub fn records(
+    consumer: Arc<StreamConsumer>,
+) -> impl futures_util::Stream<Item = Result<OwnedMessage, KafkaError>> + 'static {
+    futures_util::stream::unfold(consumer, |consumer| async move {
+        let record = consumer.recv().await.map(|message| message.detach());
+        Some((record, consumer))
+    })
+}
+
+/// Decodes a record's JSON payload, or says why it cannot.
+///
+/// # Errors
+/// The reason, in words, for the dead-letter header.
+pub fn decode<T: DeserializeOwned>(message: &OwnedMessage) -> Result<T, String> {
+    let payload = message
+        .payload()
+        .ok_or_else(|| "the record has no payload".to_owned())?;
+    serde_json::from_slice(payload).map_err(|error| error.to_string())
+}
+
 /// Publishes Kairos's records: dispatches, attempt reports and dead letters. Records are JSON
 /// and keyed by job id, so all records of a job land on one partition, in order.
 #[derive(Clone)]
@@ -221,6 +246,24 @@ impl Publisher {
             .await
             .map_err(|(error, _)| error)?;
         Ok(())
+    }
+
+    /// [`Publisher::dead_letter`] for `message`, read from `topic`, retried every `pause`
+    /// until acknowledged: a record is never dropped, even when it cannot be read.
+    pub async fn dead_letter_until_acknowledged(
+        &self,
+        topic: &str,
+        message: &OwnedMessage,
+        reason: &str,
+        pause: Duration,
+    ) {
+        while let Err(error) = self
+            .dead_letter(topic, message.key(), message.payload(), reason)
+            .await
+        {
+            tracing::error!(%error, topic, "cannot publish a dead letter; retrying");
+            tokio::time::sleep(pause).await;
+        }
     }
 
     async fn send_json(
