@@ -22,7 +22,7 @@ const ENV_SEPARATOR: &str = "__";
 const MIXED_CASE_KEYS: &[&str] = &["kafka.topic.updatedJobs"];
 
 /// Keys holding lists; their environment variables are comma-separated.
-const LIST_KEYS: &[&str] = &["auth.tokens"];
+const LIST_KEYS: &[&str] = &["auth.tokens", "roles"];
 
 /// A configuration that could not be loaded or is invalid.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    pub roles: Vec<Role>,
     pub http: HttpSettings,
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
@@ -49,6 +50,64 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub auth: AuthSettings,
     pub admin: AdminSettings,
+    pub recovery: RecoverySettings,
+    pub shutdown: ShutdownSettings,
+}
+
+/// What a process does. Several processes with different roles share one PostgreSQL and one
+/// Kafka cluster, as the seed's decoupled services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The jobs API.
+    Api,
+    /// The `ScannerActor`: claims due jobs and recovers lost ones.
+    Scanner,
+    /// The `DispatcherActor` and its `ExecutorActor`s.
+    Executor,
+    /// The `ResultWriterActor`.
+    Writer,
+}
+
+impl Role {
+    /// Parses a comma-separated list such as `scanner,executor`.
+    ///
+    /// # Errors
+    /// A message naming the unknown role.
+    pub fn parse_list(text: &str) -> Result<Vec<Role>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|role| !role.is_empty())
+            .map(|role| match role {
+                "api" => Ok(Role::Api),
+                "scanner" => Ok(Role::Scanner),
+                "executor" => Ok(Role::Executor),
+                "writer" => Ok(Role::Writer),
+                other => Err(format!(
+                    "unknown role `{other}`; roles are api, scanner, executor, writer"
+                )),
+            })
+            .collect()
+    }
+}
+
+/// Finding jobs that a crash lost.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySettings {
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    pub max_lost_attempts: i32,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+/// Stopping on SIGTERM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
 }
 
 /// Where the HTTP API listens.
@@ -103,6 +162,7 @@ pub struct KafkaSettings {
     pub partitions: i32,
     pub replication_factor: i32,
     pub request_timeout_ms: u64,
+    pub session_timeout_ms: u64,
     pub topic: TopicSettings,
 }
 
@@ -232,6 +292,16 @@ pub struct Sources {
 }
 
 impl Settings {
+    /// Whether this process plays `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// The lease of a `RETRYING` job: the longest backoff (with jitter) plus the grace.
+    pub fn retry_lease(&self) -> Duration {
+        self.executor.retry_backoff_max.mul_f64(1.25) + self.recovery.grace
+    }
+
     /// Reads the three layers and validates the result.
     ///
     /// # Errors
@@ -328,6 +398,21 @@ impl Settings {
                 "kafka.topic.updatedJobs",
                 "must differ from `kafka.topic.jobs`",
             );
+        }
+        if self.roles.is_empty() {
+            return invalid(
+                "roles",
+                "must name at least one of api, scanner, executor, writer",
+            );
+        }
+        if self.recovery.grace.is_zero() || self.recovery.interval.is_zero() {
+            return invalid(
+                "recovery.grace",
+                "and `recovery.interval` must be longer than zero",
+            );
+        }
+        if self.recovery.max_lost_attempts < 0 {
+            return invalid("recovery.max_lost_attempts", "must not be negative");
         }
         if self.scanner.interval.is_zero() {
             return invalid("scanner.interval", "must be longer than zero");

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kairos::config::{Settings, Sources};
+use kairos::config::{Role, Settings, Sources};
 use kairos::startup::Application;
 use kairos::{store, telemetry};
 
@@ -14,6 +14,10 @@ struct Cli {
     /// A configuration file layered over config/default.toml.
     #[arg(long, global = true, env = "KAIROS_CONFIG")]
     config: Option<PathBuf>,
+    /// The roles of this process, comma-separated: api, scanner, executor, writer (default:
+    /// the `roles` key of the configuration, all four unless changed).
+    #[arg(long, global = true, env = "KAIROS_ROLES", value_parser = Role::parse_list)]
+    roles: Option<Vec<Role>>,
     /// The folder holding default.toml.
     #[arg(
         long,
@@ -42,7 +46,12 @@ fn main() -> ExitCode {
         environment: None,
     };
     let settings = match Settings::load(&sources) {
-        Ok(settings) => settings,
+        Ok(mut settings) => {
+            if let Some(roles) = cli.roles.clone() {
+                settings.roles = roles;
+            }
+            settings
+        }
         Err(error) => {
             eprintln!("kairos: {error}");
             return ExitCode::from(2);
@@ -68,8 +77,9 @@ fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let host = settings.http.host.clone();
+    let roles = settings.roles.clone();
     let application = Application::build(settings).await?;
-    tracing::info!(url = %format!("http://{host}:{}", application.port()), "kairos is serving");
+    tracing::info!(url = %format!("http://{host}:{}", application.port()), roles = ?roles, "kairos is serving");
     application.run_until_stopped().await?;
     tracing::info!("kairos stopped");
     Ok(())

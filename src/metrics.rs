@@ -45,6 +45,12 @@ pub struct Metrics {
     pub jobs_succeeded: Counter,
     pub jobs_failed: Counter,
     pub jobs_retried: Counter,
+    /// Jobs dispatched again after their lease ran out.
+    pub jobs_recovered: Counter,
+    /// Attempts lost to a crash (their executor or process died while they ran).
+    pub attempts_lost: Counter,
+    /// Dispatches whose attempt was not started because it was superseded or already started.
+    pub dispatches_superseded: Counter,
     /// Duplicate deliveries of a dispatch that were not run again.
     pub dispatches_duplicate: Counter,
     /// Reports the result writer ignored: repeated, behind the stored state, or of an older
@@ -78,6 +84,9 @@ impl Metrics {
             jobs_succeeded: Counter::default(),
             jobs_failed: Counter::default(),
             jobs_retried: Counter::default(),
+            jobs_recovered: Counter::default(),
+            attempts_lost: Counter::default(),
+            dispatches_superseded: Counter::default(),
             dispatches_duplicate: Counter::default(),
             reports_ignored: Counter::default(),
             dead_letters: Family::default(),
@@ -134,6 +143,21 @@ impl Metrics {
             "jobs_retried",
             "Failed attempts followed by a retry",
             metrics.jobs_retried.clone(),
+        );
+        registry.register(
+            "jobs_recovered",
+            "Jobs dispatched again after their lease ran out",
+            metrics.jobs_recovered.clone(),
+        );
+        registry.register(
+            "attempts_lost",
+            "Attempts lost to a crash of their executor or process",
+            metrics.attempts_lost.clone(),
+        );
+        registry.register(
+            "dispatches_superseded",
+            "Dispatches not run because a newer one exists or the attempt already started",
+            metrics.dispatches_superseded.clone(),
         );
         registry.register(
             "dispatches_duplicate",

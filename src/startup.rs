@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::Supervisor;
 use actix_web::dev::{Server, ServerHandle};
@@ -11,12 +12,12 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::actors::Runtime;
-use crate::actors::dispatcher::DispatcherActor;
-use crate::actors::result_writer::ResultWriterActor;
-use crate::actors::scanner::ScannerActor;
+use crate::actors::dispatcher::{CountExecutors, DispatcherActor, Shutdown as DispatcherShutdown};
+use crate::actors::result_writer::{Drain, ResultWriterActor};
+use crate::actors::scanner::{ScannerActor, Shutdown as ScannerShutdown};
 use crate::api::{self, AppState};
 use crate::bus::kafka::{self as kafka, BusError, Publisher};
-use crate::config::Settings;
+use crate::config::{Role, Settings};
 use crate::metrics::Metrics;
 use crate::store::{self, StoreError};
 
@@ -95,15 +96,22 @@ impl Application {
         };
         // Build the consumers before starting anything, so that a bad configuration fails
         // start-up rather than a restart loop.
-        let dispatcher = DispatcherActor::new(runtime.clone()).map_err(bus_error)?;
-        let result_writer = ResultWriterActor::new(runtime.clone()).map_err(bus_error)?;
+        let dispatcher = match settings.has_role(Role::Executor) {
+            true => Some(DispatcherActor::new(runtime.clone()).map_err(bus_error)?),
+            false => None,
+        };
+        let result_writer = match settings.has_role(Role::Writer) {
+            true => Some(ResultWriterActor::new(runtime.clone()).map_err(bus_error)?),
+            false => None,
+        };
+        let scanner = settings.has_role(Role::Scanner).then(|| {
+            let runtime = runtime.clone();
+            Supervisor::start(move |_| ScannerActor::new(runtime))
+        });
         let state = AppState {
-            scanner: Some(Supervisor::start({
-                let runtime = runtime.clone();
-                move |_| ScannerActor::new(runtime)
-            })),
-            dispatcher: Supervisor::start(move |_| dispatcher),
-            result_writer: Supervisor::start(move |_| result_writer),
+            scanner,
+            dispatcher: dispatcher.map(|actor| Supervisor::start(move |_| actor)),
+            result_writer: result_writer.map(|actor| Supervisor::start(move |_| actor)),
             runtime,
         };
 
@@ -114,6 +122,7 @@ impl Application {
         };
         let listener = TcpListener::bind(&address).map_err(listen_error)?;
         let port = listener.local_addr().map_err(listen_error)?.port();
+        let with_jobs = settings.has_role(Role::Api);
         let server = {
             let state = state.clone();
             HttpServer::new(move || {
@@ -121,8 +130,10 @@ impl Application {
                     .app_data(web::Data::new(state.clone()))
                     .app_data(api::query_config())
                     .app_data(api::json_config())
-                    .configure(api::routes)
+                    .configure(|config| api::routes(config, with_jobs))
             })
+            // Kairos orders its own shutdown (see `shutdown`); the server stops on request.
+            .shutdown_timeout(5)
             .listen(listener)
             .map_err(listen_error)?
             .run()
@@ -144,15 +155,55 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGINT or SIGTERM (or [`ServerHandle::stop`]), then drains in-flight
-    /// requests and returns.
+    /// Serves until SIGINT or SIGTERM (or [`ServerHandle::stop`]), then shuts down in two
+    /// phases (see [`Application::shutdown`]) and returns.
     ///
     /// # Errors
     /// An I/O error of the HTTP server.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        // Dropping the last addresses lets the actors stop.
-        drop(self.state);
+        shutdown(&self.state).await;
         result
     }
+}
+
+/// How often shutdown looks whether the executors are done.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+
+/// Stops taking work, lets what runs finish within `shutdown.grace`, hands waiting jobs to
+/// other instances, writes what was read, and commits offsets:
+///
+/// 1. the scanner stops claiming;
+/// 2. the dispatcher commits its offsets and leaves the consumer group (its partitions move to
+///    the other instances), then releases its executors: a job still waiting is dispatched
+///    again, under a new epoch, to the others; a running one finishes and reports;
+/// 3. once no executor is left (or the grace is over), the result writer writes what it read
+///    and commits.
+///
+/// An attempt still running when the grace is over is abandoned (its process group is killed
+/// when the process exits) and recovered by its lease as a lost attempt.
+async fn shutdown(state: &AppState) {
+    tracing::info!("shutting down: no new work is taken");
+    if let Some(scanner) = &state.scanner {
+        let _ = scanner.send(ScannerShutdown).await;
+    }
+    if let Some(dispatcher) = &state.dispatcher {
+        let _ = dispatcher.send(DispatcherShutdown).await;
+        let deadline = Instant::now() + state.runtime.settings.shutdown.grace;
+        loop {
+            let live = dispatcher.send(CountExecutors).await.unwrap_or(0);
+            if live == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(live, "shutdown grace over; abandoning running attempts");
+                break;
+            }
+            tokio::time::sleep(SHUTDOWN_POLL).await;
+        }
+    }
+    if let Some(result_writer) = &state.result_writer {
+        let _ = result_writer.send(Drain).await;
+    }
+    tracing::info!("shutdown complete");
 }

@@ -7,7 +7,8 @@
 //! told apart by job id and epoch. A record that is not a dispatch is set aside on
 //! `<topic>.dlt` and consumption goes on.
 //!
-//! Receives: Kafka records (as a stream), [`ExecutorFinished`], [`FailExecutor`], [`Fail`].
+//! Receives: Kafka records (as a stream), [`ExecutorFinished`], [`Shutdown`],
+//! [`CountExecutors`], [`FailExecutor`], [`Fail`].
 //! Sends: starts executors; dead letters to Kafka.
 //!
 //! Offsets: a record's offset is stored once its executor is started (or its dead letter is
@@ -20,12 +21,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rdkafka::Message as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use uuid::Uuid;
 
-use super::executor::ExecutorActor;
+use super::executor::{ExecutorActor, Release};
 use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
 use crate::bus::kafka::{self, BusError};
@@ -52,7 +53,13 @@ pub struct ExecutorFinished {
 #[rtype(result = "bool")]
 pub struct FailExecutor(pub Fail);
 
-/// How many executors live, for the admin view.
+/// Stop consuming, commit offsets, leave the group and release the waiting executors: the
+/// process is shutting down.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// How many executors live.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "usize")]
 pub struct CountExecutors;
@@ -68,6 +75,9 @@ pub struct DispatcherActor {
     topic: String,
     live: HashMap<Uuid, (i64, Addr<ExecutorActor>)>,
     recent: RecentDispatches,
+    /// The record stream, while consuming.
+    stream: Option<SpawnHandle>,
+    stopped: bool,
 }
 
 impl DispatcherActor {
@@ -85,6 +95,8 @@ impl DispatcherActor {
             topic,
             live: HashMap::new(),
             recent: RecentDispatches::default(),
+            stream: None,
+            stopped: false,
         })
     }
 
@@ -163,8 +175,9 @@ impl Actor for DispatcherActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         supervision::on_started(&self.runtime.metrics, KIND);
-        let records = kafka::records(Arc::clone(&self.consumer));
-        ctx.add_stream(records);
+        if !self.stopped {
+            self.stream = Some(ctx.add_stream(kafka::records(Arc::clone(&self.consumer))));
+        }
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -207,6 +220,28 @@ impl Handler<ExecutorFinished> for DispatcherActor {
             self.live.remove(&finished.job_id);
         }
         self.recent.insert((finished.job_id, finished.epoch));
+    }
+}
+
+impl Handler<Shutdown> for DispatcherActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        self.stopped = true;
+        if let Some(stream) = self.stream.take() {
+            ctx.cancel_future(stream);
+        }
+        // Commit what was handled, then leave the group so that the partitions move to the
+        // other instances before the waiting jobs are handed over.
+        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::warn!(%error, "cannot commit jobs-topic offsets at shutdown");
+        }
+        self.consumer.unsubscribe();
+        for (_, executor) in self.live.values() {
+            if let Err(error) = executor.try_send(Release) {
+                tracing::warn!(%error, "cannot release an executor");
+            }
+        }
     }
 }
 

@@ -2,14 +2,16 @@
 //! attempt at its time and reports every change.
 //!
 //! Life: waits until `execute_at` (never starts early), takes a run slot
-//! (`executor.max_concurrent_runs`), reports `RUNNING`, runs the command under its timeout,
-//! then reports `SUCCESS`, or `RETRYING` and waits for its backoff before the next attempt, or
+//! (`executor.max_concurrent_runs`), claims the attempt's run in PostgreSQL (so that however
+//! often, and wherever, a dispatch is delivered, each attempt starts once, and a superseded
+//! dispatch never starts), reports `RUNNING`, runs the command under its timeout, then
+//! reports `SUCCESS`, or `RETRYING` and waits for its backoff before the next attempt, or
 //! `FAILED` once `1 + max_retries` attempts have failed. Reports go out in order through an
 //! outbox that retries each until Kafka acknowledges it. When the final report is
 //! acknowledged the executor tells the dispatcher, which drops its address, and it ends.
 //!
-//! Receives: [`Fail`]. Sends: attempt reports to Kafka, [`ExecutorFinished`] to the
-//! dispatcher.
+//! Receives: [`Release`], [`Fail`]. Sends: attempt reports to Kafka, [`ExecutorFinished`] to
+//! the dispatcher.
 //!
 //! On failure: restarted by its supervisor with its state. An attempt that was running is
 //! cut short (its process group is killed when the run is dropped) and counts as a failed
@@ -26,11 +28,21 @@ use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
 use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus, RetryPolicy};
 use crate::runner::shell::{self, RunResult, ShellCommand};
+use crate::store;
 
 const KIND: ActorKind = ActorKind::Executor;
 
 /// Pause between attempts to publish a report that Kafka did not acknowledge.
 const REPORT_RETRY: Duration = Duration::from_millis(500);
+
+/// Pause before trying again to claim a run while PostgreSQL cannot be reached.
+const START_RETRY: Duration = Duration::from_millis(500);
+
+/// The process is shutting down: a job still waiting is handed to another instance; a
+/// running one finishes as usual.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Release;
 
 /// Where the executor is in its job's life.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,12 +66,16 @@ pub struct ExecutorActor {
     dispatch: Dispatch,
     /// The attempt waiting or running.
     attempt: i32,
+    /// Failed attempts so far (lost ones excluded).
+    failures: i32,
     /// When that attempt may start.
     due: DateTime<Utc>,
     phase: Phase,
     /// Reports not yet acknowledged by Kafka, oldest first.
     outbox: VecDeque<AttemptReport>,
     publishing: bool,
+    /// Set by [`Release`]: hand the job over rather than wait for its next attempt.
+    releasing: bool,
 }
 
 impl ExecutorActor {
@@ -67,6 +83,7 @@ impl ExecutorActor {
         runtime.metrics.executors_waiting.inc();
         Self {
             attempt: dispatch.attempt,
+            failures: dispatch.failures,
             due: dispatch.execute_at,
             phase: Phase::Waiting,
             runtime,
@@ -74,6 +91,7 @@ impl ExecutorActor {
             dispatch,
             outbox: VecDeque::new(),
             publishing: false,
+            releasing: false,
         }
     }
 
@@ -105,48 +123,109 @@ impl ExecutorActor {
     }
 
     fn start_attempt(&mut self, ctx: &mut Context<Self>) {
-        let slots = self.runtime.run_slots.clone();
+        let runtime = self.runtime.clone();
         let attempt = self.attempt;
+        let (job_id, epoch) = (self.dispatch.job_id, self.dispatch.epoch);
+        let lease = self.run_timeout() + runtime.settings.recovery.grace;
         // Take a run slot first, so that the start time (and the lateness) is when the command
-        // really starts.
-        let acquire = async move { slots.acquire_owned().await };
-        ctx.wait(actix::fut::wrap_future(acquire).map(
-            move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
-                let Ok(permit) = permit else { return };
-                if actor.attempt != attempt || actor.phase != Phase::Waiting {
+        // really starts; then claim the run.
+        let claim = async move {
+            let permit = runtime.run_slots.clone().acquire_owned().await;
+            let claimed = store::dispatch::start_attempt(
+                &runtime.pool,
+                job_id,
+                epoch,
+                attempt,
+                &runtime.instance,
+                lease,
+            )
+            .await;
+            (permit, claimed)
+        };
+        ctx.wait(actix::fut::wrap_future(claim).map(move |(permit, claimed), actor: &mut Self, ctx: &mut Context<Self>| {
+            let Ok(permit) = permit else { return };
+            if actor.attempt != attempt || actor.phase != Phase::Waiting {
+                return;
+            }
+            match claimed {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(%job_id, epoch, attempt, "dispatch superseded or attempt already started; not running it");
+                    actor.runtime.metrics.dispatches_superseded.inc();
+                    actor.enter(Phase::Finishing);
+                    actor.drain_outbox(ctx);
                     return;
                 }
-                let started_at = Utc::now();
-                if let Ok(lateness) = (started_at - actor.due).to_std() {
-                    actor
-                        .runtime
-                        .metrics
-                        .fire_lateness
-                        .observe(lateness.as_secs_f64());
-                }
-                actor.enter(Phase::Running(started_at));
-                actor.send_report(
-                    actor.report(
-                        JobStatus::Running,
-                        AttemptOutcome::Running,
-                        started_at,
-                        None,
-                    ),
-                    ctx,
-                );
-                let spec = actor.shell_command();
-                let run = async move {
-                    let result = shell::run(&spec).await;
-                    drop(permit);
-                    result
-                };
-                ctx.spawn(actix::fut::wrap_future(run).map(
-                    move |result, actor: &mut Self, ctx: &mut Context<Self>| {
-                        if actor.phase == Phase::Running(started_at) {
-                            actor.attempt_ended(started_at, result, ctx);
+                Err(error) => {
+                    tracing::warn!(%job_id, %error, "cannot claim the run; trying again");
+                    ctx.run_later(START_RETRY, move |actor, ctx| {
+                        if actor.phase == Phase::Waiting && actor.attempt == attempt {
+                            actor.start_attempt(ctx);
                         }
-                    },
-                ));
+                    });
+                    return;
+                }
+            }
+            let started_at = Utc::now();
+            if let Ok(lateness) = (started_at - actor.due).to_std() {
+                actor.runtime.metrics.fire_lateness.observe(lateness.as_secs_f64());
+            }
+            actor.enter(Phase::Running(started_at));
+            actor.send_report(actor.report(JobStatus::Running, AttemptOutcome::Running, started_at, None), ctx);
+            let spec = actor.shell_command();
+            let run = async move {
+                let result = shell::run(&spec).await;
+                drop(permit);
+                result
+            };
+            ctx.spawn(actix::fut::wrap_future(run).map(move |result, actor: &mut Self, ctx: &mut Context<Self>| {
+                if actor.phase == Phase::Running(started_at) {
+                    actor.attempt_ended(started_at, result, ctx);
+                }
+            }));
+        }));
+    }
+
+    fn run_timeout(&self) -> Duration {
+        Duration::from_secs(
+            u64::try_from(self.dispatch.timeout_secs)
+                .unwrap_or(1)
+                .max(1),
+        )
+    }
+
+    /// Hands a waiting job to another instance: dispatches it again under a new epoch (so
+    /// this executor's claim can no longer start it) and ends.
+    fn release(&mut self, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Waiting {
+            return;
+        }
+        let runtime = self.runtime.clone();
+        let (job_id, epoch, attempt) = (self.dispatch.job_id, self.dispatch.epoch, self.attempt);
+        let hand_over = async move {
+            let grace = runtime.settings.recovery.grace;
+            match store::dispatch::redispatch(
+                &runtime.pool,
+                job_id,
+                epoch,
+                attempt,
+                &runtime.instance,
+                grace,
+            )
+            .await
+            {
+                Ok(Some(dispatch)) => {
+                    super::scanner::publish_all(&runtime, std::slice::from_ref(&dispatch)).await;
+                }
+                Ok(None) => {}
+                // The lease recovers it.
+                Err(error) => tracing::warn!(%job_id, %error, "cannot hand the job over"),
+            }
+        };
+        self.enter(Phase::Finishing);
+        ctx.wait(actix::fut::wrap_future(hand_over).map(
+            |(), actor: &mut Self, ctx: &mut Context<Self>| {
+                actor.drain_outbox(ctx);
             },
         ));
     }
@@ -183,11 +262,16 @@ impl ExecutorActor {
         if let Ok(ran) = (finished_at - started_at).to_std() {
             self.runtime.metrics.run_duration.observe(ran.as_secs_f64());
         }
-        let attempts_allowed = 1 + self.dispatch.max_retries;
         let status = match result.outcome {
             AttemptOutcome::Succeeded => JobStatus::Success,
-            _ if self.attempt < attempts_allowed => JobStatus::Retrying,
-            _ => JobStatus::Failed,
+            _ => {
+                self.failures += 1;
+                if self.failures <= self.dispatch.max_retries {
+                    JobStatus::Retrying
+                } else {
+                    JobStatus::Failed
+                }
+            }
         };
         let mut report = self.report(status, result.outcome, started_at, Some(finished_at));
         report.exit_code = result.exit_code;
@@ -207,7 +291,11 @@ impl ExecutorActor {
             self.due = finished_at + chrono::Duration::from_std(wait).unwrap_or_default();
             self.attempt += 1;
             self.enter(Phase::Waiting);
-            self.arm_timer(ctx);
+            if self.releasing {
+                self.release(ctx);
+            } else {
+                self.arm_timer(ctx);
+            }
         } else {
             if status == JobStatus::Success {
                 self.runtime.metrics.jobs_succeeded.inc();
@@ -318,6 +406,15 @@ impl Actor for ExecutorActor {
 impl Supervised for ExecutorActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         supervision::on_restarting(&self.runtime.metrics, KIND);
+    }
+}
+
+impl Handler<Release> for ExecutorActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Release, ctx: &mut Context<Self>) {
+        self.releasing = true;
+        self.release(ctx);
     }
 }
 

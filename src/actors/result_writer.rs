@@ -10,7 +10,7 @@
 //! While PostgreSQL is unreachable the batch is retried with backoff and consumption pauses:
 //! reports wait in Kafka.
 //!
-//! Receives: Kafka records (as a stream), [`Fail`]. Sends: SQL to PostgreSQL, dead letters to
+//! Receives: Kafka records (as a stream), [`Drain`], [`Fail`]. Sends: SQL to PostgreSQL, dead letters to
 //! Kafka.
 //!
 //! On failure: restarted by its supervisor with its batch, which it writes again.
@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rdkafka::Message as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 
@@ -37,6 +37,12 @@ const KIND: ActorKind = ActorKind::ResultWriter;
 /// The first pause before writing a failed batch again; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Write what has been read, commit the offsets and stop reading: the process is shutting
+/// down. Answers once done.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Drain;
 
 /// Reports waiting to be written, and the offsets to store once they are.
 #[derive(Debug, Default)]
@@ -73,6 +79,9 @@ pub struct ResultWriterActor {
     batch: Batch,
     /// Being written; kept until committed, so a restart writes it again.
     writing: Option<Arc<Batch>>,
+    /// The record stream, while consuming.
+    stream: Option<SpawnHandle>,
+    stopped: bool,
 }
 
 impl ResultWriterActor {
@@ -90,6 +99,8 @@ impl ResultWriterActor {
             topic,
             batch: Batch::default(),
             writing: None,
+            stream: None,
+            stopped: false,
         })
     }
 
@@ -121,9 +132,10 @@ impl ResultWriterActor {
             }
         };
         let pool = self.runtime.pool.clone();
+        let retry_lease = self.runtime.settings.retry_lease();
         let write = {
             let batch = Arc::clone(&batch);
-            async move { write_until_committed(&pool, &batch.reports).await }
+            async move { write_until_committed(&pool, &batch.reports, retry_lease).await }
         };
         ctx.wait(actix::fut::wrap_future(write).map(
             move |applied: Applied, actor: &mut Self, _| {
@@ -178,10 +190,11 @@ impl ResultWriterActor {
 async fn write_until_committed(
     pool: &deadpool_postgres::Pool,
     reports: &[AttemptReport],
+    retry_lease: Duration,
 ) -> Applied {
     let mut pause = RETRY_FIRST;
     loop {
-        match store::jobs::apply_reports(pool, reports).await {
+        match store::jobs::apply_reports(pool, reports, retry_lease).await {
             Ok(applied) => return applied,
             Err(error) => {
                 tracing::error!(%error, reports = reports.len(), retry_in = ?pause, "cannot write reports; retrying");
@@ -201,8 +214,10 @@ impl Actor for ResultWriterActor {
         if self.writing.is_some() {
             self.flush(ctx);
         }
-        let records = kafka::records(Arc::clone(&self.consumer));
-        ctx.add_stream(records);
+        if self.stopped {
+            return;
+        }
+        self.stream = Some(ctx.add_stream(kafka::records(Arc::clone(&self.consumer))));
         ctx.run_interval(
             self.runtime.settings.result_writer.flush_interval,
             |actor, ctx| actor.flush(ctx),
@@ -231,6 +246,27 @@ impl StreamHandler<Result<OwnedMessage, KafkaError>> for ResultWriterActor {
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+impl Handler<Drain> for ResultWriterActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+        if let Some(stream) = self.stream.take() {
+            ctx.cancel_future(stream);
+        }
+        self.stopped = true;
+        // `flush` waits on the context, so this handler's answer follows the commit.
+        self.flush(ctx);
+        ctx.wait(
+            actix::fut::wrap_future(async {}).map(|(), actor: &mut Self, _| {
+                if let Err(error) = actor.consumer.commit_consumer_state(CommitMode::Sync) {
+                    tracing::warn!(%error, "cannot commit results-topic offsets at shutdown");
+                }
+                actor.consumer.unsubscribe();
+            }),
+        );
+    }
 }
 
 impl Handler<Fail> for ResultWriterActor {

@@ -1,16 +1,18 @@
-//! `ScannerActor`: finds the jobs that fall due soon and publishes them for the executors.
+//! `ScannerActor`: finds the jobs that fall due soon, and the jobs a crash lost, and
+//! publishes them for the executors.
 //!
-//! Owns the scan schedule. Every `scanner.interval` (and at once on [`ScanNow`], which the API
-//! sends when a job is created inside the horizon already scanned) it claims, in batches,
-//! the `SCHEDULED` jobs due before now + two intervals (the current window and the next) and
-//! publishes each claim to `kafka.topic.jobs`. Scans never overlap: a `ScanNow` that arrives
-//! during a scan makes the scan run once more when it ends, so a burst of creations costs a
-//! few scans, not one each.
+//! Owns two schedules. Every `scanner.interval` it claims, in batches, the `SCHEDULED` jobs
+//! due before now + two intervals (the current window and the next) and publishes each claim
+//! to `kafka.topic.jobs`. (A job created inside that horizon is claimed and published by the
+//! API at once, so it never waits for a scan.) Every `recovery.interval` it looks for jobs
+//! whose lease ran out (see [`crate::store::dispatch`]) and publishes them again under a new
+//! epoch. Passes of one kind never overlap. Scanners of several processes need no leader:
+//! claims use `FOR UPDATE SKIP LOCKED`.
 //!
-//! Receives: [`ScanNow`], [`Fail`]. Sends: dispatch records to Kafka.
+//! Receives: [`Shutdown`], [`Fail`]. Sends: dispatch records to Kafka.
 //!
-//! On failure: a scan that cannot reach PostgreSQL is logged and retried at the next tick;
-//! after [`FAILURES_BEFORE_RESTART`] failed scans in a row the actor stops and its supervisor
+//! On failure: a pass that cannot reach PostgreSQL is logged and retried at the next tick;
+//! after [`FAILURES_BEFORE_RESTART`] failed passes in a row the actor stops and its supervisor
 //! restarts it. A claimed job whose dispatch cannot be published is released (back to
 //! `SCHEDULED`) so that the next scan claims it again.
 
@@ -20,19 +22,27 @@ use futures_util::future::join_all;
 
 use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
+use crate::domain::Dispatch;
 use crate::store::{self, StoreError};
 
-/// Consecutive failed scans after which the actor restarts itself.
+/// Consecutive failed passes after which the actor restarts itself.
 pub const FAILURES_BEFORE_RESTART: u32 = 3;
 
 const KIND: ActorKind = ActorKind::Scanner;
 
-/// Scan now rather than at the next tick.
+/// Stop claiming: the process is shutting down.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct ScanNow;
+pub struct Shutdown;
 
-/// Claims due jobs and publishes them.
+/// Which of the two passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Due,
+    Recovery,
+}
+
+/// Claims due jobs and recovers lost ones.
 #[allow(
     missing_debug_implementations,
     reason = "holds the runtime, which has no Debug"
@@ -40,8 +50,9 @@ pub struct ScanNow;
 pub struct ScannerActor {
     runtime: Runtime,
     scanning: bool,
-    scan_again: bool,
+    recovering: bool,
     failures: u32,
+    stopped: bool,
 }
 
 impl ScannerActor {
@@ -49,40 +60,49 @@ impl ScannerActor {
         Self {
             runtime,
             scanning: false,
-            scan_again: false,
+            recovering: false,
             failures: 0,
+            stopped: false,
         }
     }
 
-    fn scan(&mut self, ctx: &mut Context<Self>) {
-        if self.scanning {
-            self.scan_again = true;
+    fn run(&mut self, pass: Pass, ctx: &mut Context<Self>) {
+        let busy = match pass {
+            Pass::Due => &mut self.scanning,
+            Pass::Recovery => &mut self.recovering,
+        };
+        if self.stopped || *busy {
             return;
         }
-        self.scanning = true;
+        *busy = true;
         let runtime = self.runtime.clone();
-        ctx.spawn(actix::fut::wrap_future(scan_until_caught_up(runtime)).map(
-            |result: Result<usize, StoreError>, actor: &mut Self, ctx: &mut Context<Self>| {
-                actor.scanning = false;
+        let work = async move {
+            match pass {
+                Pass::Due => claim_until_caught_up(&runtime).await,
+                Pass::Recovery => recover_lost(&runtime).await,
+            }
+        };
+        ctx.spawn(actix::fut::wrap_future(work).map(
+            move |result: Result<usize, StoreError>, actor: &mut Self, ctx: &mut Context<Self>| {
+                match pass {
+                    Pass::Due => actor.scanning = false,
+                    Pass::Recovery => actor.recovering = false,
+                }
                 match result {
                     Ok(published) => {
                         actor.failures = 0;
                         if published > 0 {
-                            tracing::debug!(published, "scan dispatched jobs");
+                            tracing::debug!(published, ?pass, "scanner published dispatches");
                         }
                     }
                     Err(error) => {
                         actor.failures += 1;
-                        tracing::error!(%error, failures = actor.failures, "scan failed");
+                        tracing::error!(%error, failures = actor.failures, ?pass, "scan failed");
                         if actor.failures >= FAILURES_BEFORE_RESTART {
                             actor.failures = 0;
                             ctx.stop();
-                            return;
                         }
                     }
-                }
-                if std::mem::take(&mut actor.scan_again) {
-                    actor.scan(ctx);
                 }
             },
         ));
@@ -91,42 +111,80 @@ impl ScannerActor {
 
 /// Claims and publishes batches until a batch comes back short; returns how many jobs were
 /// published.
-async fn scan_until_caught_up(runtime: Runtime) -> Result<usize, StoreError> {
-    let scanner = &runtime.settings.scanner;
+async fn claim_until_caught_up(runtime: &Runtime) -> Result<usize, StoreError> {
+    let settings = &runtime.settings;
     let mut published = 0;
     loop {
-        let horizon = Utc::now() + scanner.horizon();
-        let claimed = store::jobs::claim_due(
+        let horizon = Utc::now() + settings.scanner.horizon();
+        let claimed = store::dispatch::claim_due(
             &runtime.pool,
             horizon,
-            scanner.batch_size,
+            settings.scanner.batch_size,
             &runtime.instance,
+            settings.recovery.grace,
         )
         .await?;
-        let count = claimed.len();
-        let sends = claimed.iter().map(|dispatch| async {
-            match runtime.publisher.dispatch(dispatch).await {
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::error!(job_id = %dispatch.job_id, %error, "cannot publish a dispatch; releasing the job");
-                    if let Err(error) = store::jobs::release(&runtime.pool, dispatch.job_id, dispatch.epoch).await {
-                        tracing::error!(job_id = %dispatch.job_id, %error, "cannot release the job");
-                    }
-                    false
-                }
-            }
-        });
-        let sent = join_all(sends)
-            .await
-            .into_iter()
-            .filter(|sent| *sent)
-            .count();
-        runtime.metrics.jobs_dispatched.inc_by(sent as u64);
-        published += sent;
-        if i64::try_from(count).unwrap_or(i64::MAX) < scanner.batch_size {
+        let count = i64::try_from(claimed.len()).unwrap_or(i64::MAX);
+        published += publish_all(runtime, &claimed).await;
+        if count < settings.scanner.batch_size {
             return Ok(published);
         }
     }
+}
+
+/// Dispatches again the jobs whose lease ran out; returns how many were published.
+async fn recover_lost(runtime: &Runtime) -> Result<usize, StoreError> {
+    let settings = &runtime.settings;
+    let recovered = store::dispatch::recover_expired(
+        &runtime.pool,
+        settings.scanner.batch_size,
+        &runtime.instance,
+        settings.recovery.grace,
+        settings.recovery.max_lost_attempts,
+    )
+    .await?;
+    let metrics = &runtime.metrics;
+    metrics.attempts_lost.inc_by(recovered.lost_attempts);
+    metrics
+        .jobs_recovered
+        .inc_by(recovered.dispatches.len() as u64);
+    metrics.jobs_failed.inc_by(recovered.failed);
+    if !recovered.dispatches.is_empty() || recovered.failed > 0 {
+        tracing::warn!(
+            redispatched = recovered.dispatches.len(),
+            lost_attempts = recovered.lost_attempts,
+            failed = recovered.failed,
+            "recovered jobs whose lease ran out"
+        );
+    }
+    Ok(publish_all(runtime, &recovered.dispatches).await)
+}
+
+/// Publishes `dispatches`, releasing the claim of any that cannot be published; returns how
+/// many were published.
+pub async fn publish_all(runtime: &Runtime, dispatches: &[Dispatch]) -> usize {
+    let sends = dispatches.iter().map(|dispatch| async {
+        match runtime.publisher.dispatch(dispatch).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(job_id = %dispatch.job_id, %error, "cannot publish a dispatch; releasing the job");
+                if let Err(error) =
+                    store::dispatch::release(&runtime.pool, dispatch.job_id, dispatch.epoch).await
+                {
+                    // The lease recovers it.
+                    tracing::error!(job_id = %dispatch.job_id, %error, "cannot release the job");
+                }
+                false
+            }
+        }
+    });
+    let sent = join_all(sends)
+        .await
+        .into_iter()
+        .filter(|sent| *sent)
+        .count();
+    runtime.metrics.jobs_dispatched.inc_by(sent as u64);
+    sent
 }
 
 impl Actor for ScannerActor {
@@ -135,10 +193,19 @@ impl Actor for ScannerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         supervision::on_started(&self.runtime.metrics, KIND);
         self.scanning = false;
-        ctx.run_interval(self.runtime.settings.scanner.interval, |actor, ctx| {
-            actor.scan(ctx)
+        self.recovering = false;
+        if self.stopped {
+            return;
+        }
+        let settings = &self.runtime.settings;
+        ctx.run_interval(settings.scanner.interval, |actor, ctx| {
+            actor.run(Pass::Due, ctx)
         });
-        self.scan(ctx);
+        ctx.run_interval(settings.recovery.interval, |actor, ctx| {
+            actor.run(Pass::Recovery, ctx)
+        });
+        self.run(Pass::Due, ctx);
+        self.run(Pass::Recovery, ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -152,11 +219,12 @@ impl Supervised for ScannerActor {
     }
 }
 
-impl Handler<ScanNow> for ScannerActor {
+impl Handler<Shutdown> for ScannerActor {
     type Result = ();
 
-    fn handle(&mut self, _: ScanNow, ctx: &mut Context<Self>) {
-        self.scan(ctx);
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+        // Passes in flight finish; no new ones start.
+        self.stopped = true;
     }
 }
 

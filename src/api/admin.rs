@@ -66,43 +66,30 @@ pub async fn fail(
     let how = Fail {
         panic: body.is_some_and(|body| body.panic),
     };
-    let unavailable = |_| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "actor_unavailable",
-            format!("the {} actor does not run here", kind.as_str()),
-        )
-    };
-    match kind {
+    let delivered = match kind {
         ActorKind::Scanner => state
             .scanner
             .as_ref()
-            .ok_or(())
-            .map_err(unavailable)?
-            .try_send(how)
-            .map_err(|_| unavailable(()))?,
+            .is_some_and(|actor| actor.try_send(how).is_ok()),
         ActorKind::Dispatcher => state
             .dispatcher
-            .try_send(how)
-            .map_err(|_| unavailable(()))?,
+            .as_ref()
+            .is_some_and(|actor| actor.try_send(how).is_ok()),
         ActorKind::ResultWriter => state
             .result_writer
-            .try_send(how)
-            .map_err(|_| unavailable(()))?,
-        ActorKind::Executor => {
-            let failed = state
-                .dispatcher
-                .send(FailExecutor(how))
-                .await
-                .unwrap_or(false);
-            if !failed {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "actor_unavailable",
-                    "no executor is alive",
-                ));
-            }
-        }
+            .as_ref()
+            .is_some_and(|actor| actor.try_send(how).is_ok()),
+        ActorKind::Executor => match &state.dispatcher {
+            Some(dispatcher) => dispatcher.send(FailExecutor(how)).await.unwrap_or(false),
+            None => false,
+        },
+    };
+    if !delivered {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "actor_unavailable",
+            format!("no {} actor runs here", kind.as_str()),
+        ));
     }
     Ok(HttpResponse::Accepted().json(json!({ "failed": kind.as_str(), "panic": how.panic })))
 }

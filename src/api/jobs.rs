@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::actors::scanner::ScanNow;
+use crate::actors::scanner::publish_all;
 use crate::config::JobSettings;
 use crate::domain::{JobStatus, NewJob};
 use crate::store;
@@ -32,7 +32,8 @@ const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
 
 /// `POST /api/v1/jobs`: checks the body, stores the job as `SCHEDULED`, answers `201` with a
-/// `Location`. A job due inside the horizon already scanned is dispatched at once.
+/// `Location`. A job due inside the horizon already scanned is claimed as it is stored and
+/// published at once, so it never waits for the next scan.
 ///
 /// # Errors
 /// 415 without a JSON content type, 413 for a body over `jobs.max_body_bytes`, 400 naming the
@@ -46,14 +47,22 @@ pub async fn create(
     let settings = &state.runtime.settings;
     let body = read_limited(body, settings.jobs.max_body_bytes).await?;
     let new_job = parse_new_job(&body, &settings.jobs)?;
-    let job = store::jobs::insert(&state.runtime.pool, &new_job).await?;
-    state.runtime.metrics.jobs_created.inc();
-    if job.execute_at < Utc::now() + settings.scanner.horizon()
-        && let Some(scanner) = &state.scanner
-    {
-        // Best effort: a full mailbox means a scan is already pending, which finds this job.
-        let _ = scanner.try_send(ScanNow);
-    }
+    let runtime = &state.runtime;
+    let job = if new_job.execute_at < Utc::now() + settings.scanner.horizon() {
+        let (job, dispatch) = store::dispatch::insert_dispatched(
+            &runtime.pool,
+            &new_job,
+            &runtime.instance,
+            settings.recovery.grace,
+        )
+        .await?;
+        // A dispatch that cannot be published is released for the next scan.
+        publish_all(runtime, std::slice::from_ref(&dispatch)).await;
+        job
+    } else {
+        store::jobs::insert(&runtime.pool, &new_job).await?
+    };
+    runtime.metrics.jobs_created.inc();
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, format!("/api/v1/jobs/{}", job.id)))
         .json(json!({ "job": job, "attempts": [] })))

@@ -25,26 +25,29 @@ use crate::actors::scanner::ScannerActor;
 )]
 pub struct AppState {
     pub runtime: Runtime,
+    /// The actors this process runs, by its roles.
     pub scanner: Option<Addr<ScannerActor>>,
-    pub dispatcher: Addr<DispatcherActor>,
-    pub result_writer: Addr<ResultWriterActor>,
+    pub dispatcher: Option<Addr<DispatcherActor>>,
+    pub result_writer: Option<Addr<ResultWriterActor>>,
 }
 
-/// Registers every route.
-pub fn routes(config: &mut web::ServiceConfig) {
+/// Registers every route; the jobs routes only with the `api` role.
+pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
+    let mut api = web::scope("/api/v1")
+        .wrap(middleware::from_fn(auth::require_token))
+        .route("/admin/actors", web::get().to(admin::actors))
+        .route("/admin/actors/{kind}/fail", web::post().to(admin::fail));
+    if with_jobs {
+        api = api
+            .route("/jobs", web::post().to(jobs::create))
+            .route("/jobs", web::get().to(jobs::list))
+            .route("/jobs/{id}", web::get().to(jobs::get));
+    }
     config
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
-        .service(
-            web::scope("/api/v1")
-                .wrap(middleware::from_fn(auth::require_token))
-                .route("/jobs", web::post().to(jobs::create))
-                .route("/jobs", web::get().to(jobs::list))
-                .route("/jobs/{id}", web::get().to(jobs::get))
-                .route("/admin/actors", web::get().to(admin::actors))
-                .route("/admin/actors/{kind}/fail", web::post().to(admin::fail)),
-        )
+        .service(api)
         .default_service(web::to(not_found));
 }
 

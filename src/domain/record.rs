@@ -17,6 +17,9 @@ pub struct Dispatch {
     pub epoch: i64,
     /// The number of the first attempt this dispatch runs (attempts already made + 1).
     pub attempt: i32,
+    /// Attempts that failed so far (lost attempts excluded): retries left are
+    /// `max_retries + 1 - failures`.
+    pub failures: i32,
     pub command: String,
     pub execute_at: DateTime<Utc>,
     pub max_retries: i32,

@@ -7,9 +7,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, Job, JobStatus, NewJob};
+use crate::domain::{AttemptOutcome, AttemptReport, Job, JobStatus, NewJob};
 
-const JOB_COLUMNS: &str = "id, name, command, execute_at, status, max_retries, timeout_secs, \
+pub(super) const JOB_COLUMNS: &str = "id, name, command, execute_at, status, max_retries, timeout_secs, \
      metadata, attempts, epoch, exit_code, last_output, last_error, created_at, updated_at, \
      started_at, finished_at";
 
@@ -37,7 +37,7 @@ pub struct Applied {
     pub ignored: u64,
 }
 
-fn job_from_row(row: &Row) -> Result<Job, StoreError> {
+pub(super) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
     let status: String = row.try_get("status")?;
     Ok(Job {
         id: row.try_get("id")?,
@@ -90,68 +90,6 @@ pub async fn insert(pool: &Pool, job: &NewJob) -> Result<Job, StoreError> {
         )
         .await?;
     job_from_row(&row)
-}
-
-/// Claims up to `limit` scheduled jobs due before `horizon`, earliest first, for
-/// `instance`: each becomes `DISPATCHED` with its epoch increased. `SKIP LOCKED` lets scanners
-/// of several processes claim at once without waiting for, or claiming, each other's rows.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached; nothing is claimed then.
-pub async fn claim_due(
-    pool: &Pool,
-    horizon: DateTime<Utc>,
-    limit: i64,
-    instance: &str,
-) -> Result<Vec<Dispatch>, StoreError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(
-            "WITH due AS ( \
-                 SELECT id FROM jobs \
-                 WHERE status = 'SCHEDULED' AND execute_at < $1 \
-                 ORDER BY execute_at LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED) \
-             UPDATE jobs SET status = 'DISPATCHED', epoch = jobs.epoch + 1, \
-                 claimed_by = $3, claimed_at = now(), updated_at = now() \
-             FROM due WHERE jobs.id = due.id \
-             RETURNING jobs.id, jobs.epoch, jobs.attempts, jobs.command, jobs.execute_at, \
-                 jobs.max_retries, jobs.timeout_secs",
-        )
-        .await?;
-    let rows = client
-        .query(&statement, &[&horizon, &limit, &instance])
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Dispatch {
-                job_id: row.try_get("id")?,
-                epoch: row.try_get("epoch")?,
-                attempt: row.try_get::<_, i32>("attempts")? + 1,
-                command: row.try_get("command")?,
-                execute_at: row.try_get("execute_at")?,
-                max_retries: row.try_get("max_retries")?,
-                timeout_secs: row.try_get("timeout_secs")?,
-            })
-        })
-        .collect()
-}
-
-/// Hands a claimed job back (its dispatch could not be published), so that the next scan
-/// claims it again. Only the claim of `epoch` is released.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached.
-pub async fn release(pool: &Pool, job_id: Uuid, epoch: i64) -> Result<(), StoreError> {
-    let client = pool.get().await?;
-    client
-        .execute(
-            "UPDATE jobs SET status = 'SCHEDULED', updated_at = now() \
-             WHERE id = $1 AND epoch = $2 AND status = 'DISPATCHED'",
-            &[&job_id, &epoch],
-        )
-        .await?;
-    Ok(())
 }
 
 /// The job `id` and its attempts, oldest first; `None` when there is no such job.
@@ -227,7 +165,14 @@ pub async fn list(
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached; nothing is applied then.
-pub async fn apply_reports(pool: &Pool, reports: &[AttemptReport]) -> Result<Applied, StoreError> {
+///
+/// A `RETRYING` job gets a lease of `retry_lease` for its next attempt to start; a final one
+/// loses its lease.
+pub async fn apply_reports(
+    pool: &Pool,
+    reports: &[AttemptReport],
+    retry_lease: std::time::Duration,
+) -> Result<Applied, StoreError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let update_job = transaction
@@ -238,6 +183,9 @@ pub async fn apply_reports(pool: &Pool, reports: &[AttemptReport]) -> Result<App
                  exit_code = CASE WHEN $7::boolean THEN $8::integer ELSE exit_code END, \
                  last_output = CASE WHEN $7 THEN $9::text ELSE last_output END, \
                  last_error = CASE WHEN $7 THEN $10::text ELSE last_error END, \
+                 lease_until = CASE WHEN $3 = 'RETRYING' \
+                     THEN now() + make_interval(secs => $11::double precision) \
+                     WHEN $3 IN ('SUCCESS', 'FAILED') THEN NULL ELSE lease_until END, \
                  updated_at = now() \
              WHERE id = $1 AND epoch = $2 AND status NOT IN ('SUCCESS', 'FAILED') \
                AND (attempts < $4 OR (attempts = $4 \
@@ -280,6 +228,7 @@ pub async fn apply_reports(pool: &Pool, reports: &[AttemptReport]) -> Result<App
                     &report.exit_code,
                     &last_output,
                     &last_error,
+                    &retry_lease.as_secs_f64(),
                 ],
             )
             .await?;

@@ -7,6 +7,7 @@ use tokio_postgres::NoTls;
 
 use crate::config::DatabaseSettings;
 
+pub mod dispatch;
 pub mod jobs;
 
 mod embedded {

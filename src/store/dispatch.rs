@@ -1,0 +1,282 @@
+//! Claiming jobs for dispatch, starting attempts, and recovering what a crash lost.
+//!
+//! Every job in flight holds a lease (`jobs.lease_until`): a `DISPATCHED` job must start by
+//! its time plus `recovery.grace`, a `RUNNING` attempt must end by its timeout plus the grace,
+//! a `RETRYING` job must start its next attempt by the longest backoff plus the grace. A job
+//! whose lease runs out was lost with its dispatch, its executor or its process;
+//! [`recover_expired`] dispatches it again under a new epoch, which fences off anything the
+//! lost executor might still report.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::jobs::{JOB_COLUMNS, job_from_row};
+use crate::domain::{Dispatch, Job, NewJob};
+
+const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
+     jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs";
+
+fn dispatch_from_row(row: &Row) -> Result<Dispatch, StoreError> {
+    let attempts: i32 = row.try_get("attempts")?;
+    let lost: i32 = row.try_get("lost_attempts")?;
+    Ok(Dispatch {
+        job_id: row.try_get("id")?,
+        epoch: row.try_get("epoch")?,
+        attempt: attempts + 1,
+        failures: attempts - lost,
+        command: row.try_get("command")?,
+        execute_at: row.try_get("execute_at")?,
+        max_retries: row.try_get("max_retries")?,
+        timeout_secs: row.try_get("timeout_secs")?,
+    })
+}
+
+fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+/// What a recovery pass did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Jobs to publish again, under their new epoch.
+    pub dispatches: Vec<Dispatch>,
+    /// Attempts found lost (their job was `RUNNING`).
+    pub lost_attempts: u64,
+    /// Jobs ended `FAILED` because they were lost more than `recovery.max_lost_attempts` times.
+    pub failed: u64,
+}
+
+/// Claims up to `limit` scheduled jobs due before `horizon`, earliest first, for
+/// `instance`: each becomes `DISPATCHED` with its epoch increased and a lease until its time
+/// plus `grace`. `SKIP LOCKED` lets scanners of several processes claim at once without
+/// waiting for, or claiming, each other's rows.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached; nothing is claimed then.
+pub async fn claim_due(
+    pool: &Pool,
+    horizon: DateTime<Utc>,
+    limit: i64,
+    instance: &str,
+    grace: Duration,
+) -> Result<Vec<Dispatch>, StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "WITH due AS ( \
+                 SELECT id FROM jobs \
+                 WHERE status = 'SCHEDULED' AND execute_at < $1 \
+                 ORDER BY execute_at LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs SET status = 'DISPATCHED', epoch = jobs.epoch + 1, \
+                 claimed_by = $3, claimed_at = now(), updated_at = now(), \
+                 lease_until = GREATEST(jobs.execute_at, now()) + make_interval(secs => $4) \
+             FROM due WHERE jobs.id = due.id \
+             RETURNING {DISPATCH_COLUMNS}"
+        ))
+        .await?;
+    let rows = client
+        .query(&statement, &[&horizon, &limit, &instance, &seconds(grace)])
+        .await?;
+    rows.iter().map(dispatch_from_row).collect()
+}
+
+/// Stores a new job already claimed for dispatch (it is due within the horizon already
+/// scanned), so that it is published at once rather than at the next scan.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached or refuses the row.
+pub async fn insert_dispatched(
+    pool: &Pool,
+    job: &NewJob,
+    instance: &str,
+    grace: Duration,
+) -> Result<(Job, Dispatch), StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
+                 status, epoch, claimed_by, claimed_at, lease_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'DISPATCHED', 1, $8, now(), \
+                 GREATEST($4, now()) + make_interval(secs => $9)) \
+             RETURNING {JOB_COLUMNS}, lost_attempts"
+        ))
+        .await?;
+    let row = client
+        .query_one(
+            &statement,
+            &[
+                &job.id,
+                &job.name,
+                &job.command,
+                &job.execute_at,
+                &job.max_retries,
+                &job.timeout_secs,
+                &job.metadata,
+                &instance,
+                &seconds(grace),
+            ],
+        )
+        .await?;
+    Ok((job_from_row(&row)?, dispatch_from_row(&row)?))
+}
+
+/// Hands a claim back (its dispatch could not be published), so that the next scan claims
+/// the job again. Only the claim of `epoch` is released.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn release(pool: &Pool, job_id: Uuid, epoch: i64) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE jobs SET status = 'SCHEDULED', lease_until = NULL, updated_at = now() \
+             WHERE id = $1 AND epoch = $2 AND status = 'DISPATCHED'",
+            &[&job_id, &epoch],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Claims the run of `attempt` under dispatch `epoch` for `instance`: the job becomes
+/// `RUNNING` with a lease of `lease`. (`RUNNING` is accepted as the prior status because
+/// the report that the previous attempt failed may not be written yet.) Returns false when the dispatch is no longer current or
+/// the attempt was already started, in which case the caller must not run it: so however
+/// often a dispatch is delivered, and wherever, each attempt starts once.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn start_attempt(
+    pool: &Pool,
+    job_id: Uuid,
+    epoch: i64,
+    attempt: i32,
+    instance: &str,
+    lease: Duration,
+) -> Result<bool, StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE jobs SET status = 'RUNNING', attempts = $3, runner = $4, \
+                 lease_until = now() + make_interval(secs => $5), \
+                 started_at = COALESCE(started_at, now()), updated_at = now() \
+             WHERE id = $1 AND epoch = $2 AND attempts < $3 \
+               AND status IN ('DISPATCHED', 'RUNNING', 'RETRYING')",
+        )
+        .await?;
+    let started = client
+        .execute(
+            &statement,
+            &[&job_id, &epoch, &attempt, &instance, &seconds(lease)],
+        )
+        .await?;
+    Ok(started == 1)
+}
+
+/// Dispatches again, under a new epoch, a job whose dispatch `epoch` has not started
+/// `attempt`: used by an instance that shuts down to hand its waiting jobs to others.
+/// `None` when the job has moved on meanwhile.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn redispatch(
+    pool: &Pool,
+    job_id: Uuid,
+    epoch: i64,
+    attempt: i32,
+    instance: &str,
+    grace: Duration,
+) -> Result<Option<Dispatch>, StoreError> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, claimed_by = $3, \
+                     claimed_at = now(), updated_at = now(), \
+                     lease_until = GREATEST(execute_at, now()) + make_interval(secs => $4) \
+                 WHERE id = $1 AND epoch = $2 AND attempts < $5 \
+                     AND status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
+                 RETURNING {DISPATCH_COLUMNS}"
+            ),
+            &[&job_id, &epoch, &instance, &seconds(grace), &attempt],
+        )
+        .await?;
+    row.as_ref().map(dispatch_from_row).transpose()
+}
+
+/// Finds up to `limit` jobs whose lease ran out and dispatches them again under a new epoch.
+/// A job lost while `RUNNING` has that attempt recorded as `LOST`; one lost more than
+/// `max_lost` times ends `FAILED` instead.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached; nothing changes then.
+pub async fn recover_expired(
+    pool: &Pool,
+    limit: i64,
+    instance: &str,
+    grace: Duration,
+    max_lost: i32,
+) -> Result<Recovered, StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "WITH expired AS ( \
+                 SELECT id, status AS old_status, attempts AS old_attempts, \
+                     lease_until AS old_lease \
+                 FROM jobs \
+                 WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') AND lease_until < now() \
+                 ORDER BY lease_until LIMIT $1 \
+                 FOR UPDATE SKIP LOCKED), \
+             moved AS ( \
+                 UPDATE jobs SET \
+                     lost_attempts = jobs.lost_attempts + (old_status = 'RUNNING')::int, \
+                     status = CASE WHEN old_status = 'RUNNING' AND jobs.lost_attempts >= $4 \
+                         THEN 'FAILED' ELSE 'DISPATCHED' END, \
+                     finished_at = CASE WHEN old_status = 'RUNNING' AND jobs.lost_attempts >= $4 \
+                         THEN now() END, \
+                     last_error = CASE WHEN old_status = 'RUNNING' AND jobs.lost_attempts >= $4 \
+                         THEN 'lost ' || (jobs.lost_attempts + 1) || ' attempts to crashes' \
+                         ELSE jobs.last_error END, \
+                     lease_until = CASE WHEN old_status = 'RUNNING' AND jobs.lost_attempts >= $4 \
+                         THEN NULL \
+                         ELSE GREATEST(jobs.execute_at, now()) + make_interval(secs => $3) END, \
+                     epoch = jobs.epoch + 1, claimed_by = $2, claimed_at = now(), \
+                     updated_at = now() \
+                 FROM expired WHERE jobs.id = expired.id \
+                 RETURNING {DISPATCH_COLUMNS}, jobs.status, old_status, old_attempts, old_lease), \
+             lost AS ( \
+                 INSERT INTO job_attempts (job_id, attempt, epoch, status, scheduled_at, \
+                     started_at, finished_at, error) \
+                 SELECT id, old_attempts, epoch - 1, 'LOST', execute_at, \
+                     old_lease - make_interval(secs => timeout_secs + $3), now(), \
+                     'lost: no result arrived by the lease; its executor or process died' \
+                 FROM moved WHERE old_status = 'RUNNING' \
+                 ON CONFLICT (job_id, attempt) DO UPDATE SET status = 'LOST', \
+                     finished_at = EXCLUDED.finished_at, error = EXCLUDED.error \
+                 WHERE job_attempts.status = 'RUNNING') \
+             SELECT * FROM moved"
+        ))
+        .await?;
+    let rows = client
+        .query(&statement, &[&limit, &instance, &seconds(grace), &max_lost])
+        .await?;
+    let mut recovered = Recovered::default();
+    for row in &rows {
+        let old_status: String = row.try_get("old_status")?;
+        let status: String = row.try_get("status")?;
+        if old_status == "RUNNING" {
+            recovered.lost_attempts += 1;
+        }
+        if status == "FAILED" {
+            recovered.failed += 1;
+        } else {
+            recovered.dispatches.push(dispatch_from_row(row)?);
+        }
+    }
+    Ok(recovered)
+}
