@@ -17,3 +17,12 @@ CREATE INDEX jobs_in_flight_lease_idx ON jobs (lease_until)
 ALTER TABLE job_attempts DROP CONSTRAINT job_attempts_status_check;
 ALTER TABLE job_attempts ADD CONSTRAINT job_attempts_status_check
     CHECK (status IN ('RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'LOST'));
+
+-- Live Kairos processes. Each executor process beats every second or so; a RUNNING job whose
+-- runner stopped beating for longer than the recovery grace was lost with its process, and is
+-- recovered without waiting for its (possibly long) timeout.
+CREATE TABLE instances (
+    id           text        PRIMARY KEY,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now()
+);

@@ -205,5 +205,10 @@ async fn shutdown(state: &AppState) {
     if let Some(result_writer) = &state.result_writer {
         let _ = result_writer.send(Drain).await;
     }
+    if let Err(error) =
+        store::dispatch::forget_instance(&state.runtime.pool, &state.runtime.instance).await
+    {
+        tracing::warn!(%error, "cannot remove this instance's heartbeat");
+    }
     tracing::info!("shutdown complete");
 }

@@ -31,11 +31,18 @@ use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
 use crate::bus::kafka::{self, BusError};
 use crate::domain::Dispatch;
+use crate::store;
 
 const KIND: ActorKind = ActorKind::Dispatcher;
 
 /// Finished dispatches remembered to recognise repeated deliveries.
 const RECENT_CAPACITY: usize = 100_000;
+
+/// How often this process records that it is alive (see `store::dispatch::heartbeat`); a
+/// fraction of the recovery grace, so that a live process is never taken for dead.
+fn heartbeat_interval(grace: Duration) -> Duration {
+    (grace / 3).max(Duration::from_millis(100))
+}
 
 /// Pause between attempts to publish a dead letter.
 const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
@@ -131,6 +138,16 @@ impl DispatcherActor {
         self.live.insert(job_id, (epoch, executor));
     }
 
+    /// Records that this process, whose executors run jobs, is alive.
+    fn beat(&mut self, ctx: &mut Context<Self>) {
+        let runtime = self.runtime.clone();
+        ctx.spawn(actix::fut::wrap_future(async move {
+            if let Err(error) = store::dispatch::heartbeat(&runtime.pool, &runtime.instance).await {
+                tracing::warn!(%error, "cannot record the heartbeat");
+            }
+        }));
+    }
+
     fn store_offset(&self, message: &OwnedMessage) {
         if let Err(error) =
             self.consumer
@@ -178,6 +195,11 @@ impl Actor for DispatcherActor {
         if !self.stopped {
             self.stream = Some(ctx.add_stream(kafka::records(Arc::clone(&self.consumer))));
         }
+        self.beat(ctx);
+        ctx.run_interval(
+            heartbeat_interval(self.runtime.settings.recovery.grace),
+            |actor, ctx| actor.beat(ctx),
+        );
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

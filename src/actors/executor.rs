@@ -35,6 +35,10 @@ const KIND: ActorKind = ActorKind::Executor;
 /// Pause between attempts to publish a report that Kafka did not acknowledge.
 const REPORT_RETRY: Duration = Duration::from_millis(500);
 
+/// The lease of a job whose attempt ended and was reported, in recovery graces: only the
+/// result writer is left to act, and it retries until it does, so this is a safety net.
+const REPORTED_LEASE_FACTOR: u32 = 10;
+
 /// Pause before trying again to claim a run while PostgreSQL cannot be reached.
 const START_RETRY: Duration = Duration::from_millis(500);
 
@@ -354,11 +358,23 @@ impl ExecutorActor {
             return;
         };
         self.publishing = true;
-        let publisher = self.runtime.publisher.clone();
+        let runtime = self.runtime.clone();
         let publish = async move {
-            while let Err(error) = publisher.report(&report).await {
+            while let Err(error) = runtime.publisher.report(&report).await {
                 tracing::error!(%error, job_id = %report.job_id, "cannot publish a report; retrying");
                 tokio::time::sleep(REPORT_RETRY).await;
+            }
+            if report.outcome != AttemptOutcome::Running {
+                // The result is safe in Kafka: the job no longer needs this process.
+                let lease = runtime.settings.recovery.grace * REPORTED_LEASE_FACTOR;
+                let (job_id, epoch, attempt) = (report.job_id, report.epoch, report.attempt);
+                while let Err(error) =
+                    store::dispatch::attempt_reported(&runtime.pool, job_id, epoch, attempt, lease)
+                        .await
+                {
+                    tracing::warn!(%error, %job_id, "cannot record that the attempt was reported; retrying");
+                    tokio::time::sleep(REPORT_RETRY).await;
+                }
             }
         };
         ctx.spawn(actix::fut::wrap_future(publish).map(

@@ -53,6 +53,8 @@ pub struct ScannerActor {
     recovering: bool,
     failures: u32,
     stopped: bool,
+    /// Since when every pass reached the database (reset by a failed pass).
+    reachable_since: std::time::Instant,
 }
 
 impl ScannerActor {
@@ -63,6 +65,7 @@ impl ScannerActor {
             recovering: false,
             failures: 0,
             stopped: false,
+            reachable_since: std::time::Instant::now(),
         }
     }
 
@@ -76,10 +79,11 @@ impl ScannerActor {
         }
         *busy = true;
         let runtime = self.runtime.clone();
+        let check_heartbeats = self.reachable_since.elapsed() > runtime.settings.recovery.grace;
         let work = async move {
             match pass {
                 Pass::Due => claim_until_caught_up(&runtime).await,
-                Pass::Recovery => recover_lost(&runtime).await,
+                Pass::Recovery => recover_lost(&runtime, check_heartbeats).await,
             }
         };
         ctx.spawn(actix::fut::wrap_future(work).map(
@@ -97,6 +101,7 @@ impl ScannerActor {
                     }
                     Err(error) => {
                         actor.failures += 1;
+                        actor.reachable_since = std::time::Instant::now();
                         tracing::error!(%error, failures = actor.failures, ?pass, "scan failed");
                         if actor.failures >= FAILURES_BEFORE_RESTART {
                             actor.failures = 0;
@@ -133,7 +138,7 @@ async fn claim_until_caught_up(runtime: &Runtime) -> Result<usize, StoreError> {
 }
 
 /// Dispatches again the jobs whose lease ran out; returns how many were published.
-async fn recover_lost(runtime: &Runtime) -> Result<usize, StoreError> {
+async fn recover_lost(runtime: &Runtime, check_heartbeats: bool) -> Result<usize, StoreError> {
     let settings = &runtime.settings;
     let recovered = store::dispatch::recover_expired(
         &runtime.pool,
@@ -141,6 +146,7 @@ async fn recover_lost(runtime: &Runtime) -> Result<usize, StoreError> {
         &runtime.instance,
         settings.recovery.grace,
         settings.recovery.max_lost_attempts,
+        check_heartbeats,
     )
     .await?;
     let metrics = &runtime.metrics;

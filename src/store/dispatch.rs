@@ -209,7 +209,10 @@ pub async fn redispatch(
     row.as_ref().map(dispatch_from_row).transpose()
 }
 
-/// Finds up to `limit` jobs whose lease ran out and dispatches them again under a new epoch.
+/// Finds up to `limit` jobs whose lease ran out, or (with `check_heartbeats`) which run on
+/// an instance that stopped beating for longer than `grace`, and dispatches them again under
+/// a new epoch. The caller checks heartbeats only once it has itself reached the database for
+/// longer than `grace`: after an outage, live instances need time to beat again.
 /// A job lost while `RUNNING` has that attempt recorded as `LOST`; one lost more than
 /// `max_lost` times ends `FAILED` instead.
 ///
@@ -221,6 +224,7 @@ pub async fn recover_expired(
     instance: &str,
     grace: Duration,
     max_lost: i32,
+    check_heartbeats: bool,
 ) -> Result<Recovered, StoreError> {
     let client = pool.get().await?;
     let statement = client
@@ -229,7 +233,11 @@ pub async fn recover_expired(
                  SELECT id, status AS old_status, attempts AS old_attempts, \
                      lease_until AS old_lease \
                  FROM jobs \
-                 WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') AND lease_until < now() \
+                 WHERE (status IN ('DISPATCHED', 'RUNNING', 'RETRYING') AND lease_until < now()) \
+                    OR ($5 AND status = 'RUNNING' AND runner IS NOT NULL AND NOT EXISTS ( \
+                        SELECT 1 FROM instances \
+                        WHERE instances.id = jobs.runner \
+                          AND instances.heartbeat_at > now() - make_interval(secs => $3))) \
                  ORDER BY lease_until LIMIT $1 \
                  FOR UPDATE SKIP LOCKED), \
              moved AS ( \
@@ -263,7 +271,16 @@ pub async fn recover_expired(
         ))
         .await?;
     let rows = client
-        .query(&statement, &[&limit, &instance, &seconds(grace), &max_lost])
+        .query(
+            &statement,
+            &[
+                &limit,
+                &instance,
+                &seconds(grace),
+                &max_lost,
+                &check_heartbeats,
+            ],
+        )
         .await?;
     let mut recovered = Recovered::default();
     for row in &rows {
@@ -279,4 +296,63 @@ pub async fn recover_expired(
         }
     }
     Ok(recovered)
+}
+
+/// Records that attempt `attempt` of dispatch `epoch` has ended and its report is safe in
+/// Kafka: the job no longer depends on its runner's process, only on the result writer,
+/// which gets `lease` to write the report.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn attempt_reported(
+    pool: &Pool,
+    job_id: Uuid,
+    epoch: i64,
+    attempt: i32,
+    lease: Duration,
+) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE jobs SET runner = NULL, \
+                 lease_until = now() + make_interval(secs => $4) \
+             WHERE id = $1 AND epoch = $2 AND attempts = $3 AND status = 'RUNNING' \
+               AND runner IS NOT NULL",
+        )
+        .await?;
+    client
+        .execute(&statement, &[&job_id, &epoch, &attempt, &seconds(lease)])
+        .await?;
+    Ok(())
+}
+
+/// Records that `instance` is alive.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn heartbeat(pool: &Pool, instance: &str) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO instances (id) VALUES ($1) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+        )
+        .await?;
+    client.execute(&statement, &[&instance]).await?;
+    Ok(())
+}
+
+/// Removes `instance` (it stops cleanly) and instances silent for over an hour.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn forget_instance(pool: &Pool, instance: &str) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "DELETE FROM instances WHERE id = $1 OR heartbeat_at < now() - interval '1 hour'",
+            &[&instance],
+        )
+        .await?;
+    Ok(())
 }

@@ -14,6 +14,9 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
+/// The advisory-lock key that serialises migrations across instances ("kairos" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6b61_6972_6f73;
+
 /// A failure to reach or prepare the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -77,10 +80,18 @@ pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
 /// migration fails (it is rolled back).
 pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.get().await?;
+    // Instances starting together would otherwise race to apply the same migration; the
+    // lock is held by this session until it is released below (or the session ends).
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
     let report = embedded::migrations::runner()
         .run_async(&mut **client)
+        .await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await?;
-    for migration in report.applied_migrations() {
+    for migration in report?.applied_migrations() {
         tracing::info!(
             version = migration.version(),
             name = migration.name(),

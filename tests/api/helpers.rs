@@ -53,6 +53,9 @@ pub fn test_settings() -> Settings {
     settings.executor.retry_backoff_base = Duration::from_millis(50);
     settings.executor.retry_backoff_max = Duration::from_millis(200);
     settings.admin.fault_injection = true;
+    // Lost jobs are looked for often, and a lease runs out soon, so recovery shows quickly.
+    settings.recovery.interval = Duration::from_millis(200);
+    settings.recovery.grace = Duration::from_secs(3);
     settings
 }
 

@@ -5,4 +5,5 @@ mod api_input;
 mod foundation;
 mod helpers;
 mod pipeline;
+mod recovery;
 mod supervision;

@@ -1,0 +1,164 @@
+//! Jobs lost to a crash are found by their lease and run again; stale dispatches never run.
+//!
+//! A crash is staged in the database: the rows look exactly as a process that died at that
+//! point leaves them (the real-process version is the chaos suite, `tests/chaos`).
+
+use std::time::Duration;
+
+use kairos::bus::kafka;
+use kairos::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus};
+use rdkafka::producer::FutureRecord;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, metric, spawn_app};
+
+/// Creates a job far in the future, then rewrites it as `status` under epoch 1 with a lease
+/// that ran out a second ago, as a process that died would leave it.
+async fn stage_lost_job(app: &TestApp, status: &str, attempts: i32, lost_attempts: i32) -> Uuid {
+    let id = app
+        .create_job(&json!({"command": "echo recovered", "execute_at": "2099-01-01T00:00:00Z"}))
+        .await;
+    let client = app.pool.get().await.expect("connection");
+    client
+        .execute(
+            "UPDATE jobs SET status = $2, epoch = 1, attempts = $3, lost_attempts = $4, \
+                 execute_at = now() - interval '5 seconds', lease_until = now() - interval '1 second', \
+                 started_at = CASE WHEN $3 > 0 THEN now() - interval '4 seconds' END \
+             WHERE id = $1",
+            &[&id, &status, &attempts, &lost_attempts],
+        )
+        .await
+        .expect("staged");
+    if status == "RUNNING" {
+        client
+            .execute(
+                "INSERT INTO job_attempts (job_id, attempt, epoch, status, scheduled_at, started_at) \
+                 VALUES ($1, $2, 1, 'RUNNING', now() - interval '5 seconds', now() - interval '4 seconds')",
+                &[&id, &attempts],
+            )
+            .await
+            .expect("staged attempt");
+    }
+    id
+}
+
+/// A job claimed but never published (or whose executor died before its time) is dispatched
+/// again when its lease runs out, and succeeds.
+#[actix_web::test]
+async fn a_lost_dispatch_is_dispatched_again() {
+    let app = spawn_app().await;
+    let id = stage_lost_job(&app, "DISPATCHED", 0, 0).await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(done["job"]["epoch"], 2);
+    assert_eq!(done["job"]["attempts"], 1);
+    assert_eq!(done["job"]["last_output"], "recovered\n");
+}
+
+/// An attempt whose process died mid-run is recorded LOST (not FAILED), the next attempt runs,
+/// and the dead executor's late result, from the old epoch, is ignored.
+#[actix_web::test]
+async fn a_lost_attempt_is_recorded_and_the_job_runs_again() {
+    let app = spawn_app().await;
+    let id = stage_lost_job(&app, "RUNNING", 1, 0).await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(done["job"]["attempts"], 2);
+    assert_eq!(done["job"]["epoch"], 2);
+    let statuses: Vec<&str> = done["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| a["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses, ["LOST", "SUCCEEDED"]);
+    app.wait_for_metrics("a lost attempt", |text| {
+        metric(text, "kairos_attempts_lost_total") == Some(1.0)
+    })
+    .await;
+
+    // The zombie of epoch 1 reports that attempt 1 failed: it changes nothing.
+    let zombie = AttemptReport {
+        job_id: id,
+        epoch: 1,
+        attempt: 1,
+        status: JobStatus::Failed,
+        outcome: AttemptOutcome::Failed,
+        scheduled_at: chrono::Utc::now(),
+        started_at: chrono::Utc::now(),
+        finished_at: Some(chrono::Utc::now()),
+        exit_code: Some(1),
+        stdout: None,
+        stderr: None,
+        error: Some("zombie".into()),
+    };
+    let producer = kafka::producer(&app.settings.kafka).expect("producer");
+    let payload = serde_json::to_vec(&zombie).expect("JSON");
+    producer
+        .send(
+            FutureRecord::to(&app.settings.kafka.topic.updated_jobs)
+                .key(&id.to_string())
+                .payload(&payload),
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .expect("published");
+    app.wait_for_metrics("the zombie report ignored", |text| {
+        metric(text, "kairos_reports_ignored_total") == Some(1.0)
+    })
+    .await;
+    assert_eq!(app.job(id).await, done);
+}
+
+/// A job lost more often than `recovery.max_lost_attempts` ends FAILED, saying why.
+#[actix_web::test]
+async fn a_job_lost_too_often_fails() {
+    let app = spawn_app().await;
+    let max = app.settings.recovery.max_lost_attempts;
+    let id = stage_lost_job(&app, "RUNNING", max + 1, max).await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "FAILED");
+    assert_eq!(
+        done["job"]["last_error"],
+        format!("lost {} attempts to crashes", max + 1)
+    );
+    assert_eq!(done["attempts"][0]["status"], "LOST");
+}
+
+/// A dispatch of an epoch that is no longer current never runs its command.
+#[actix_web::test]
+async fn a_stale_dispatch_is_not_run() {
+    let app = spawn_app().await;
+    let marker = std::env::temp_dir().join(format!("kairos-stale-{}", Uuid::new_v4()));
+    let id = app.create_job(&json!({"command": format!("touch {}", marker.display()), "execute_at": "2099-01-01T00:00:00Z"})).await;
+    let stale = Dispatch {
+        job_id: id,
+        epoch: 0,
+        attempt: 1,
+        failures: 0,
+        command: format!("touch {}", marker.display()),
+        execute_at: chrono::Utc::now(),
+        max_retries: 0,
+        timeout_secs: 10,
+    };
+    let producer = kafka::producer(&app.settings.kafka).expect("producer");
+    let payload = serde_json::to_vec(&stale).expect("JSON");
+    producer
+        .send(
+            FutureRecord::to(&app.settings.kafka.topic.jobs)
+                .key(&id.to_string())
+                .payload(&payload),
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .expect("published");
+    app.wait_for_metrics("the stale dispatch superseded", |text| {
+        metric(text, "kairos_dispatches_superseded_total") == Some(1.0)
+    })
+    .await;
+    assert!(!marker.exists(), "a stale dispatch ran its command");
+    assert_eq!(app.job(id).await["job"]["status"], "SCHEDULED");
+}

@@ -1,0 +1,360 @@
+//! Several Kairos processes with one database and one set of topics, and the run log their
+//! jobs write.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+/// Chaos scenarios change the shared broker and database: one at a time.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How long a cluster may take to finish every job after the last fault.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(240);
+
+/// One `kairos serve` process.
+pub struct Instance {
+    pub port: u16,
+    child: Child,
+}
+
+impl Instance {
+    /// Kills the process with SIGKILL: no shutdown of any kind.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a Linux pid"));
+        kill(pid, Signal::SIGTERM).expect("SIGTERM delivered");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance on port {} did not exit within {limit:?} of SIGTERM",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
+
+/// The processes of one scenario and what they share.
+pub struct Cluster {
+    pub name: String,
+    pub instances: Vec<Instance>,
+    pub run_log: PathBuf,
+    database: String,
+    env: Vec<(String, String)>,
+    logs: PathBuf,
+    http: reqwest::Client,
+    started: usize,
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("address").port()
+}
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn admin_client() -> tokio_postgres::Client {
+    connect("postgres").await
+}
+
+async fn connect(database: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(5432)
+        .user("kairos")
+        .password("kairos")
+        .dbname(database)
+        .connect(NoTls)
+        .await
+        .expect("PostgreSQL is up (scripts/services up)");
+    actix_web::rt::spawn(connection);
+    client
+}
+
+impl Cluster {
+    /// Starts `size` instances with a fresh database and fresh topics.
+    pub async fn start(name: &str, size: usize) -> Cluster {
+        let id = Uuid::new_v4().simple().to_string();
+        let database = format!("kairos_test_{id}");
+        admin_client()
+            .await
+            .batch_execute(&format!(r#"CREATE DATABASE "{database}""#))
+            .await
+            .expect("database");
+        let logs = crate_dir().join("target").join("chaos").join(&id);
+        std::fs::create_dir_all(&logs).expect("log folder");
+        let run_log = logs.join("runs.log");
+        let env = vec![
+            ("KAIROS__DATABASE__NAME".into(), database.clone()),
+            ("KAIROS__DATABASE__POOL_SIZE".into(), "8".into()),
+            (
+                "KAIROS__KAFKA__TOPIC__JOBS".into(),
+                format!("chaos-{id}-jobs"),
+            ),
+            (
+                "KAIROS__KAFKA__TOPIC__UPDATEDJOBS".into(),
+                format!("chaos-{id}-updated"),
+            ),
+            ("KAIROS__KAFKA__SESSION_TIMEOUT_MS".into(), "6000".into()),
+            (
+                "KAIROS__EXECUTOR__GROUP_ID".into(),
+                format!("chaos-{id}-executors"),
+            ),
+            (
+                "KAIROS__RESULT_WRITER__GROUP_ID".into(),
+                format!("chaos-{id}-writers"),
+            ),
+            (
+                "KAIROS__EXECUTOR__RETRY_BACKOFF_BASE".into(),
+                "100ms".into(),
+            ),
+            ("KAIROS__EXECUTOR__RETRY_BACKOFF_MAX".into(), "1s".into()),
+            ("KAIROS__SCANNER__INTERVAL".into(), "2s".into()),
+            ("KAIROS__RECOVERY__GRACE".into(), "3s".into()),
+            ("KAIROS__RECOVERY__INTERVAL".into(), "500ms".into()),
+            ("KAIROS__SHUTDOWN__GRACE".into(), "20s".into()),
+            ("RUST_LOG".into(), "warn,kairos=info".into()),
+        ];
+        let mut cluster = Cluster {
+            name: name.to_owned(),
+            instances: Vec::new(),
+            run_log,
+            database,
+            env,
+            logs,
+            http: reqwest::Client::new(),
+            started: 0,
+        };
+        for _ in 0..size {
+            let instance = cluster.spawn(free_port()).await;
+            cluster.instances.push(instance);
+        }
+        cluster
+    }
+
+    /// Starts one process on `port` and waits until it reports ready.
+    pub async fn spawn(&mut self, port: u16) -> Instance {
+        self.started += 1;
+        let stderr = std::fs::File::create(
+            self.logs
+                .join(format!("instance-{}-{port}.log", self.started)),
+        )
+        .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_kairos"))
+            .arg("--config-dir")
+            .arg(crate_dir().join("config"))
+            .arg("serve")
+            .envs(self.env.iter().cloned())
+            .env("KAIROS__HTTP__PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("kairos starts");
+        let instance = Instance { port, child };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = self
+                .http
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await;
+            if ready.is_ok_and(|response| response.status() == 200) {
+                return instance;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance on port {port} not ready within 60 s; see {}",
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills instance `index` with SIGKILL and starts a new process on its port.
+    pub async fn kill_and_restart(&mut self, index: usize) {
+        let port = self.instances[index].port;
+        self.instances[index].kill_hard();
+        let replacement = self.spawn(port).await;
+        self.instances[index] = replacement;
+    }
+
+    /// Creates `count` jobs through instance 0, due `lead` from now and spread over `spread`,
+    /// each appending `<job id> <attempt>` to the run log after `work` (a shell snippet).
+    pub async fn create_jobs(&self, count: usize, lead: Duration, spread: Duration, work: &str) {
+        let start = chrono::Utc::now() + chrono::Duration::from_std(lead).expect("duration");
+        let step = spread.as_secs_f64() / count.max(1) as f64;
+        let command = format!(
+            "{work}echo \"$KAIROS_JOB_ID $KAIROS_ATTEMPT\" >> {}",
+            self.run_log.display()
+        );
+        let url = format!("http://127.0.0.1:{}/api/v1/jobs", self.instances[0].port);
+        let created = stream::iter(0..count)
+            .map(|n| {
+                let due = start + chrono::Duration::milliseconds((n as f64 * step * 1000.0) as i64);
+                let body =
+                    json!({"command": command, "execute_at": due.to_rfc3339(), "timeout_secs": 60});
+                let request = self.http.post(&url).json(&body).send();
+                async move { request.await.is_ok_and(|response| response.status() == 201) }
+            })
+            .buffer_unordered(16)
+            .filter(|created| std::future::ready(*created))
+            .count()
+            .await;
+        assert_eq!(created, count, "not every job was created");
+    }
+
+    /// Waits until all `count` jobs are final, within [`SETTLE_LIMIT`].
+    pub async fn settle(&self, count: usize) {
+        let client = connect(&self.database).await;
+        let deadline = Instant::now() + SETTLE_LIMIT;
+        loop {
+            let finished: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM jobs WHERE status IN ('SUCCESS', 'FAILED')",
+                    &[],
+                )
+                .await
+                .map(|row| row.get(0))
+                .unwrap_or(0);
+            if finished == i64::try_from(count).expect("count") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: only {finished} of {count} jobs final after {SETTLE_LIMIT:?}; logs in {}",
+                self.name,
+                self.logs.display()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Counts what happened: from the database and from the run log.
+    pub async fn outcome(&self, jobs: usize) -> Outcome {
+        let client = connect(&self.database).await;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status = 'SUCCESS'), \
+                     (SELECT count(*) FROM job_attempts WHERE status = 'LOST'), \
+                     (SELECT COALESCE(EXTRACT(EPOCH FROM max(started_at - scheduled_at)), 0)::float8 \
+                          FROM job_attempts WHERE status = 'SUCCEEDED'), \
+                     COALESCE((SELECT EXTRACT(EPOCH FROM max(finished_at - execute_at))::float8 \
+                          FROM jobs WHERE epoch > 1), 0) \
+                 FROM jobs",
+                &[],
+            )
+            .await
+            .expect("outcome query");
+        let succeeded: i64 = row.get(0);
+        let lost_attempts: i64 = row.get(1);
+        let log = std::fs::read_to_string(&self.run_log).unwrap_or_default();
+        let mut runs: HashMap<(String, String), usize> = HashMap::new();
+        let mut per_job: HashMap<String, usize> = HashMap::new();
+        for line in log.lines() {
+            let mut parts = line.split_whitespace();
+            let (Some(job), Some(attempt)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            *runs
+                .entry((job.to_owned(), attempt.to_owned()))
+                .or_default() += 1;
+            *per_job.entry(job.to_owned()).or_default() += 1;
+        }
+        Outcome {
+            jobs,
+            lost: jobs - usize::try_from(succeeded).expect("count"),
+            duplicate_runs: per_job.values().map(|runs| runs - 1).sum(),
+            same_attempt_runs: runs.values().map(|runs| runs - 1).sum(),
+            jobs_run: per_job.len(),
+            lost_attempts: usize::try_from(lost_attempts).expect("count"),
+            max_lateness: Duration::from_secs_f64(row.get::<_, f64>(2).max(0.0)),
+            recovery: Duration::from_secs_f64(row.get::<_, f64>(3).max(0.0)),
+        }
+    }
+}
+
+/// What a scenario measured.
+#[derive(Debug)]
+pub struct Outcome {
+    pub jobs: usize,
+    /// Jobs that did not end SUCCESS.
+    pub lost: usize,
+    /// Runs beyond the first of a job, counted in the run log.
+    pub duplicate_runs: usize,
+    /// Runs beyond the first of one (job, attempt): never allowed.
+    pub same_attempt_runs: usize,
+    /// Jobs whose command ran at least once.
+    pub jobs_run: usize,
+    /// Attempts recorded LOST (in flight on a killed process).
+    pub lost_attempts: usize,
+    /// The largest start minus due time of a successful attempt.
+    pub max_lateness: Duration,
+    /// The longest time from due to finished among jobs that had to be dispatched again.
+    pub recovery: Duration,
+}
+
+impl Outcome {
+    /// Prints the scenario's row of the chaos table.
+    pub fn print_row(&self, scenario: &str) {
+        println!(
+            "| scenario | jobs | lost | duplicate runs | lost attempts | max lateness | recovery time |"
+        );
+        println!(
+            "| {scenario} | {} | {} | {} | {} | {:.2} s | {:.2} s |",
+            self.jobs,
+            self.lost,
+            self.duplicate_runs,
+            self.lost_attempts,
+            self.max_lateness.as_secs_f64(),
+            self.recovery.as_secs_f64()
+        );
+    }
+
+    /// What every scenario must show: every job ran and succeeded; no attempt ran twice; a
+    /// job ran again only after an attempt of it was lost on a killed process.
+    pub fn assert_sound(&self) {
+        assert_eq!(self.lost, 0, "jobs lost: {self:?}");
+        assert_eq!(self.jobs_run, self.jobs, "jobs never run: {self:?}");
+        assert_eq!(self.same_attempt_runs, 0, "an attempt ran twice: {self:?}");
+        assert!(
+            self.duplicate_runs <= self.lost_attempts,
+            "re-runs beyond the attempts lost in flight: {self:?}"
+        );
+    }
+}
+
+/// Runs `scripts/services <command>` (a broker or database restart).
+pub fn services(command: &str) {
+    let status = Command::new(crate_dir().join("scripts").join("services"))
+        .arg(command)
+        .status()
+        .expect("scripts/services runs");
+    assert!(status.success(), "scripts/services {command} failed");
+}

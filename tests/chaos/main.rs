@@ -1,0 +1,9 @@
+//! The chaos suite: real `kairos serve` processes sharing the real PostgreSQL and Kafka, while
+//! processes are killed, the broker and the database restart, and instances are stopped.
+//!
+//! Every job's command appends `<job id> <attempt>` to a log file, so runs are counted
+//! outside Kairos. Each scenario prints one row of the table
+//! (`scripts/chaos` runs them all and shows it).
+
+mod cluster;
+mod scenarios;

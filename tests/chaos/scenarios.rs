@@ -1,0 +1,102 @@
+//! The four chaos scenarios.
+
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, SERIAL, services};
+
+/// Jobs per scenario.
+const JOBS: usize = 2000;
+
+/// kill -9 one of three instances every 3 s while 2,000 jobs fall due, restarting it each
+/// time: no job is lost; a job runs twice only if its attempt was in flight on a killed
+/// process.
+#[actix_web::test]
+async fn kill_nine_one_of_three_instances_repeatedly() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start("kill -9", 3).await;
+    cluster
+        .create_jobs(JOBS, Duration::from_secs(3), Duration::from_secs(20), "")
+        .await;
+    let until = Instant::now() + Duration::from_secs(21);
+    let mut victim = 0;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        cluster.kill_and_restart(victim % 3).await;
+        victim += 1;
+    }
+    cluster.settle(JOBS).await;
+    let outcome = cluster.outcome(JOBS).await;
+    outcome.print_row("kill -9 one of 3 instances every 3 s");
+    outcome.assert_sound();
+}
+
+/// The Kafka broker stops and restarts while jobs fall due: producers retry, consumers
+/// resume from their committed offsets, and every job runs once.
+#[actix_web::test]
+async fn the_broker_restarts_mid_run() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start("broker restart", 3).await;
+    cluster
+        .create_jobs(JOBS, Duration::from_secs(3), Duration::from_secs(20), "")
+        .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    services("kafka-restart");
+    cluster.settle(JOBS).await;
+    let outcome = cluster.outcome(JOBS).await;
+    outcome.print_row("Kafka broker restart mid-run");
+    outcome.assert_sound();
+    assert_eq!(
+        outcome.duplicate_runs, 0,
+        "no process died, so nothing may run twice"
+    );
+}
+
+/// PostgreSQL restarts while jobs fall due: the instances reconnect, results wait in Kafka,
+/// and every job runs once.
+#[actix_web::test]
+async fn the_database_restarts_mid_run() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start("database restart", 3).await;
+    cluster
+        .create_jobs(JOBS, Duration::from_secs(3), Duration::from_secs(20), "")
+        .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    services("postgres-restart");
+    cluster.settle(JOBS).await;
+    let outcome = cluster.outcome(JOBS).await;
+    outcome.print_row("PostgreSQL restart mid-run");
+    outcome.assert_sound();
+    assert_eq!(
+        outcome.duplicate_runs, 0,
+        "no process died, so nothing may run twice"
+    );
+}
+
+/// SIGTERM an instance while long jobs run on it: it lets them finish, hands its waiting jobs
+/// to the other instance, exits 0, and nothing is lost or run twice.
+#[actix_web::test]
+async fn sigterm_while_long_jobs_run() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start("SIGTERM", 2).await;
+    let jobs = 300;
+    cluster
+        .create_jobs(
+            jobs,
+            Duration::from_secs(2),
+            Duration::from_secs(12),
+            "sleep 2; ",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let status = cluster.instances[1].terminate(Duration::from_secs(40));
+    assert_eq!(status.code(), Some(0), "a SIGTERM'd instance exits 0");
+    cluster.settle(jobs).await;
+    let outcome = cluster.outcome(jobs).await;
+    outcome.print_row("SIGTERM an instance running long jobs");
+    outcome.assert_sound();
+    assert_eq!(
+        outcome.duplicate_runs, 0,
+        "a graceful stop runs nothing twice"
+    );
+    assert_eq!(outcome.lost_attempts, 0, "a graceful stop loses no attempt");
+}
