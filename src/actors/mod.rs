@@ -1,11 +1,13 @@
 //! The supervised actors that move jobs from the database to execution and back.
 //!
 //! ```text
-//!  API ──ScanNow──▶ ScannerActor ──(kafka.topic.jobs)──▶ DispatcherActor ──starts──▶ ExecutorActor (one per job)
-//!                        │ claims due jobs                                              │ runs, retries
-//!                        ▼                                                              ▼
-//!                    PostgreSQL ◀──── ResultWriterActor ◀──(kafka.topic.updatedJobs)────┘
+//!  ScannerActor ──(kafka.topic.jobs)──▶ DispatcherActor ──starts──▶ ExecutorActor (one per job)
+//!      │ claims due and lost jobs                                      │ claims each run, runs, retries
+//!      ▼                                                               ▼
+//!  PostgreSQL ◀──── ResultWriterActor ◀──(kafka.topic.updatedJobs)─────┘
 //! ```
+//!
+//! (The API claims and publishes a job itself when it is due before the next scan.)
 //!
 //! Every actor runs under an actix [`Supervisor`](actix::Supervisor): when it stops because
 //! it cannot go on, it is restarted with its state, and the restart is counted per kind (see
