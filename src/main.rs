@@ -16,8 +16,8 @@ struct Cli {
     config: Option<PathBuf>,
     /// The roles of this process, comma-separated: api, scanner, executor, writer (default:
     /// the `roles` key of the configuration, all four unless changed).
-    #[arg(long, global = true, env = "KAIROS_ROLES", value_parser = Role::parse_list)]
-    roles: Option<Vec<Role>>,
+    #[arg(long, global = true, env = "KAIROS_ROLES")]
+    roles: Option<String>,
     /// The folder holding default.toml.
     #[arg(
         long,
@@ -47,8 +47,18 @@ fn main() -> ExitCode {
     };
     let settings = match Settings::load(&sources) {
         Ok(mut settings) => {
-            if let Some(roles) = cli.roles.clone() {
-                settings.roles = roles;
+            if let Some(roles) = &cli.roles {
+                match Role::parse_list(roles) {
+                    Ok(roles) if !roles.is_empty() => settings.roles = roles,
+                    Ok(_) => {
+                        eprintln!("kairos: --roles must name at least one role");
+                        return ExitCode::from(2);
+                    }
+                    Err(problem) => {
+                        eprintln!("kairos: --roles: {problem}");
+                        return ExitCode::from(2);
+                    }
+                }
             }
             settings
         }

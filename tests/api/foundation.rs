@@ -162,4 +162,18 @@ fn an_invalid_configuration_stops_serve_at_start_up() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("kafka.topic.jobs"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args([
+            "--config-dir",
+            kairos::config::crate_config_dir()
+                .to_str()
+                .expect("utf-8 path"),
+        ])
+        .args(["serve", "--roles", "scanner,cook"])
+        .output()
+        .expect("kairos runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown role `cook`"), "{stderr}");
 }

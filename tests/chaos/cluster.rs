@@ -98,8 +98,14 @@ async fn connect(database: &str) -> tokio_postgres::Client {
 }
 
 impl Cluster {
-    /// Starts `size` instances with a fresh database and fresh topics.
+    /// Starts `size` instances with every role, a fresh database and fresh topics.
     pub async fn start(name: &str, size: usize) -> Cluster {
+        Self::start_with_roles(name, &vec!["api,scanner,executor,writer"; size]).await
+    }
+
+    /// Starts one instance per entry of `roles` (each a `--roles` list), with a fresh
+    /// database and fresh topics. The first must have the `api` role.
+    pub async fn start_with_roles(name: &str, roles: &[&str]) -> Cluster {
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("kairos_test_{id}");
         admin_client()
@@ -151,15 +157,21 @@ impl Cluster {
             http: reqwest::Client::new(),
             started: 0,
         };
-        for _ in 0..size {
-            let instance = cluster.spawn(free_port()).await;
+        for roles in roles {
+            let instance = cluster.spawn_with_roles(free_port(), roles).await;
             cluster.instances.push(instance);
         }
         cluster
     }
 
-    /// Starts one process on `port` and waits until it reports ready.
+    /// Starts one process with every role on `port` and waits until it reports ready.
     pub async fn spawn(&mut self, port: u16) -> Instance {
+        self.spawn_with_roles(port, "api,scanner,executor,writer")
+            .await
+    }
+
+    /// Starts one process with `roles` on `port` and waits until it reports ready.
+    pub async fn spawn_with_roles(&mut self, port: u16, roles: &str) -> Instance {
         self.started += 1;
         let stderr = std::fs::File::create(
             self.logs
@@ -172,6 +184,7 @@ impl Cluster {
             .arg("serve")
             .envs(self.env.iter().cloned())
             .env("KAIROS__HTTP__PORT", port.to_string())
+            .env("KAIROS_ROLES", roles)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -195,6 +208,22 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// `GET /api/v1/admin/actors` of instance `index`.
+    pub async fn actors(&self, index: usize) -> serde_json::Value {
+        let url = format!(
+            "http://127.0.0.1:{}/api/v1/admin/actors",
+            self.instances[index].port
+        );
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("JSON")
     }
 
     /// Kills instance `index` with SIGKILL and starts a new process on its port.

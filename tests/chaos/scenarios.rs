@@ -100,3 +100,45 @@ async fn sigterm_while_long_jobs_run() {
     );
     assert_eq!(outcome.lost_attempts, 0, "a graceful stop loses no attempt");
 }
+
+/// The seed's services deployed apart: an API-only process, a scanner, two executors and a
+/// result writer (one executor also writes). Each runs only its actors, and every job runs
+/// once and is recorded.
+#[actix_web::test]
+async fn roles_deployed_apart_share_the_work() {
+    let _serial = SERIAL.lock().await;
+    let roles = ["api", "scanner", "executor", "executor,writer", "writer"];
+    let cluster = Cluster::start_with_roles("roles", &roles).await;
+    let expected = [
+        ("api", [0, 0, 0, 0]),
+        ("scanner", [1, 0, 0, 0]),
+        ("executor", [0, 1, 0, 0]),
+        ("executor,writer", [0, 1, 0, 1]),
+        ("writer", [0, 0, 0, 1]),
+    ];
+    for (index, (roles, [scanner, dispatcher, _, writer])) in expected.iter().enumerate() {
+        let actors = cluster.actors(index).await;
+        assert_eq!(
+            actors["actors"]["scanner"]["alive"], *scanner,
+            "{roles}: {actors}"
+        );
+        assert_eq!(
+            actors["actors"]["dispatcher"]["alive"], *dispatcher,
+            "{roles}: {actors}"
+        );
+        assert_eq!(
+            actors["actors"]["result_writer"]["alive"], *writer,
+            "{roles}: {actors}"
+        );
+    }
+    let jobs = 400;
+    // Due beyond the scan horizon too, so that the scanner (not only the API) dispatches.
+    cluster
+        .create_jobs(jobs, Duration::from_secs(1), Duration::from_secs(8), "")
+        .await;
+    cluster.settle(jobs).await;
+    let outcome = cluster.outcome(jobs).await;
+    outcome.print_row("roles deployed apart (5 processes)");
+    outcome.assert_sound();
+    assert_eq!(outcome.duplicate_runs, 0);
+}
