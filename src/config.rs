@@ -254,6 +254,8 @@ pub struct JobSettings {
     pub max_timeout_secs: i32,
     pub max_body_bytes: usize,
     pub max_metadata_bytes: usize,
+    pub max_batch_size: usize,
+    pub max_batch_body_bytes: usize,
 }
 
 /// Who may call the API.

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use super::dispatcher::{DispatcherActor, ExecutorFinished};
 use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
-use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus, RetryPolicy};
+use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobKind, JobStatus, RetryPolicy};
 use crate::runner::shell::{self, RunResult, ShellCommand};
 use crate::store;
 
@@ -177,8 +177,18 @@ impl ExecutorActor {
             actor.enter(Phase::Running(started_at));
             actor.send_report(actor.report(JobStatus::Running, AttemptOutcome::Running, started_at, None), ctx);
             let spec = actor.shell_command();
+            let kind = actor.dispatch.kind;
             let run = async move {
-                let result = shell::run(&spec).await;
+                let result = match kind {
+                    JobKind::Shell => shell::run(&spec).await,
+                    JobKind::Noop => RunResult {
+                        outcome: AttemptOutcome::Succeeded,
+                        exit_code: Some(0),
+                        stdout: String::new(),
+                        stderr: String::new(),
+                        error: None,
+                    },
+                };
                 drop(permit);
                 result
             };

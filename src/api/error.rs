@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, when there is one.
     pub field: Option<String>,
+    /// Per-item problems of a batch request.
+    pub items: Option<Vec<serde_json::Value>>,
 }
 
 impl ApiError {
@@ -26,6 +28,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            items: None,
         }
     }
 
@@ -63,6 +66,9 @@ impl ResponseError for ApiError {
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(field) = &self.field {
             error["field"] = json!(field);
+        }
+        if let Some(items) = &self.items {
+            error["items"] = json!(items);
         }
         HttpResponse::build(self.status).json(json!({ "error": error }))
     }

@@ -1,33 +1,19 @@
 //! `/api/v1/jobs`: create, read and list jobs.
 
-use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, LOCATION};
+use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
+use super::job_input::{parse_batch, parse_job, parse_object, read_limited, require_json};
 use crate::actors::scanner::publish_all;
-use crate::config::JobSettings;
-use crate::domain::{JobStatus, NewJob};
+use crate::domain::JobStatus;
 use crate::store;
 
-/// The fields a create request may carry.
-const FIELDS: [&str; 6] = [
-    "name",
-    "command",
-    "execute_at",
-    "max_retries",
-    "timeout_secs",
-    "metadata",
-];
-const MAX_RETRIES: std::ops::RangeInclusive<i64> = 0..=10;
-const DEFAULT_MAX_RETRIES: i32 = 3;
-const MAX_NAME_CHARS: usize = 200;
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
 
@@ -46,7 +32,7 @@ pub async fn create(
     require_json(&request)?;
     let settings = &state.runtime.settings;
     let body = read_limited(body, settings.jobs.max_body_bytes).await?;
-    let new_job = parse_new_job(&body, &settings.jobs)?;
+    let new_job = parse_job(&parse_object(&body)?, &settings.jobs)?;
     let runtime = &state.runtime;
     let job = if new_job.execute_at < Utc::now() + settings.scanner.horizon() {
         let (job, dispatch) = store::dispatch::insert_dispatched(
@@ -66,6 +52,37 @@ pub async fn create(
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, format!("/api/v1/jobs/{}", job.id)))
         .json(json!({ "job": job, "attempts": [] })))
+}
+
+/// `POST /api/v1/jobs:batch`: up to `jobs.max_batch_size` jobs in one call, all or none.
+/// Answers `201` with `{"ids": [...]}` in the order given.
+///
+/// # Errors
+/// 415, 413 (over `jobs.max_batch_body_bytes`), 400 `invalid_batch` listing every invalid
+/// job (nothing is stored), 503 when the database is unavailable.
+pub async fn create_batch(
+    request: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_json(&request)?;
+    let runtime = &state.runtime;
+    let settings = &runtime.settings;
+    let body = read_limited(body, settings.jobs.max_batch_body_bytes).await?;
+    let jobs = parse_batch(&body, &settings.jobs)?;
+    let dispatch_before = Utc::now() + settings.scanner.horizon();
+    let dispatches = store::dispatch::insert_batch(
+        &runtime.pool,
+        &jobs,
+        dispatch_before,
+        &runtime.instance,
+        settings.recovery.grace,
+    )
+    .await?;
+    runtime.metrics.jobs_created.inc_by(jobs.len() as u64);
+    publish_all(runtime, &dispatches).await;
+    let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
+    Ok(HttpResponse::Created().json(json!({ "ids": ids })))
 }
 
 /// `GET /api/v1/jobs/{id}`: the job with its attempt history.
@@ -163,186 +180,4 @@ pub fn parse_id(text: &str) -> Result<Uuid, ApiError> {
             format!("`{text}` is not a job id (a UUID)"),
         )
     })
-}
-
-fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "the body must be JSON with `Content-Type: application/json`, not `{content_type}`"
-            ),
-        ))
-    }
-}
-
-async fn read_limited(mut body: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|error| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("cannot read the body: {error}"),
-            )
-        })?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body exceeds {limit} bytes"),
-            ));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
-}
-
-/// Checks a create request field by field, so that each problem names its field.
-fn parse_new_job(body: &[u8], limits: &JobSettings) -> Result<NewJob, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not valid JSON: {error}"),
-        )
-    })?;
-    let Value::Object(fields) = value else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "the body must be a JSON object",
-        ));
-    };
-    if let Some(unknown) = fields.keys().find(|key| !FIELDS.contains(&key.as_str())) {
-        return Err(ApiError::invalid(
-            unknown,
-            "unknown_field",
-            format!(
-                "`{unknown}` is not a job field; known fields: {}",
-                FIELDS.join(", ")
-            ),
-        ));
-    }
-
-    let command = match fields.get("command") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::invalid(
-                "command",
-                "missing_field",
-                "`command` is required",
-            ));
-        }
-        Some(Value::String(command)) if command.trim().is_empty() => {
-            return Err(ApiError::invalid(
-                "command",
-                "invalid_field",
-                "`command` must not be empty",
-            ));
-        }
-        Some(Value::String(command)) => command.clone(),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "command",
-                "invalid_field",
-                "`command` must be a string",
-            ));
-        }
-    };
-    let execute_at = match fields.get("execute_at") {
-        None | Some(Value::Null) => return Err(ApiError::invalid("execute_at", "missing_field", "`execute_at` is required")),
-        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc)).map_err(|error| {
-            ApiError::invalid("execute_at", "invalid_field", format!("`execute_at` must be an RFC 3339 time with an offset, such as 2026-11-27T10:00:00Z ({error})"))
-        })?,
-        Some(_) => return Err(ApiError::invalid("execute_at", "invalid_field", "`execute_at` must be an RFC 3339 string")),
-    };
-    let max_retries = optional_integer(&fields, "max_retries", &MAX_RETRIES)?
-        .map_or(DEFAULT_MAX_RETRIES, |n| n as i32);
-    let timeout_range = 1..=i64::from(limits.max_timeout_secs);
-    let timeout_secs = optional_integer(&fields, "timeout_secs", &timeout_range)?
-        .map_or(limits.default_timeout_secs, |n| n as i32);
-    let name = match fields.get("name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(name)) if name.chars().count() <= MAX_NAME_CHARS => Some(name.clone()),
-        Some(Value::String(_)) => {
-            return Err(ApiError::invalid(
-                "name",
-                "invalid_field",
-                format!("`name` must be at most {MAX_NAME_CHARS} characters"),
-            ));
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "name",
-                "invalid_field",
-                "`name` must be a string",
-            ));
-        }
-    };
-    let metadata = match fields.get("metadata") {
-        None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(metadata @ Value::Object(_)) => {
-            if metadata.to_string().len() > limits.max_metadata_bytes {
-                return Err(ApiError::invalid(
-                    "metadata",
-                    "metadata_too_large",
-                    format!(
-                        "`metadata` must be at most {} bytes of JSON",
-                        limits.max_metadata_bytes
-                    ),
-                ));
-            }
-            metadata.clone()
-        }
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "metadata",
-                "invalid_field",
-                "`metadata` must be a JSON object",
-            ));
-        }
-    };
-    Ok(NewJob {
-        id: Uuid::now_v7(),
-        name,
-        command,
-        execute_at,
-        max_retries,
-        timeout_secs,
-        metadata,
-    })
-}
-
-fn optional_integer(
-    fields: &Map<String, Value>,
-    field: &str,
-    range: &std::ops::RangeInclusive<i64>,
-) -> Result<Option<i64>, ApiError> {
-    match fields.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value
-            .as_i64()
-            .filter(|n| range.contains(n))
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    field,
-                    "invalid_field",
-                    format!(
-                        "`{field}` must be an integer from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            }),
-    }
 }

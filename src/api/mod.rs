@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod error;
 mod health;
+mod job_input;
 mod jobs;
 
 use actix::Addr;
@@ -40,6 +41,7 @@ pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
     if with_jobs {
         api = api
             .route("/jobs", web::post().to(jobs::create))
+            .route("/jobs:batch", web::post().to(jobs::create_batch))
             .route("/jobs", web::get().to(jobs::list))
             .route("/jobs/{id}", web::get().to(jobs::get));
     }

@@ -54,11 +54,42 @@ impl JobStatus {
     }
 }
 
+/// What running a job means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Runs `command` with `/bin/sh -c`.
+    #[default]
+    Shell,
+    /// Does nothing and succeeds at once: it exercises the whole scheduler (claim, dispatch,
+    /// run claim, reports, write-back) without spawning a process, to measure the scheduler.
+    Noop,
+}
+
+impl JobKind {
+    /// The spelling stored in the database and shown by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Shell => "shell",
+            JobKind::Noop => "noop",
+        }
+    }
+
+    /// Parses [`JobKind::as_str`]'s spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        [JobKind::Shell, JobKind::Noop]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
 /// A job to store, checked by the API.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: Uuid,
     pub name: Option<String>,
+    pub kind: JobKind,
+    /// Empty for a `noop` job.
     pub command: String,
     pub execute_at: DateTime<Utc>,
     pub max_retries: i32,
@@ -71,6 +102,7 @@ pub struct NewJob {
 pub struct Job {
     pub id: Uuid,
     pub name: Option<String>,
+    pub kind: JobKind,
     pub command: String,
     pub execute_at: DateTime<Utc>,
     pub status: JobStatus,

@@ -5,6 +5,6 @@ mod job;
 mod record;
 mod retry;
 
-pub use job::{Job, JobStatus, NewJob};
+pub use job::{Job, JobKind, JobStatus, NewJob};
 pub use record::{AttemptOutcome, AttemptReport, Dispatch};
 pub use retry::RetryPolicy;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::JobStatus;
+use super::{JobKind, JobStatus};
 
 /// What an executor needs to run a job, published on `kafka.topic.jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,9 @@ pub struct Dispatch {
     /// Attempts that failed so far (lost attempts excluded): retries left are
     /// `max_retries + 1 - failures`.
     pub failures: i32,
+    /// `shell` when absent, as in records written before kinds existed.
+    #[serde(default)]
+    pub kind: JobKind,
     pub command: String,
     pub execute_at: DateTime<Utc>,
     pub max_retries: i32,

@@ -16,10 +16,10 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::jobs::{JOB_COLUMNS, job_from_row};
-use crate::domain::{Dispatch, Job, NewJob};
+use crate::domain::{Dispatch, Job, JobKind, NewJob};
 
 const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
-     jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs";
+     jobs.kind, jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs";
 
 fn dispatch_from_row(row: &Row) -> Result<Dispatch, StoreError> {
     let attempts: i32 = row.try_get("attempts")?;
@@ -29,6 +29,7 @@ fn dispatch_from_row(row: &Row) -> Result<Dispatch, StoreError> {
         epoch: row.try_get("epoch")?,
         attempt: attempts + 1,
         failures: attempts - lost,
+        kind: JobKind::parse(row.try_get("kind")?).unwrap_or_default(),
         command: row.try_get("command")?,
         execute_at: row.try_get("execute_at")?,
         max_retries: row.try_get("max_retries")?,
@@ -101,9 +102,9 @@ pub async fn insert_dispatched(
     let statement = client
         .prepare_cached(&format!(
             "INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
-                 status, epoch, claimed_by, claimed_at, lease_until) \
+                 status, epoch, claimed_by, claimed_at, lease_until, kind) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'DISPATCHED', 1, $8, now(), \
-                 GREATEST($4, now()) + make_interval(secs => $9)) \
+                 GREATEST($4, now()) + make_interval(secs => $9), $10) \
              RETURNING {JOB_COLUMNS}, lost_attempts"
         ))
         .await?;
@@ -120,10 +121,76 @@ pub async fn insert_dispatched(
                 &job.metadata,
                 &instance,
                 &seconds(grace),
+                &job.kind.as_str(),
             ],
         )
         .await?;
     Ok((job_from_row(&row)?, dispatch_from_row(&row)?))
+}
+
+/// Stores `jobs` in one statement, all or none. Those due before `dispatch_before` are
+/// stored already claimed, as [`insert_dispatched`] does, and returned for publishing.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached or refuses a row; nothing is stored.
+pub async fn insert_batch(
+    pool: &Pool,
+    jobs: &[NewJob],
+    dispatch_before: DateTime<Utc>,
+    instance: &str,
+    grace: Duration,
+) -> Result<Vec<Dispatch>, StoreError> {
+    let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
+    let names: Vec<Option<&str>> = jobs.iter().map(|job| job.name.as_deref()).collect();
+    let commands: Vec<&str> = jobs.iter().map(|job| job.command.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = jobs.iter().map(|job| job.execute_at).collect();
+    let retries: Vec<i32> = jobs.iter().map(|job| job.max_retries).collect();
+    let timeouts: Vec<i32> = jobs.iter().map(|job| job.timeout_secs).collect();
+    let metadata: Vec<&serde_json::Value> = jobs.iter().map(|job| &job.metadata).collect();
+    let kinds: Vec<&str> = jobs.iter().map(|job| job.kind.as_str()).collect();
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "INSERT INTO jobs AS jobs (id, name, command, execute_at, max_retries, timeout_secs, \
+                 metadata, kind, status, epoch, claimed_by, claimed_at, lease_until) \
+             SELECT id, name, command, execute_at, max_retries, timeout_secs, metadata, kind, \
+                 CASE WHEN execute_at < $9 THEN 'DISPATCHED' ELSE 'SCHEDULED' END, \
+                 CASE WHEN execute_at < $9 THEN 1 ELSE 0 END, \
+                 CASE WHEN execute_at < $9 THEN $10 END, \
+                 CASE WHEN execute_at < $9 THEN now() END, \
+                 CASE WHEN execute_at < $9 \
+                     THEN GREATEST(execute_at, now()) + make_interval(secs => $11) END \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int4[], \
+                 $6::int4[], $7::jsonb[], $8::text[]) \
+                 AS t(id, name, command, execute_at, max_retries, timeout_secs, metadata, kind) \
+             RETURNING {DISPATCH_COLUMNS}, jobs.status"
+        ))
+        .await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                &ids,
+                &names,
+                &commands,
+                &times,
+                &retries,
+                &timeouts,
+                &metadata,
+                &kinds,
+                &dispatch_before,
+                &instance,
+                &seconds(grace),
+            ],
+        )
+        .await?;
+    rows.iter()
+        .filter(|row| {
+            row.try_get::<_, &str>("status")
+                .is_ok_and(|status| status == "DISPATCHED")
+        })
+        .map(dispatch_from_row)
+        .collect()
 }
 
 /// Hands a claim back (its dispatch could not be published), so that the next scan claims

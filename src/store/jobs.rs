@@ -7,9 +7,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::{AttemptOutcome, AttemptReport, Job, JobStatus, NewJob};
+use crate::domain::{AttemptOutcome, AttemptReport, Job, JobKind, JobStatus, NewJob};
 
-pub(super) const JOB_COLUMNS: &str = "id, name, command, execute_at, status, max_retries, timeout_secs, \
+pub(super) const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, status, max_retries, timeout_secs, \
      metadata, attempts, epoch, exit_code, last_output, last_error, created_at, updated_at, \
      started_at, finished_at";
 
@@ -42,6 +42,13 @@ pub(super) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
     Ok(Job {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        kind: {
+            let kind: String = row.try_get("kind")?;
+            JobKind::parse(&kind).ok_or(StoreError::Corrupt {
+                column: "jobs.kind",
+                value: kind,
+            })?
+        },
         command: row.try_get("command")?,
         execute_at: row.try_get("execute_at")?,
         status: JobStatus::parse(&status).ok_or(StoreError::Corrupt {
@@ -71,8 +78,9 @@ pub async fn insert(pool: &Pool, job: &NewJob) -> Result<Job, StoreError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
-            "INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {JOB_COLUMNS}"
+            "INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
+                 kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {JOB_COLUMNS}"
         ))
         .await?;
     let row = client
@@ -86,6 +94,7 @@ pub async fn insert(pool: &Pool, job: &NewJob) -> Result<Job, StoreError> {
                 &job.max_retries,
                 &job.timeout_secs,
                 &job.metadata,
+                &job.kind.as_str(),
             ],
         )
         .await?;

@@ -85,6 +85,18 @@ async fn malformed_creates_are_refused_and_store_nothing() {
         ),
         (json!(["not", "an", "object"]), 400, "invalid_body", None),
         (
+            json!({"kind": "noop", "command": "true", "execute_at": at}),
+            400,
+            "invalid_field",
+            Some("command"),
+        ),
+        (
+            json!({"kind": "python", "command": "true", "execute_at": at}),
+            400,
+            "invalid_field",
+            Some("kind"),
+        ),
+        (
             json!({"command": "x".repeat(70_000), "execute_at": at}),
             413,
             "body_too_large",
@@ -228,4 +240,73 @@ async fn api_calls_need_a_token_when_tokens_are_configured() {
         .expect("answered");
     assert_eq!(response.status(), 201);
     assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+/// A batch stores all its jobs in one call and they run; a batch with invalid jobs is refused
+/// whole, naming each invalid job by index and field, and stores nothing.
+#[actix_web::test]
+async fn a_batch_is_all_or_nothing() {
+    let app = spawn_app().await;
+    let url = format!("{}/api/v1/jobs:batch", app.address);
+    let now = chrono::Utc::now().to_rfc3339();
+    let bad = json!({"jobs": [
+        {"kind": "noop", "execute_at": now},
+        {"command": "", "execute_at": now},
+        {"kind": "noop"},
+    ]});
+    let response = app
+        .client
+        .post(&url)
+        .json(&bad)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.expect("JSON");
+    assert_eq!(error["error"]["code"], "invalid_batch");
+    let items = error["error"]["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{error}");
+    assert_eq!(
+        (items[0]["index"].clone(), items[0]["field"].clone()),
+        (json!(1), json!("command"))
+    );
+    assert_eq!(
+        (items[1]["index"].clone(), items[1]["field"].clone()),
+        (json!(2), json!("execute_at"))
+    );
+    let client = app.pool.get().await.expect("connection");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM jobs", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 0, "a refused batch stored jobs");
+
+    let good = json!({"jobs": [
+        {"kind": "noop", "execute_at": now},
+        {"command": "echo batched", "execute_at": now},
+        {"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"},
+    ]});
+    let response = app
+        .client
+        .post(&url)
+        .json(&good)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("JSON");
+    let ids: Vec<uuid::Uuid> = created["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|id| id.as_str().and_then(|id| id.parse().ok()).expect("a uuid"))
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let noop = app.wait_until_finished(ids[0]).await;
+    assert_eq!(noop["job"]["status"], "SUCCESS");
+    assert_eq!(noop["job"]["kind"], "noop");
+    let shell = app.wait_until_finished(ids[1]).await;
+    assert_eq!(shell["job"]["last_output"], "batched\n");
+    assert_eq!(app.job(ids[2]).await["job"]["status"], "SCHEDULED");
 }
