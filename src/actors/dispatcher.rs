@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rdkafka::Message as _;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use uuid::Uuid;
@@ -255,9 +255,7 @@ impl Handler<Shutdown> for DispatcherActor {
         }
         // Commit what was handled, then leave the group so that the partitions move to the
         // other instances before the waiting jobs are handed over.
-        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::warn!(%error, "cannot commit jobs-topic offsets at shutdown");
-        }
+        kafka::commit_stored(&self.consumer, &self.topic);
         self.consumer.unsubscribe();
         for (_, executor) in self.live.values() {
             if let Err(error) = executor.try_send(Release) {

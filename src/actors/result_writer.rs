@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use rdkafka::Message as _;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 
@@ -260,9 +260,7 @@ impl Handler<Drain> for ResultWriterActor {
         self.flush(ctx);
         ctx.wait(
             actix::fut::wrap_future(async {}).map(|(), actor: &mut Self, _| {
-                if let Err(error) = actor.consumer.commit_consumer_state(CommitMode::Sync) {
-                    tracing::warn!(%error, "cannot commit results-topic offsets at shutdown");
-                }
+                kafka::commit_stored(&actor.consumer, &actor.topic);
                 actor.consumer.unsubscribe();
             }),
         );

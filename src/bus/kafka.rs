@@ -168,6 +168,14 @@ pub fn decode<T: DeserializeOwned>(message: &OwnedMessage) -> Result<T, String> 
     serde_json::from_slice(payload).map_err(|error| error.to_string())
 }
 
+/// Commits the offsets `consumer` stored, at shutdown. Having nothing new to commit is fine.
+pub fn commit_stored(consumer: &StreamConsumer, topic: &str) {
+    match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => tracing::warn!(%error, topic, "cannot commit offsets at shutdown"),
+    }
+}
+
 /// Publishes Kairos's records: dispatches, attempt reports and dead letters. Records are JSON
 /// and keyed by job id, so all records of a job land on one partition, in order.
 #[derive(Clone)]

@@ -222,7 +222,8 @@ pub async fn apply_reports(
     for report in reports {
         let finished = report.outcome != AttemptOutcome::Running;
         let last_output = report.stdout.as_deref();
-        let last_error = report.error.as_deref().or(report.stderr.as_deref());
+        // Why the attempt failed; stderr stays in the attempt's row.
+        let last_error = report.error.as_deref();
         let moved_job = transaction
             .execute(
                 &update_job,
