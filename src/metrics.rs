@@ -57,6 +57,8 @@ pub struct Metrics {
     /// dispatch.
     pub reports_ignored: Counter,
     pub dead_letters: Family<TopicLabel, Counter>,
+    /// The process's resident memory, read at each scrape.
+    pub resident_memory: Gauge,
     /// Seconds between a job's `execute_at` (or retry time) and its command's start.
     pub fire_lateness: Histogram,
     /// Seconds an attempt's command ran.
@@ -90,6 +92,7 @@ impl Metrics {
             dispatches_duplicate: Counter::default(),
             reports_ignored: Counter::default(),
             dead_letters: Family::default(),
+            resident_memory: Gauge::default(),
             fire_lateness: Histogram::new(lateness_buckets),
             run_duration: Histogram::new(duration_buckets),
             registry: Registry::default(),
@@ -184,6 +187,11 @@ impl Metrics {
             "How long attempts ran",
             metrics.run_duration.clone(),
         );
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of this process",
+            metrics.resident_memory.clone(),
+        );
         for kind in ActorKind::ALL {
             // Present from the start, so that a scrape shows every kind even before it runs.
             drop(metrics.actors_alive.get_or_create(&kind.label()));
@@ -197,6 +205,9 @@ impl Metrics {
 
     /// The metrics in Prometheus's text exposition format.
     pub fn render(&self) -> String {
+        if let Some(bytes) = resident_memory_bytes() {
+            self.resident_memory.set(bytes);
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);
@@ -208,4 +219,12 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// This process's resident set size, from `/proc/self/statm` (Linux).
+fn resident_memory_bytes() -> Option<i64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    Some(pages * page_size)
 }

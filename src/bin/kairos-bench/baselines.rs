@@ -1,0 +1,187 @@
+//! What the machine can do at best, measured in the same run: the denominators of the
+//! workloads' ratios.
+
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use futures_util::stream;
+use kairos::bus::kafka;
+use kairos::config::Settings;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureRecord;
+use uuid::Uuid;
+
+use crate::report::Report;
+
+const PG_ROWS: usize = 100_000;
+const PG_BATCH: usize = 1_000;
+const KAFKA_MESSAGES: usize = 100_000;
+const SPAWNS: usize = 2_000;
+const TIMERS: usize = 2_000;
+
+/// Runs every baseline and adds its figures to `report`.
+///
+/// # Errors
+/// When PostgreSQL or Kafka cannot be reached.
+pub async fn run(settings: &Settings, pool: &Pool, report: &mut Report) -> anyhow::Result<()> {
+    report.add(
+        "baseline",
+        "PostgreSQL batched insert",
+        postgres_insert_rate(pool).await?,
+        "rows/s",
+        None,
+        None,
+    );
+    let (produce, consume) = kafka_rates(settings).await?;
+    report.add(
+        "baseline",
+        "Kafka produce (idempotent, acks=all)",
+        produce,
+        "msgs/s",
+        None,
+        None,
+    );
+    report.add("baseline", "Kafka consume", consume, "msgs/s", None, None);
+    report.add(
+        "baseline",
+        "spawn /bin/sh -c true",
+        spawn_rate().await?,
+        "spawns/s",
+        None,
+        None,
+    );
+    let (p50, p99) = timer_lateness().await;
+    report.add(
+        "baseline",
+        "tokio timer lateness p50",
+        p50,
+        "ms",
+        None,
+        None,
+    );
+    report.add(
+        "baseline",
+        "tokio timer lateness p99",
+        p99,
+        "ms",
+        None,
+        None,
+    );
+    Ok(())
+}
+
+/// Rows per second inserted with `UNNEST` batches of 1,000, one transaction each.
+async fn postgres_insert_rate(pool: &Pool) -> anyhow::Result<f64> {
+    let client = pool.get().await?;
+    client
+        .batch_execute(
+            "CREATE TEMP TABLE IF NOT EXISTS bench_rows (id uuid, at timestamptz, body text)",
+        )
+        .await?;
+    let started = Instant::now();
+    for _ in 0..PG_ROWS / PG_BATCH {
+        let ids: Vec<Uuid> = (0..PG_BATCH).map(|_| Uuid::now_v7()).collect();
+        let times: Vec<chrono::DateTime<chrono::Utc>> = vec![chrono::Utc::now(); PG_BATCH];
+        let bodies: Vec<&str> = vec!["true"; PG_BATCH];
+        client
+            .execute(
+                "INSERT INTO bench_rows SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[])",
+                &[&ids, &times, &bodies],
+            )
+            .await?;
+    }
+    let rate = PG_ROWS as f64 / started.elapsed().as_secs_f64();
+    client.batch_execute("DROP TABLE bench_rows").await?;
+    Ok(rate)
+}
+
+/// Messages per second produced with Kairos's producer settings, and consumed back.
+async fn kafka_rates(settings: &Settings) -> anyhow::Result<(f64, f64)> {
+    let topic = format!("bench-baseline-{}", Uuid::new_v4().simple());
+    kafka::ensure_topics(&settings.kafka, std::slice::from_ref(&topic)).await?;
+    let producer = kafka::producer(&settings.kafka)?;
+    let payload = vec![b'x'; 100];
+    let started = Instant::now();
+    let acknowledged = stream::iter(0..KAFKA_MESSAGES)
+        .map(|n| {
+            let key = n.to_string();
+            let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+            // Enqueue now; the futures complete as batches are acknowledged.
+            let delivery = producer.send_result(record).map_err(|(error, _)| error);
+            async move {
+                match delivery {
+                    Ok(delivery) => delivery.await.is_ok_and(|result| result.is_ok()),
+                    Err(_) => false,
+                }
+            }
+        })
+        .buffer_unordered(10_000)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    let produce = acknowledged as f64 / started.elapsed().as_secs_f64();
+
+    let consumer: StreamConsumer = kafka::client_config(&settings.kafka)
+        .set("group.id", format!("bench-{}", Uuid::new_v4().simple()))
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[&topic])?;
+    let mut read = 0;
+    let mut first: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while read < acknowledged && Instant::now() < deadline {
+        if let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(5), consumer.recv()).await
+        {
+            first.get_or_insert_with(Instant::now);
+            read += usize::from(message.payload().is_some());
+        }
+    }
+    let consume = first.map_or(0.0, |first| read as f64 / first.elapsed().as_secs_f64());
+    Ok((produce, consume))
+}
+
+/// `/bin/sh -c true` spawned and reaped per second, two per core at a time.
+async fn spawn_rate() -> anyhow::Result<f64> {
+    let parallel = 2 * std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let started = Instant::now();
+    let done = stream::iter(0..SPAWNS)
+        .map(|_| async {
+            tokio::process::Command::new("/bin/sh")
+                .args(["-c", "true"])
+                .status()
+                .await
+                .is_ok_and(|status| status.success())
+        })
+        .buffer_unordered(parallel)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    Ok(done as f64 / started.elapsed().as_secs_f64())
+}
+
+/// How late tokio's sleeps of 1 to 20 ms wake, in milliseconds (p50, p99).
+async fn timer_lateness() -> (f64, f64) {
+    let mut lateness: Vec<f64> = stream::iter(0..TIMERS)
+        .map(|n| async move {
+            let wanted = Duration::from_millis(1 + (n as u64 % 20));
+            let started = Instant::now();
+            tokio::time::sleep(wanted).await;
+            (started.elapsed().saturating_sub(wanted)).as_secs_f64() * 1000.0
+        })
+        .buffer_unordered(200)
+        .collect()
+        .await;
+    lateness.sort_by(f64::total_cmp);
+    (percentile(&lateness, 0.5), percentile(&lateness, 0.99))
+}
+
+/// The `q` quantile of sorted `values` (nearest rank).
+pub fn percentile(values: &[f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    values[rank - 1]
+}

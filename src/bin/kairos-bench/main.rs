@@ -1,0 +1,81 @@
+//! `kairos-bench`: drives a running Kairos deployment (the services plus one or more
+//! `kairos serve` processes), prints a table of figures beside the bars and the machine's
+//! physical baselines, and writes the same as JSON.
+//!
+//! `scripts/bench` starts everything and runs it; `docs/performance.md` holds the results.
+
+mod baselines;
+mod report;
+mod workloads;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+use kairos::config::{Settings, Sources};
+
+use crate::report::Report;
+
+/// Measures Kairos and the machine it runs on.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "kairos-bench")]
+pub struct Options {
+    /// The Kairos API to drive.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The folder holding Kairos's default.toml (for the database and Kafka to observe).
+    #[arg(long, default_value = "config")]
+    pub config_dir: PathBuf,
+    /// W1: no-op jobs burnt down.
+    #[arg(long, default_value_t = 200_000)]
+    pub jobs: usize,
+    /// W1: shell jobs (`true`) burnt down, against the spawn baseline.
+    #[arg(long, default_value_t = 5_000)]
+    pub shell_jobs: usize,
+    /// W2: single creates per concurrency level.
+    #[arg(long, default_value_t = 5_000)]
+    pub creates: usize,
+    /// W2: jobs created through the batch endpoint.
+    #[arg(long, default_value_t = 100_000)]
+    pub batch_creates: usize,
+    /// W3: jobs spread evenly over `spread_secs`.
+    #[arg(long, default_value_t = 100_000)]
+    pub spread_jobs: usize,
+    #[arg(long, default_value_t = 60)]
+    pub spread_secs: u64,
+    /// W3: jobs due in the same second.
+    #[arg(long, default_value_t = 10_000)]
+    pub herd: usize,
+    /// W4: future jobs in the table when the due-job query is timed.
+    #[arg(long, value_delimiter = ',', default_value = "10000,1000000,10000000")]
+    pub scan_sizes: Vec<i64>,
+    /// W6: jobs waiting in memory when resident memory is read.
+    #[arg(long, default_value_t = 100_000)]
+    pub pending: usize,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "target/bench/results.json")]
+    pub out: PathBuf,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    let settings = Settings::load(&Sources {
+        directory: Some(options.config_dir.clone()),
+        ..Sources::default()
+    })
+    .context("loading the configuration")?;
+    let pool = kairos::store::connect(&settings.database)?;
+    let mut report = Report::new();
+
+    println!("== physical baselines");
+    baselines::run(&settings, &pool, &mut report).await?;
+    println!("== workloads against {}", options.url);
+    let bench = workloads::Bench::new(&options, &settings, pool).await?;
+    bench.run_all(&mut report).await?;
+
+    report.print();
+    report.write_json(&options.out)?;
+    println!("JSON written to {}", options.out.display());
+    Ok(())
+}

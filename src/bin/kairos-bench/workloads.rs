@@ -1,0 +1,553 @@
+//! The workloads W1 to W6, each driving the deployment through its API and reading the
+//! outcome from its database.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use chrono::Utc;
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use futures_util::stream;
+use indicatif::{ProgressBar, ProgressStyle};
+use kairos::config::Settings;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::Options;
+use crate::baselines::percentile;
+use crate::report::{Bar, Report};
+
+/// Jobs per batch request.
+const BATCH: usize = 10_000;
+/// How often a burn-down is sampled.
+const SAMPLE: Duration = Duration::from_millis(500);
+/// The bench's own queries carry this comment, so that W5 can leave them out.
+const MARK: &str = "/* kairos-bench */";
+
+/// A run against one deployment.
+pub struct Bench {
+    options: Options,
+    settings: Settings,
+    pool: Pool,
+    http: reqwest::Client,
+    run: String,
+}
+
+impl Bench {
+    /// # Errors
+    /// When the deployment does not answer `/readyz`.
+    pub async fn new(options: &Options, settings: &Settings, pool: Pool) -> anyhow::Result<Bench> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(128)
+            .build()?;
+        let ready = http
+            .get(format!("{}/readyz", options.url))
+            .send()
+            .await
+            .context("Kairos is not running")?;
+        if !ready.status().is_success() {
+            bail!(
+                "Kairos at {} is not ready: {}",
+                options.url,
+                ready.text().await.unwrap_or_default()
+            );
+        }
+        Ok(Bench {
+            options: options.clone(),
+            settings: settings.clone(),
+            pool,
+            http,
+            run: Uuid::new_v4().simple().to_string()[..8].to_owned(),
+        })
+    }
+
+    /// # Errors
+    /// When a workload cannot reach the deployment.
+    pub async fn run_all(&self, report: &mut Report) -> anyhow::Result<()> {
+        self.burn_down(report).await?;
+        self.create_rates(report).await?;
+        self.precision(report).await?;
+        self.scan_cost(report).await?;
+        self.memory(report).await?;
+        Ok(())
+    }
+
+    fn tag(&self, workload: &str) -> String {
+        format!("bench-{}-{workload}", self.run)
+    }
+
+    /// Creates `count` jobs through the batch endpoint, `make(n)` building job n.
+    async fn create_batched(
+        &self,
+        count: usize,
+        make: impl Fn(usize) -> Value,
+    ) -> anyhow::Result<Duration> {
+        let url = format!("{}/api/v1/jobs:batch", self.options.url);
+        let bar = progress(count as u64, "creating");
+        let started = Instant::now();
+        let batches: Vec<Value> = (0..count)
+            .collect::<Vec<_>>()
+            .chunks(BATCH)
+            .map(|chunk| json!({ "jobs": chunk.iter().map(|n| make(*n)).collect::<Vec<_>>() }))
+            .collect();
+        let mut sends = stream::iter(batches.iter().map(|body| {
+            let request = self.http.post(&url).json(body).send();
+            async move {
+                let response = request.await?;
+                if response.status() != 201 {
+                    bail!(
+                        "batch refused: {}",
+                        response.text().await.unwrap_or_default()
+                    );
+                }
+                Ok::<usize, anyhow::Error>(body["jobs"].as_array().map_or(0, Vec::len))
+            }
+        }))
+        .buffer_unordered(2);
+        while let Some(sent) = sends.next().await {
+            bar.inc(sent? as u64);
+        }
+        bar.finish_and_clear();
+        Ok(started.elapsed())
+    }
+
+    /// Waits until every job named `tag` is final; returns (finished, completions per second
+    /// sampled over time).
+    async fn wait_finished(
+        &self,
+        tag: &str,
+        count: usize,
+        limit: Duration,
+    ) -> anyhow::Result<Vec<f64>> {
+        let client = self.pool.get().await?;
+        let query = format!(
+            "{MARK} SELECT count(*) FROM jobs WHERE name = $1 AND status IN ('SUCCESS', 'FAILED')"
+        );
+        let bar = progress(count as u64, "running");
+        let deadline = Instant::now() + limit;
+        let mut samples = Vec::new();
+        let mut last = 0_i64;
+        loop {
+            let done: i64 = client.query_one(&query, &[&tag]).await?.get(0);
+            bar.set_position(u64::try_from(done).unwrap_or(0));
+            samples.push((done - last) as f64 / SAMPLE.as_secs_f64());
+            last = done;
+            if done >= i64::try_from(count)? {
+                bar.finish_and_clear();
+                return Ok(samples);
+            }
+            if Instant::now() > deadline {
+                bar.finish_and_clear();
+                bail!("{tag}: only {done} of {count} jobs finished within {limit:?}");
+            }
+            tokio::time::sleep(SAMPLE).await;
+        }
+    }
+
+    /// Jobs per second from the first start to the last finish of the jobs named `tag`.
+    async fn throughput(&self, tag: &str, count: usize) -> anyhow::Result<f64> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                &format!("{MARK} SELECT EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::float8 FROM jobs WHERE name = $1"),
+                &[&tag],
+            )
+            .await?;
+        let seconds: Option<f64> = row.get(0);
+        Ok(count as f64 / seconds.unwrap_or(f64::INFINITY).max(1e-3))
+    }
+
+    /// (statements, commits) the database has executed so far, the bench's own left out.
+    async fn database_counters(&self) -> anyhow::Result<(f64, f64)> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "{MARK} SELECT \
+                         (SELECT COALESCE(sum(calls), 0)::float8 FROM pg_stat_statements \
+                          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                            AND query NOT LIKE '%kairos-bench%'), \
+                         (SELECT xact_commit::float8 FROM pg_stat_database WHERE datname = current_database())"
+                ),
+                &[],
+            )
+            .await
+            .context("pg_stat_statements is needed for W5 (scripts/services up installs it)")?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    /// W1 (burn-down) and W5 (database cost per job).
+    async fn burn_down(&self, report: &mut Report) -> anyhow::Result<()> {
+        let jobs = self.options.jobs;
+        let tag = self.tag("w1");
+        println!("W1: {jobs} no-op jobs due now");
+        let (statements_before, commits_before) = self.database_counters().await?;
+        let now = Utc::now().to_rfc3339();
+        self.create_batched(
+            jobs,
+            |_| json!({"kind": "noop", "name": tag, "execute_at": now}),
+        )
+        .await?;
+        let limit = Duration::from_secs(120).max(Duration::from_millis(jobs as u64 * 5));
+        let samples = self.wait_finished(&tag, jobs, limit).await?;
+        // The statements of the polling loop carry the mark; its commits are subtracted here.
+        let polls = samples.len() as f64 + 2.0;
+        let (statements_after, commits_after) = self.database_counters().await?;
+        let rate = self.throughput(&tag, jobs).await?;
+        let peak = samples.iter().copied().fold(0.0, f64::max);
+        report.add(
+            "W1 burn-down",
+            "no-op jobs/s, first start to last finish",
+            rate,
+            "jobs/s",
+            Some(Bar::AtLeast(20_000.0)),
+            None,
+        );
+        report.add(
+            "W1 burn-down",
+            "peak completions/s (0.5 s samples)",
+            peak,
+            "jobs/s",
+            None,
+            None,
+        );
+        let statements = (statements_after - statements_before) / jobs as f64;
+        let commits = (commits_after - commits_before - polls) / jobs as f64;
+        report.add(
+            "W5 database cost",
+            "statements per job",
+            statements,
+            "",
+            Some(Bar::AtMost(4.0)),
+            None,
+        );
+        report.add(
+            "W5 database cost",
+            "commits per job",
+            commits,
+            "",
+            Some(Bar::AtMost(1.0)),
+            None,
+        );
+
+        let shell = self.options.shell_jobs;
+        let shell_tag = self.tag("w1-shell");
+        println!("W1: {shell} shell jobs (`true`) due now");
+        let now = Utc::now().to_rfc3339();
+        self.create_batched(
+            shell,
+            |_| json!({"command": "true", "name": shell_tag, "execute_at": now}),
+        )
+        .await?;
+        self.wait_finished(&shell_tag, shell, limit).await?;
+        let spawn = report.value("baseline", "spawn /bin/sh -c true");
+        let rate = self.throughput(&shell_tag, shell).await?;
+        report.add(
+            "W1 burn-down",
+            "shell jobs/s (vs spawn baseline, bar ratio 0.5)",
+            rate,
+            "jobs/s",
+            spawn.map(|s| Bar::AtLeast(s * 0.5)),
+            spawn,
+        );
+        Ok(())
+    }
+
+    /// W2: single creates at concurrency 1, 16 and 64, and the batch endpoint.
+    async fn create_rates(&self, report: &mut Report) -> anyhow::Result<()> {
+        let url = format!("{}/api/v1/jobs", self.options.url);
+        let tag = self.tag("w2");
+        for concurrency in [1_usize, 16, 64] {
+            let count = self.options.creates;
+            println!("W2: {count} single creates at concurrency {concurrency}");
+            let bar = progress(count as u64, "creating");
+            let started = Instant::now();
+            let mut latencies: Vec<f64> = stream::iter(0..count)
+                .map(|_| {
+                    let body =
+                        json!({"kind": "noop", "name": tag, "execute_at": "2100-01-01T00:00:00Z"});
+                    let request = self.http.post(&url).json(&body).send();
+                    let bar = bar.clone();
+                    async move {
+                        let sent = Instant::now();
+                        let created = request.await.is_ok_and(|response| response.status() == 201);
+                        bar.inc(1);
+                        created.then(|| sent.elapsed().as_secs_f64() * 1000.0)
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .filter_map(std::future::ready)
+                .collect()
+                .await;
+            let elapsed = started.elapsed().as_secs_f64();
+            bar.finish_and_clear();
+            latencies.sort_by(f64::total_cmp);
+            let bar_64 = (concurrency == 64).then_some(Bar::AtLeast(5_000.0));
+            let figure = format!("single creates/s at concurrency {concurrency}");
+            report.add(
+                "W2 create rate",
+                &figure,
+                latencies.len() as f64 / elapsed,
+                "jobs/s",
+                bar_64,
+                None,
+            );
+            report.add(
+                "W2 create rate",
+                &format!("p50 latency at concurrency {concurrency}"),
+                percentile(&latencies, 0.5),
+                "ms",
+                None,
+                None,
+            );
+            report.add(
+                "W2 create rate",
+                &format!("p99 latency at concurrency {concurrency}"),
+                percentile(&latencies, 0.99),
+                "ms",
+                None,
+                None,
+            );
+        }
+        let count = self.options.batch_creates;
+        println!("W2: {count} jobs through the batch endpoint");
+        let elapsed = self
+            .create_batched(
+                count,
+                |_| json!({"kind": "noop", "name": tag, "execute_at": "2100-01-01T00:00:00Z"}),
+            )
+            .await?;
+        let rate = count as f64 / elapsed.as_secs_f64();
+        let pg = report.value("baseline", "PostgreSQL batched insert");
+        report.add(
+            "W2 create rate",
+            "batch creates/s",
+            rate,
+            "jobs/s",
+            Some(Bar::AtLeast(100_000.0)),
+            pg,
+        );
+        self.delete_tagged(&tag).await
+    }
+
+    /// W3: lateness of jobs spread over a minute, and of a herd due in one second.
+    async fn precision(&self, report: &mut Report) -> anyhow::Result<()> {
+        let lead = Duration::from_secs(10);
+        let spread = self.options.spread_jobs;
+        let seconds = self.options.spread_secs;
+        let tag = self.tag("w3-spread");
+        println!("W3: {spread} no-op jobs spread over {seconds} s, starting in {lead:?}");
+        let start = Utc::now() + chrono::Duration::from_std(lead)?;
+        let step = seconds as f64 / spread as f64;
+        self.create_batched(spread, |n| {
+            let due = start + chrono::Duration::microseconds((n as f64 * step * 1e6) as i64);
+            json!({"kind": "noop", "name": tag, "execute_at": due.to_rfc3339()})
+        })
+        .await?;
+        self.wait_finished(&tag, spread, Duration::from_secs(seconds + 120))
+            .await?;
+        self.lateness(report, "W3 precision, spread", &tag, 20.0)
+            .await?;
+
+        let herd = self.options.herd;
+        let tag = self.tag("w3-herd");
+        println!("W3: a herd of {herd} no-op jobs due in the same second");
+        let due = (Utc::now() + chrono::Duration::from_std(lead)?).to_rfc3339();
+        self.create_batched(
+            herd,
+            |_| json!({"kind": "noop", "name": tag, "execute_at": due}),
+        )
+        .await?;
+        self.wait_finished(&tag, herd, Duration::from_secs(180))
+            .await?;
+        self.lateness(report, "W3 precision, herd", &tag, 500.0)
+            .await
+    }
+
+    async fn lateness(
+        &self,
+        report: &mut Report,
+        workload: &str,
+        tag: &str,
+        p99_bar_ms: f64,
+    ) -> anyhow::Result<()> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "{MARK} SELECT \
+                         percentile_cont(0.5) WITHIN GROUP (ORDER BY late), \
+                         percentile_cont(0.9) WITHIN GROUP (ORDER BY late), \
+                         percentile_cont(0.99) WITHIN GROUP (ORDER BY late), \
+                         max(late), count(*) FILTER (WHERE late < 0)::float8 \
+                     FROM (SELECT EXTRACT(EPOCH FROM a.started_at - a.scheduled_at)::float8 * 1000 AS late \
+                           FROM job_attempts a JOIN jobs j ON j.id = a.job_id \
+                           WHERE j.name = $1 AND a.attempt = 1) AS l"
+                ),
+                &[&tag],
+            )
+            .await?;
+        let timer = report.value("baseline", "tokio timer lateness p99");
+        report.add(workload, "lateness p50", row.get(0), "ms", None, None);
+        report.add(workload, "lateness p90", row.get(1), "ms", None, None);
+        report.add(
+            workload,
+            "lateness p99",
+            row.get(2),
+            "ms",
+            Some(Bar::AtMost(p99_bar_ms)),
+            timer,
+        );
+        report.add(workload, "lateness max", row.get(3), "ms", None, None);
+        report.add(
+            workload,
+            "early starts",
+            row.get(4),
+            "jobs",
+            Some(Bar::AtMost(0.0)),
+            None,
+        );
+        Ok(())
+    }
+
+    /// W4: the due-job query's time with growing numbers of future jobs in the table.
+    async fn scan_cost(&self, report: &mut Report) -> anyhow::Result<()> {
+        let tag = self.tag("w4");
+        let client = self.pool.get().await?;
+        let mut present: i64 = 0;
+        let mut first: Option<f64> = None;
+        for size in self.options.scan_sizes.clone() {
+            println!("W4: the due-job query with {size} future jobs");
+            if size > present {
+                // Future jobs, far beyond any scan horizon, written straight into the table.
+                client
+                    .execute(
+                        &format!(
+                            "{MARK} INSERT INTO jobs (id, name, command, execute_at, timeout_secs, kind) \
+                             SELECT gen_random_uuid(), $1, '', \
+                                 timestamptz '2100-01-01' + make_interval(secs => n), 60, 'noop' \
+                             FROM generate_series(1, $2::bigint) AS n"
+                        ),
+                        &[&tag, &(size - present)],
+                    )
+                    .await?;
+                client
+                    .batch_execute(&format!("{MARK} ANALYZE jobs"))
+                    .await?;
+                present = size;
+            }
+            let mut times = Vec::new();
+            for _ in 0..7 {
+                // The scanner's claim query, as EXPLAIN ANALYZE runs it (locks included).
+                let plan: Value = client
+                    .query_one(
+                        &format!(
+                            "{MARK} EXPLAIN (ANALYZE, FORMAT JSON) \
+                             SELECT id FROM jobs WHERE status = 'SCHEDULED' \
+                                 AND execute_at < now() + interval '120 seconds' \
+                             ORDER BY execute_at LIMIT 1000 FOR UPDATE SKIP LOCKED"
+                        ),
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                times.push(plan[0]["Execution Time"].as_f64().unwrap_or(f64::NAN));
+            }
+            times.sort_by(f64::total_cmp);
+            let median = percentile(&times, 0.5);
+            let base = *first.get_or_insert(median);
+            let bar = (size != self.options.scan_sizes[0]).then_some(Bar::AtMost(2.0));
+            report.add(
+                "W4 scan cost",
+                &format!("due-job query at {size} future jobs (median of 7)"),
+                median,
+                "ms",
+                None,
+                None,
+            );
+            report.add(
+                "W4 scan cost",
+                &format!("ratio to the smallest table, at {size}"),
+                median / base,
+                "x",
+                bar,
+                None,
+            );
+        }
+        println!("W4: removing the future jobs");
+        client
+            .execute(&format!("{MARK} DELETE FROM jobs WHERE name = $1"), &[&tag])
+            .await?;
+        client
+            .batch_execute(&format!("{MARK} VACUUM ANALYZE jobs"))
+            .await?;
+        Ok(())
+    }
+
+    /// W6: resident memory per job waiting in memory for its time.
+    async fn memory(&self, report: &mut Report) -> anyhow::Result<()> {
+        let pending = self.options.pending;
+        let tag = self.tag("w6");
+        println!("W6: {pending} no-op jobs waiting in memory");
+        let before = self.metric("kairos_resident_memory_bytes").await?;
+        let waiting_before = self.metric("kairos_executor_waiting").await?;
+        // Within the scan horizon, so that they are dispatched at once and wait in executors.
+        let due = (Utc::now() + self.settings.scanner.horizon() / 2).to_rfc3339();
+        self.create_batched(
+            pending,
+            |_| json!({"kind": "noop", "name": tag, "execute_at": due}),
+        )
+        .await?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.metric("kairos_executor_waiting").await? < waiting_before + pending as f64 * 0.99
+        {
+            if Instant::now() > deadline {
+                bail!("W6: the jobs did not reach their executors within 120 s");
+            }
+            tokio::time::sleep(SAMPLE).await;
+        }
+        let after = self.metric("kairos_resident_memory_bytes").await?;
+        let per_job = (after - before) / pending as f64;
+        report.add(
+            "W6 memory",
+            "resident bytes per pending job",
+            per_job,
+            "B",
+            Some(Bar::AtMost(2048.0)),
+            None,
+        );
+        Ok(())
+    }
+
+    /// A sample of the deployment's `/metrics`.
+    async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.options.url))
+            .send()
+            .await?
+            .text()
+            .await?;
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .with_context(|| format!("`{name}` is not in /metrics"))
+    }
+
+    async fn delete_tagged(&self, tag: &str) -> anyhow::Result<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(&format!("{MARK} DELETE FROM jobs WHERE name = $1"), &[&tag])
+            .await?;
+        Ok(())
+    }
+}
+
+fn progress(length: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template("  {msg:>9} {bar:40} {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
