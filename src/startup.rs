@@ -19,6 +19,7 @@ use crate::api::{self, AppState};
 use crate::bus::kafka::{self as kafka, BusError, Publisher};
 use crate::config::{Role, Settings};
 use crate::metrics::Metrics;
+use crate::store::run_ledger::RunLedger;
 use crate::store::{self, StoreError};
 
 /// Why the application could not start.
@@ -81,16 +82,17 @@ impl Application {
             settings.kafka.request_timeout(),
         );
 
+        let instance = format!(
+            "kairos-{}-{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
         let runtime = Runtime {
+            ledger: RunLedger::start(pool.clone(), instance.clone()),
+            instance: instance.into(),
             pool,
             publisher,
             metrics: Arc::new(Metrics::new()),
-            instance: format!(
-                "kairos-{}-{}",
-                std::process::id(),
-                &Uuid::new_v4().simple().to_string()[..8]
-            )
-            .into(),
             run_slots: Arc::new(Semaphore::new(settings.executor.max_concurrent_runs)),
             settings: Arc::clone(&settings),
         };

@@ -29,6 +29,7 @@ use super::{ActorKind, Runtime};
 use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobKind, JobStatus, RetryPolicy};
 use crate::runner::shell::{self, RunResult, ShellCommand};
 use crate::store;
+use crate::store::run_ledger::RunKey;
 
 const KIND: ActorKind = ActorKind::Executor;
 
@@ -135,15 +136,17 @@ impl ExecutorActor {
         // really starts; then claim the run.
         let claim = async move {
             let permit = runtime.run_slots.clone().acquire_owned().await;
-            let claimed = store::dispatch::start_attempt(
-                &runtime.pool,
-                job_id,
-                epoch,
-                attempt,
-                &runtime.instance,
-                lease,
-            )
-            .await;
+            let claimed = runtime
+                .ledger
+                .claim(
+                    RunKey {
+                        job_id,
+                        epoch,
+                        attempt,
+                    },
+                    lease,
+                )
+                .await;
             (permit, claimed)
         };
         ctx.wait(actix::fut::wrap_future(claim).map(move |(permit, claimed), actor: &mut Self, ctx: &mut Context<Self>| {
@@ -377,12 +380,13 @@ impl ExecutorActor {
             if report.outcome != AttemptOutcome::Running {
                 // The result is safe in Kafka: the job no longer needs this process.
                 let lease = runtime.settings.recovery.grace * REPORTED_LEASE_FACTOR;
-                let (job_id, epoch, attempt) = (report.job_id, report.epoch, report.attempt);
-                while let Err(error) =
-                    store::dispatch::attempt_reported(&runtime.pool, job_id, epoch, attempt, lease)
-                        .await
-                {
-                    tracing::warn!(%error, %job_id, "cannot record that the attempt was reported; retrying");
+                let key = RunKey {
+                    job_id: report.job_id,
+                    epoch: report.epoch,
+                    attempt: report.attempt,
+                };
+                while let Err(error) = runtime.ledger.release(key, lease).await {
+                    tracing::warn!(%error, job_id = %key.job_id, "cannot record that the attempt was reported; retrying");
                     tokio::time::sleep(REPORT_RETRY).await;
                 }
             }

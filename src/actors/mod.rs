@@ -28,6 +28,7 @@ use tokio::sync::Semaphore;
 use crate::bus::kafka::Publisher;
 use crate::config::Settings;
 use crate::metrics::{KindLabel, Metrics};
+use crate::store::run_ledger::RunLedger;
 
 /// The four kinds of actor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -85,4 +86,6 @@ pub struct Runtime {
     pub instance: Arc<str>,
     /// Bounds the commands running at once (`executor.max_concurrent_runs`).
     pub run_slots: Arc<Semaphore>,
+    /// Claims and releases of runs, batched.
+    pub ledger: RunLedger,
 }

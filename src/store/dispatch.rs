@@ -210,41 +210,6 @@ pub async fn release(pool: &Pool, job_id: Uuid, epoch: i64) -> Result<(), StoreE
     Ok(())
 }
 
-/// Claims the run of `attempt` under dispatch `epoch` for `instance`: the job becomes
-/// `RUNNING` with a lease of `lease`. (`RUNNING` is accepted as the prior status because
-/// the report that the previous attempt failed may not be written yet.) Returns false when the dispatch is no longer current or
-/// the attempt was already started, in which case the caller must not run it: so however
-/// often a dispatch is delivered, and wherever, each attempt starts once.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached.
-pub async fn start_attempt(
-    pool: &Pool,
-    job_id: Uuid,
-    epoch: i64,
-    attempt: i32,
-    instance: &str,
-    lease: Duration,
-) -> Result<bool, StoreError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(
-            "UPDATE jobs SET status = 'RUNNING', attempts = $3, runner = $4, \
-                 lease_until = now() + make_interval(secs => $5), \
-                 started_at = COALESCE(started_at, now()), updated_at = now() \
-             WHERE id = $1 AND epoch = $2 AND attempts < $3 \
-               AND status IN ('DISPATCHED', 'RUNNING', 'RETRYING')",
-        )
-        .await?;
-    let started = client
-        .execute(
-            &statement,
-            &[&job_id, &epoch, &attempt, &instance, &seconds(lease)],
-        )
-        .await?;
-    Ok(started == 1)
-}
-
 /// Dispatches again, under a new epoch, a job whose dispatch `epoch` has not started
 /// `attempt`: used by an instance that shuts down to hand its waiting jobs to others.
 /// `None` when the job has moved on meanwhile.
@@ -363,34 +328,6 @@ pub async fn recover_expired(
         }
     }
     Ok(recovered)
-}
-
-/// Records that attempt `attempt` of dispatch `epoch` has ended and its report is safe in
-/// Kafka: the job no longer depends on its runner's process, only on the result writer,
-/// which gets `lease` to write the report.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached.
-pub async fn attempt_reported(
-    pool: &Pool,
-    job_id: Uuid,
-    epoch: i64,
-    attempt: i32,
-    lease: Duration,
-) -> Result<(), StoreError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(
-            "UPDATE jobs SET runner = NULL, \
-                 lease_until = now() + make_interval(secs => $4) \
-             WHERE id = $1 AND epoch = $2 AND attempts = $3 AND status = 'RUNNING' \
-               AND runner IS NOT NULL",
-        )
-        .await?;
-    client
-        .execute(&statement, &[&job_id, &epoch, &attempt, &seconds(lease)])
-        .await?;
-    Ok(())
 }
 
 /// Records that `instance` is alive.

@@ -1,0 +1,224 @@
+//! Run claims and run releases, batched.
+//!
+//! Every attempt costs two small writes on the `jobs` row:
+//!
+//! - the **claim** of its run before it starts: the job becomes `RUNNING` on this instance
+//!   with a lease of the attempt's timeout plus the recovery grace, only if the dispatch's
+//!   epoch is still current and the attempt has not started yet. So however often, and
+//!   wherever, a dispatch is delivered, each attempt starts once, and a superseded dispatch
+//!   never starts. (`RUNNING` is accepted as the prior status because the report that the
+//!   previous attempt failed may not be written yet.)
+//! - the **release** of its runner once the attempt's report is safe in Kafka: the job no
+//!   longer depends on this process, only on the result writer, which gets a longer lease.
+//!
+//! Executed one by one they cost a round trip and a commit each. The ledger queues them and a single task
+//! executes whatever has queued as one `UPDATE … FROM UNNEST` per kind: a lone request goes
+//! out at once (nothing waits for a batch to fill), and under load many share a commit.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// Requests executed per statement, at most.
+const MAX_BATCH: usize = 2_000;
+
+/// Claims and releases queued for the ledger task.
+#[derive(Debug, Clone)]
+pub struct RunLedger {
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+#[derive(Debug)]
+enum Request {
+    Claim {
+        key: RunKey,
+        lease: Duration,
+        answer: oneshot::Sender<Result<bool, String>>,
+    },
+    Release {
+        key: RunKey,
+        lease: Duration,
+        answer: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// One attempt of one dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunKey {
+    pub job_id: Uuid,
+    pub epoch: i64,
+    pub attempt: i32,
+}
+
+/// Why a ledger request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{0}")]
+    Store(String),
+    #[error("the run ledger has stopped")]
+    Stopped,
+}
+
+impl From<StoreError> for LedgerError {
+    fn from(error: StoreError) -> Self {
+        LedgerError::Store(error.to_string())
+    }
+}
+
+impl RunLedger {
+    /// Starts the ledger's task on the current runtime, writing through `pool` on behalf of
+    /// `instance`.
+    pub fn start(pool: Pool, instance: String) -> Self {
+        let (requests, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool, instance, receiver));
+        RunLedger { requests }
+    }
+
+    /// Claims the run of `key`: true if this caller may start it.
+    ///
+    /// # Errors
+    /// [`LedgerError`] when the database cannot be reached.
+    pub async fn claim(&self, key: RunKey, lease: Duration) -> Result<bool, LedgerError> {
+        let (answer, answered) = oneshot::channel();
+        self.requests
+            .send(Request::Claim { key, lease, answer })
+            .map_err(|_| LedgerError::Stopped)?;
+        answered
+            .await
+            .map_err(|_| LedgerError::Stopped)?
+            .map_err(LedgerError::Store)
+    }
+
+    /// Releases the runner of `key`, whose report is safe in Kafka.
+    ///
+    /// # Errors
+    /// [`LedgerError`] when the database cannot be reached.
+    pub async fn release(&self, key: RunKey, lease: Duration) -> Result<(), LedgerError> {
+        let (answer, answered) = oneshot::channel();
+        self.requests
+            .send(Request::Release { key, lease, answer })
+            .map_err(|_| LedgerError::Stopped)?;
+        answered
+            .await
+            .map_err(|_| LedgerError::Stopped)?
+            .map_err(LedgerError::Store)
+    }
+}
+
+async fn run(pool: Pool, instance: String, mut receiver: mpsc::UnboundedReceiver<Request>) {
+    let mut queued = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        let mut claims = Vec::new();
+        let mut releases = Vec::new();
+        for request in queued.drain(..) {
+            match request {
+                Request::Claim { key, lease, answer } => claims.push((key, lease, answer)),
+                Request::Release { key, lease, answer } => releases.push((key, lease, answer)),
+            }
+        }
+        if !claims.is_empty() {
+            execute_claims(&pool, &instance, claims).await;
+        }
+        if !releases.is_empty() {
+            let keys: Vec<(RunKey, Duration)> = releases
+                .iter()
+                .map(|(key, lease, _)| (*key, *lease))
+                .collect();
+            let result = release_runs(&pool, &keys)
+                .await
+                .map_err(|error| error.to_string());
+            for (_, _, answer) in releases {
+                let _ = answer.send(result.clone());
+            }
+        }
+    }
+}
+
+async fn execute_claims(
+    pool: &Pool,
+    instance: &str,
+    claims: Vec<(RunKey, Duration, oneshot::Sender<Result<bool, String>>)>,
+) {
+    // A job may be claimed once per statement; a second claim of the same job in one batch
+    // loses (it could only be a duplicate of the first).
+    let mut seen = HashSet::new();
+    let (first, repeated): (Vec<_>, Vec<_>) = claims
+        .into_iter()
+        .partition(|(key, _, _)| seen.insert(key.job_id));
+    for (_, _, answer) in repeated {
+        let _ = answer.send(Ok(false));
+    }
+    let keys: Vec<(RunKey, Duration)> =
+        first.iter().map(|(key, lease, _)| (*key, *lease)).collect();
+    match claim_runs(pool, instance, &keys).await {
+        Ok(won) => {
+            for (key, _, answer) in first {
+                let _ = answer.send(Ok(won.contains(&key.job_id)));
+            }
+        }
+        Err(error) => {
+            let error = error.to_string();
+            for (_, _, answer) in first {
+                let _ = answer.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// Claims many runs at once; returns the jobs whose run was claimed.
+async fn claim_runs(
+    pool: &Pool,
+    instance: &str,
+    runs: &[(RunKey, Duration)],
+) -> Result<HashSet<Uuid>, StoreError> {
+    let ids: Vec<Uuid> = runs.iter().map(|(key, _)| key.job_id).collect();
+    let epochs: Vec<i64> = runs.iter().map(|(key, _)| key.epoch).collect();
+    let attempts: Vec<i32> = runs.iter().map(|(key, _)| key.attempt).collect();
+    let leases: Vec<f64> = runs.iter().map(|(_, lease)| lease.as_secs_f64()).collect();
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE jobs SET status = 'RUNNING', attempts = r.attempt, runner = $5, \
+                 lease_until = now() + make_interval(secs => r.lease), \
+                 started_at = COALESCE(jobs.started_at, now()), updated_at = now() \
+             FROM UNNEST($1::uuid[], $2::int8[], $3::int4[], $4::float8[]) \
+                 AS r(id, epoch, attempt, lease) \
+             WHERE jobs.id = r.id AND jobs.epoch = r.epoch AND jobs.attempts < r.attempt \
+               AND jobs.status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
+             RETURNING jobs.id",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&ids, &epochs, &attempts, &leases, &instance])
+        .await?;
+    rows.iter()
+        .map(|row| row.try_get(0).map_err(StoreError::from))
+        .collect()
+}
+
+/// Releases the runners of many reported runs at once.
+async fn release_runs(pool: &Pool, runs: &[(RunKey, Duration)]) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = runs.iter().map(|(key, _)| key.job_id).collect();
+    let epochs: Vec<i64> = runs.iter().map(|(key, _)| key.epoch).collect();
+    let attempts: Vec<i32> = runs.iter().map(|(key, _)| key.attempt).collect();
+    let leases: Vec<f64> = runs.iter().map(|(_, lease)| lease.as_secs_f64()).collect();
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE jobs SET runner = NULL, lease_until = now() + make_interval(secs => r.lease) \
+             FROM UNNEST($1::uuid[], $2::int8[], $3::int4[], $4::float8[]) \
+                 AS r(id, epoch, attempt, lease) \
+             WHERE jobs.id = r.id AND jobs.epoch = r.epoch AND jobs.attempts = r.attempt \
+               AND jobs.status = 'RUNNING' AND jobs.runner IS NOT NULL",
+        )
+        .await?;
+    client
+        .execute(&statement, &[&ids, &epochs, &attempts, &leases])
+        .await?;
+    Ok(())
+}
