@@ -139,11 +139,10 @@ async fn run(pool: Pool, instance: String, mut receiver: mpsc::UnboundedReceiver
     }
 }
 
-async fn execute_claims(
-    pool: &Pool,
-    instance: &str,
-    claims: Vec<(RunKey, Duration, oneshot::Sender<Result<bool, String>>)>,
-) {
+/// A claim waiting for its batch: what to claim, for how long, and who to answer.
+type PendingClaim = (RunKey, Duration, oneshot::Sender<Result<bool, String>>);
+
+async fn execute_claims(pool: &Pool, instance: &str, claims: Vec<PendingClaim>) {
     // A job may be claimed once per statement; a second claim of the same job in one batch
     // loses (it could only be a duplicate of the first).
     let mut seen = HashSet::new();
