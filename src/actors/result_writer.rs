@@ -4,7 +4,7 @@
 //! (`result_writer.batch_size`, or whatever arrived within `result_writer.flush_interval`),
 //! and the batch's offsets are stored only after that transaction commits: a report is
 //! never acknowledged before it is durable. Writes are idempotent and never move a job
-//! backwards (see [`crate::store::jobs::apply_reports`]), so a report delivered twice
+//! backwards (see [`crate::store::reports::apply_reports`]), so a report delivered twice
 //! changes nothing. A record that is not a report is set aside on `<topic>.dlt`.
 //!
 //! While PostgreSQL is unreachable the batch is retried with backoff and consumption pauses:
@@ -30,7 +30,7 @@ use super::{ActorKind, Runtime};
 use crate::bus::kafka::{self, BusError};
 use crate::domain::AttemptReport;
 use crate::metrics::TopicLabel;
-use crate::store::{self, jobs::Applied};
+use crate::store::{self, reports::Applied};
 
 const KIND: ActorKind = ActorKind::ResultWriter;
 
@@ -194,7 +194,7 @@ async fn write_until_committed(
 ) -> Applied {
     let mut pause = RETRY_FIRST;
     loop {
-        match store::jobs::apply_reports(pool, reports, retry_lease).await {
+        match store::reports::apply_reports(pool, reports, retry_lease).await {
             Ok(applied) => return applied,
             Err(error) => {
                 tracing::error!(%error, reports = reports.len(), retry_in = ?pause, "cannot write reports; retrying");

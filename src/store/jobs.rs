@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::domain::{AttemptOutcome, AttemptReport, Job, JobKind, JobStatus, NewJob};
+use crate::domain::{Job, JobKind, JobStatus, NewJob};
 
 pub(super) const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, status, max_retries, timeout_secs, \
      metadata, attempts, epoch, exit_code, last_output, last_error, created_at, updated_at, \
@@ -26,15 +26,6 @@ pub struct Attempt {
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub error: Option<String>,
-}
-
-/// What applying a batch of reports did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Applied {
-    /// Reports that moved a job or an attempt forward.
-    pub applied: u64,
-    /// Reports of an older dispatch, or repeating or going behind what is stored.
-    pub ignored: u64,
 }
 
 pub(super) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
@@ -165,107 +156,4 @@ pub async fn list(
         .await?;
     let rows = client.query(&statement, &[&status, &after, &limit]).await?;
     rows.iter().map(job_from_row).collect()
-}
-
-/// Applies attempt reports in one transaction. A report moves its job only if it carries the
-/// job's current epoch and lies ahead of what is stored (a later attempt, or a later status of
-/// the same attempt), and never moves a finished job: so a repeated, reordered or stale report
-/// changes nothing.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached; nothing is applied then.
-///
-/// A `RETRYING` job gets a lease of `retry_lease` for its next attempt to start; a final one
-/// loses its lease.
-pub async fn apply_reports(
-    pool: &Pool,
-    reports: &[AttemptReport],
-    retry_lease: std::time::Duration,
-) -> Result<Applied, StoreError> {
-    let mut client = pool.get().await?;
-    let transaction = client.transaction().await?;
-    let update_job = transaction
-        .prepare_cached(
-            "UPDATE jobs SET status = $3::text, attempts = $4::integer, \
-                 started_at = COALESCE(started_at, $5::timestamptz), \
-                 finished_at = CASE WHEN $3 IN ('SUCCESS', 'FAILED') THEN $6::timestamptz END, \
-                 exit_code = CASE WHEN $7::boolean THEN $8::integer ELSE exit_code END, \
-                 last_output = CASE WHEN $7 THEN $9::text ELSE last_output END, \
-                 last_error = CASE WHEN $7 THEN $10::text ELSE last_error END, \
-                 lease_until = CASE WHEN $3 = 'RETRYING' \
-                     THEN now() + make_interval(secs => $11::double precision) \
-                     WHEN $3 IN ('SUCCESS', 'FAILED') THEN NULL ELSE lease_until END, \
-                 updated_at = now() \
-             WHERE id = $1 AND epoch = $2 AND status NOT IN ('SUCCESS', 'FAILED') \
-               AND (attempts < $4 OR (attempts = $4 \
-                    AND kairos_status_rank(status) < kairos_status_rank($3)))",
-        )
-        .await?;
-    let upsert_attempt = transaction
-        .prepare_cached(
-            "INSERT INTO job_attempts (job_id, attempt, epoch, status, scheduled_at, started_at, \
-                 finished_at, exit_code, stdout, stderr, error) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
-             WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND epoch = $3) \
-             ON CONFLICT (job_id, attempt) DO UPDATE SET \
-                 epoch = EXCLUDED.epoch, status = EXCLUDED.status, \
-                 started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, \
-                 exit_code = EXCLUDED.exit_code, stdout = EXCLUDED.stdout, \
-                 stderr = EXCLUDED.stderr, error = EXCLUDED.error \
-             WHERE job_attempts.epoch < EXCLUDED.epoch \
-                OR (job_attempts.epoch = EXCLUDED.epoch AND job_attempts.status = 'RUNNING' \
-                    AND EXCLUDED.status <> 'RUNNING')",
-        )
-        .await?;
-
-    let mut outcome = Applied::default();
-    for report in reports {
-        let finished = report.outcome != AttemptOutcome::Running;
-        let last_output = report.stdout.as_deref();
-        // Why the attempt failed; stderr stays in the attempt's row.
-        let last_error = report.error.as_deref();
-        let moved_job = transaction
-            .execute(
-                &update_job,
-                &[
-                    &report.job_id,
-                    &report.epoch,
-                    &report.status.as_str(),
-                    &report.attempt,
-                    &report.started_at,
-                    &report.finished_at,
-                    &finished,
-                    &report.exit_code,
-                    &last_output,
-                    &last_error,
-                    &retry_lease.as_secs_f64(),
-                ],
-            )
-            .await?;
-        let moved_attempt = transaction
-            .execute(
-                &upsert_attempt,
-                &[
-                    &report.job_id,
-                    &report.attempt,
-                    &report.epoch,
-                    &report.outcome.as_str(),
-                    &report.scheduled_at,
-                    &report.started_at,
-                    &report.finished_at,
-                    &report.exit_code,
-                    &report.stdout,
-                    &report.stderr,
-                    &report.error,
-                ],
-            )
-            .await?;
-        if moved_job + moved_attempt > 0 {
-            outcome.applied += 1;
-        } else {
-            outcome.ignored += 1;
-        }
-    }
-    transaction.commit().await?;
-    Ok(outcome)
 }

@@ -9,6 +9,7 @@ use crate::config::DatabaseSettings;
 
 pub mod dispatch;
 pub mod jobs;
+pub mod reports;
 pub mod run_ledger;
 
 mod embedded {

@@ -1,0 +1,231 @@
+//! Writing attempt reports: the result writer's statements.
+//!
+//! A batch is written in one transaction, in **rounds**: a round holds at most one report per
+//! job (each job's next report, in the order the reports arrived), and is applied with two
+//! set statements, one moving the jobs and one upserting the attempts. A batch of N reports
+//! over J jobs costs 2 × (the most reports any one job has) statements, not 2 × N.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::domain::{AttemptOutcome, AttemptReport};
+
+/// What applying a batch of reports did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Reports that moved a job or an attempt forward.
+    pub applied: u64,
+    /// Reports of an older dispatch, or repeating or going behind what is stored.
+    pub ignored: u64,
+}
+
+/// A report moves its job only if it carries the job's current epoch and lies ahead of what
+/// is stored (a later attempt, or a later status of the same attempt), and never moves a
+/// finished job. A `RETRYING` job gets a lease for its next attempt; a final one loses its
+/// lease.
+const MOVE_JOBS: &str = "\
+    UPDATE jobs SET status = r.status, attempts = r.attempt, \
+        started_at = COALESCE(jobs.started_at, r.started_at), \
+        finished_at = CASE WHEN r.status IN ('SUCCESS', 'FAILED') THEN r.finished_at END, \
+        exit_code = CASE WHEN r.finished THEN r.exit_code ELSE jobs.exit_code END, \
+        last_output = CASE WHEN r.finished THEN r.stdout ELSE jobs.last_output END, \
+        last_error = CASE WHEN r.finished THEN r.error ELSE jobs.last_error END, \
+        lease_until = CASE WHEN r.status = 'RETRYING' THEN now() + make_interval(secs => $11) \
+            WHEN r.status IN ('SUCCESS', 'FAILED') THEN NULL ELSE jobs.lease_until END, \
+        updated_at = now() \
+    FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::timestamptz[], \
+        $6::timestamptz[], $7::bool[], $8::int4[], $9::text[], $10::text[]) \
+        AS r(id, epoch, status, attempt, started_at, finished_at, finished, exit_code, stdout, error) \
+    WHERE jobs.id = r.id AND jobs.epoch = r.epoch AND jobs.status NOT IN ('SUCCESS', 'FAILED') \
+      AND (jobs.attempts < r.attempt OR (jobs.attempts = r.attempt \
+           AND kairos_status_rank(jobs.status) < kairos_status_rank(r.status))) \
+    RETURNING jobs.id";
+
+/// An attempt's row is written only under the job's current epoch, and a finished attempt is
+/// never changed again (nor set back to `RUNNING`).
+const UPSERT_ATTEMPTS: &str = "\
+    INSERT INTO job_attempts (job_id, attempt, epoch, status, scheduled_at, started_at, \
+        finished_at, exit_code, stdout, stderr, error) \
+    SELECT r.* FROM UNNEST($1::uuid[], $2::int4[], $3::int8[], $4::text[], $5::timestamptz[], \
+        $6::timestamptz[], $7::timestamptz[], $8::int4[], $9::text[], $10::text[], $11::text[]) \
+        AS r(job_id, attempt, epoch, status, scheduled_at, started_at, finished_at, exit_code, \
+             stdout, stderr, error) \
+    WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = r.job_id AND jobs.epoch = r.epoch) \
+    ON CONFLICT (job_id, attempt) DO UPDATE SET \
+        epoch = EXCLUDED.epoch, status = EXCLUDED.status, \
+        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, \
+        exit_code = EXCLUDED.exit_code, stdout = EXCLUDED.stdout, \
+        stderr = EXCLUDED.stderr, error = EXCLUDED.error \
+    WHERE job_attempts.epoch < EXCLUDED.epoch \
+       OR (job_attempts.epoch = EXCLUDED.epoch AND job_attempts.status = 'RUNNING' \
+           AND EXCLUDED.status <> 'RUNNING') \
+    RETURNING job_id";
+
+/// Applies `reports` in one transaction, in arrival order per job, so that a repeated,
+/// reordered or stale report changes nothing.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached; nothing is applied then.
+pub async fn apply_reports(
+    pool: &Pool,
+    reports: &[AttemptReport],
+    retry_lease: std::time::Duration,
+) -> Result<Applied, StoreError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let move_jobs = transaction.prepare_cached(MOVE_JOBS).await?;
+    let upsert_attempts = transaction.prepare_cached(UPSERT_ATTEMPTS).await?;
+    let retry_lease = retry_lease.as_secs_f64();
+    let mut outcome = Applied::default();
+    for round in rounds(reports) {
+        let ids: Vec<Uuid> = round.iter().map(|r| r.job_id).collect();
+        let epochs: Vec<i64> = round.iter().map(|r| r.epoch).collect();
+        let statuses: Vec<&str> = round.iter().map(|r| r.status.as_str()).collect();
+        let attempts: Vec<i32> = round.iter().map(|r| r.attempt).collect();
+        let started: Vec<DateTime<Utc>> = round.iter().map(|r| r.started_at).collect();
+        let finished_at: Vec<Option<DateTime<Utc>>> = round.iter().map(|r| r.finished_at).collect();
+        let finished: Vec<bool> = round
+            .iter()
+            .map(|r| r.outcome != AttemptOutcome::Running)
+            .collect();
+        let exit_codes: Vec<Option<i32>> = round.iter().map(|r| r.exit_code).collect();
+        let stdouts: Vec<Option<&str>> = round.iter().map(|r| r.stdout.as_deref()).collect();
+        let stderrs: Vec<Option<&str>> = round.iter().map(|r| r.stderr.as_deref()).collect();
+        // Why the attempt failed; stderr stays in the attempt's row.
+        let errors: Vec<Option<&str>> = round.iter().map(|r| r.error.as_deref()).collect();
+        let outcomes: Vec<&str> = round.iter().map(|r| r.outcome.as_str()).collect();
+        let scheduled: Vec<DateTime<Utc>> = round.iter().map(|r| r.scheduled_at).collect();
+
+        let moved_jobs: HashSet<Uuid> = transaction
+            .query(
+                &move_jobs,
+                &[
+                    &ids,
+                    &epochs,
+                    &statuses,
+                    &attempts,
+                    &started,
+                    &finished_at,
+                    &finished,
+                    &exit_codes,
+                    &stdouts,
+                    &errors,
+                    &retry_lease,
+                ],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let moved_attempts: HashSet<Uuid> = transaction
+            .query(
+                &upsert_attempts,
+                &[
+                    &ids,
+                    &attempts,
+                    &epochs,
+                    &outcomes,
+                    &scheduled,
+                    &started,
+                    &finished_at,
+                    &exit_codes,
+                    &stdouts,
+                    &stderrs,
+                    &errors,
+                ],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        for report in &round {
+            if moved_jobs.contains(&report.job_id) || moved_attempts.contains(&report.job_id) {
+                outcome.applied += 1;
+            } else {
+                outcome.ignored += 1;
+            }
+        }
+    }
+    transaction.commit().await?;
+    Ok(outcome)
+}
+
+/// Splits `reports` into rounds holding at most one report per job, keeping each job's
+/// reports in arrival order across rounds.
+fn rounds(reports: &[AttemptReport]) -> Vec<Vec<&AttemptReport>> {
+    let mut per_job: HashMap<Uuid, VecDeque<&AttemptReport>> = HashMap::new();
+    let mut order = Vec::new();
+    for report in reports {
+        let queue = per_job.entry(report.job_id).or_default();
+        if queue.is_empty() {
+            order.push(report.job_id);
+        }
+        queue.push_back(report);
+    }
+    let mut rounds = Vec::new();
+    loop {
+        let round: Vec<&AttemptReport> = order
+            .iter()
+            .filter_map(|id| per_job.get_mut(id).and_then(VecDeque::pop_front))
+            .collect();
+        if round.is_empty() {
+            return rounds;
+        }
+        rounds.push(round);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::JobStatus;
+
+    fn report(job: u128, attempt: i32, status: JobStatus) -> AttemptReport {
+        AttemptReport {
+            job_id: Uuid::from_u128(job),
+            epoch: 1,
+            attempt,
+            status,
+            outcome: AttemptOutcome::Running,
+            scheduled_at: Utc::now(),
+            started_at: Utc::now(),
+            finished_at: None,
+            exit_code: None,
+            stdout: None,
+            stderr: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn rounds_hold_one_report_per_job_in_arrival_order() {
+        let reports = [
+            report(1, 1, JobStatus::Running),
+            report(2, 1, JobStatus::Running),
+            report(1, 1, JobStatus::Retrying),
+            report(1, 2, JobStatus::Running),
+            report(2, 1, JobStatus::Success),
+        ];
+        let rounds: Vec<Vec<(u128, i32, JobStatus)>> = rounds(&reports)
+            .iter()
+            .map(|round| {
+                round
+                    .iter()
+                    .map(|r| (r.job_id.as_u128(), r.attempt, r.status))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            rounds,
+            [
+                vec![(1, 1, JobStatus::Running), (2, 1, JobStatus::Running)],
+                vec![(1, 1, JobStatus::Retrying), (2, 1, JobStatus::Success)],
+                vec![(1, 2, JobStatus::Running)],
+            ]
+        );
+    }
+}
