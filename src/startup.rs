@@ -87,7 +87,13 @@ impl Application {
             std::process::id(),
             &Uuid::new_v4().simple().to_string()[..8]
         );
+        let heartbeat_settings = crate::config::DatabaseSettings {
+            pool_size: 1,
+            ..settings.database.clone()
+        };
+        let heartbeat_pool = store::connect(&heartbeat_settings).map_err(store_error)?;
         let runtime = Runtime {
+            heartbeat_pool,
             ledger: RunLedger::start(pool.clone(), instance.clone()),
             instance: instance.into(),
             pool,

@@ -32,6 +32,7 @@ use super::{ActorKind, Runtime};
 use crate::bus::kafka::{self, BusError};
 use crate::domain::Dispatch;
 use crate::store;
+use crate::store::run_ledger::RunKey;
 
 const KIND: ActorKind = ActorKind::Dispatcher;
 
@@ -41,7 +42,7 @@ const RECENT_CAPACITY: usize = 100_000;
 /// How often this process records that it is alive (see `store::dispatch::heartbeat`); a
 /// fraction of the recovery grace, so that a live process is never taken for dead.
 fn heartbeat_interval(grace: Duration) -> Duration {
-    (grace / 3).max(Duration::from_millis(100))
+    (grace / 5).max(Duration::from_millis(100))
 }
 
 /// Pause between attempts to publish a dead letter.
@@ -133,16 +134,24 @@ impl DispatcherActor {
         let dispatcher = ctx.address();
         let job_id = dispatch.job_id;
         let epoch = dispatch.epoch;
+        let attempt = dispatch.attempt;
         let executor =
             Supervisor::start(move |_| ExecutorActor::new(runtime, dispatcher, dispatch));
         self.live.insert(job_id, (epoch, executor));
+        self.runtime.ledger.hold(RunKey {
+            job_id,
+            epoch,
+            attempt,
+        });
     }
 
     /// Records that this process, whose executors run jobs, is alive.
     fn beat(&mut self, ctx: &mut Context<Self>) {
         let runtime = self.runtime.clone();
         ctx.spawn(actix::fut::wrap_future(async move {
-            if let Err(error) = store::dispatch::heartbeat(&runtime.pool, &runtime.instance).await {
+            if let Err(error) =
+                store::dispatch::heartbeat(&runtime.heartbeat_pool, &runtime.instance).await
+            {
                 tracing::warn!(%error, "cannot record the heartbeat");
             }
         }));

@@ -79,6 +79,9 @@ impl ActorKind {
 )]
 pub struct Runtime {
     pub pool: Pool,
+    /// A connection of its own for the process heartbeat, so that a busy pool cannot delay
+    /// it past the recovery grace (which would make a live process look dead).
+    pub heartbeat_pool: Pool,
     pub publisher: Publisher,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,

@@ -228,7 +228,7 @@ pub async fn redispatch(
     let row = client
         .query_opt(
             &format!(
-                "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, claimed_by = $3, \
+                "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, claimed_by = $3, runner = NULL, \
                      claimed_at = now(), updated_at = now(), \
                      lease_until = GREATEST(execute_at, now()) + make_interval(secs => $4) \
                  WHERE id = $1 AND epoch = $2 AND attempts < $5 \
@@ -241,9 +241,16 @@ pub async fn redispatch(
     row.as_ref().map(dispatch_from_row).transpose()
 }
 
-/// Finds up to `limit` jobs whose lease ran out, or (with `check_heartbeats`) which run on
-/// an instance that stopped beating for longer than `grace`, and dispatches them again under
-/// a new epoch. The caller checks heartbeats only once it has itself reached the database for
+/// How many graces past its lease a job held by a live instance is taken back anyway: the
+/// safety net for a holder that is alive but lost track of it.
+const LIVE_HOLDER_GRACES: f64 = 10.0;
+
+/// Finds up to `limit` jobs in flight that were lost, and dispatches them again under a new
+/// epoch. A job is lost when its lease ran out and no instance holds it (`runner`); or (with
+/// `check_heartbeats`) when the instance that holds or runs it stopped beating for longer
+/// than `grace`; or when its lease ran out [`LIVE_HOLDER_GRACES`] graces ago whoever holds it.
+/// (An overloaded but live instance keeps the jobs it holds: taking them back would only add
+/// work.) The caller checks heartbeats only once it has itself reached the database for
 /// longer than `grace`: after an outage, live instances need time to beat again.
 /// A job lost while `RUNNING` has that attempt recorded as `LOST`; one lost more than
 /// `max_lost` times ends `FAILED` instead.
@@ -265,11 +272,13 @@ pub async fn recover_expired(
                  SELECT id, status AS old_status, attempts AS old_attempts, \
                      lease_until AS old_lease \
                  FROM jobs \
-                 WHERE (status IN ('DISPATCHED', 'RUNNING', 'RETRYING') AND lease_until < now()) \
-                    OR ($5 AND status = 'RUNNING' AND runner IS NOT NULL AND NOT EXISTS ( \
-                        SELECT 1 FROM instances \
-                        WHERE instances.id = jobs.runner \
-                          AND instances.heartbeat_at > now() - make_interval(secs => $3))) \
+                 WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') AND ( \
+                     (lease_until < now() AND runner IS NULL) \
+                     OR lease_until < now() - make_interval(secs => $3::float8 * $6::float8) \
+                     OR ($5 AND runner IS NOT NULL AND NOT EXISTS ( \
+                         SELECT 1 FROM instances \
+                         WHERE instances.id = jobs.runner \
+                           AND instances.heartbeat_at > now() - make_interval(secs => $3)))) \
                  ORDER BY lease_until LIMIT $1 \
                  FOR UPDATE SKIP LOCKED), \
              moved AS ( \
@@ -285,7 +294,7 @@ pub async fn recover_expired(
                      lease_until = CASE WHEN old_status = 'RUNNING' AND jobs.lost_attempts >= $4 \
                          THEN NULL \
                          ELSE GREATEST(jobs.execute_at, now()) + make_interval(secs => $3) END, \
-                     epoch = jobs.epoch + 1, claimed_by = $2, claimed_at = now(), \
+                     epoch = jobs.epoch + 1, claimed_by = $2, claimed_at = now(), runner = NULL, \
                      updated_at = now() \
                  FROM expired WHERE jobs.id = expired.id \
                  RETURNING {DISPATCH_COLUMNS}, jobs.status, old_status, old_attempts, old_lease), \
@@ -311,6 +320,7 @@ pub async fn recover_expired(
                 &seconds(grace),
                 &max_lost,
                 &check_heartbeats,
+                &LIVE_HOLDER_GRACES,
             ],
         )
         .await?;

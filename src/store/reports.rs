@@ -23,6 +23,9 @@ pub struct Applied {
     pub ignored: u64,
 }
 
+/// (`jobs.id = ANY($1)` keeps the plan on id lookups when statistics lag; see
+/// `run_ledger`.)
+///
 /// A report moves its job only if it carries the job's current epoch and lies ahead of what
 /// is stored (a later attempt, or a later status of the same attempt), and never moves a
 /// finished job. A `RETRYING` job gets a lease for its next attempt; a final one loses its
@@ -36,11 +39,13 @@ const MOVE_JOBS: &str = "\
         last_error = CASE WHEN r.finished THEN r.error ELSE jobs.last_error END, \
         lease_until = CASE WHEN r.status = 'RETRYING' THEN now() + make_interval(secs => $11) \
             WHEN r.status IN ('SUCCESS', 'FAILED') THEN NULL ELSE jobs.lease_until END, \
+        runner = CASE WHEN r.status IN ('SUCCESS', 'FAILED') THEN NULL ELSE jobs.runner END, \
         updated_at = now() \
     FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::timestamptz[], \
         $6::timestamptz[], $7::bool[], $8::int4[], $9::text[], $10::text[]) \
         AS r(id, epoch, status, attempt, started_at, finished_at, finished, exit_code, stdout, error) \
-    WHERE jobs.id = r.id AND jobs.epoch = r.epoch AND jobs.status NOT IN ('SUCCESS', 'FAILED') \
+    WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
+      AND jobs.status NOT IN ('SUCCESS', 'FAILED') \
       AND (jobs.attempts < r.attempt OR (jobs.attempts = r.attempt \
            AND kairos_status_rank(jobs.status) < kairos_status_rank(r.status))) \
     RETURNING jobs.id";

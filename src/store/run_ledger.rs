@@ -1,7 +1,11 @@
 //! Run claims and run releases, batched.
 //!
-//! Every attempt costs two small writes on the `jobs` row:
+//! Every attempt costs small writes on the `jobs` row:
 //!
+//! - the **hold**, when an executor takes a dispatch: the job's `runner` names this
+//!   instance, so that while it beats nobody takes the job back, however long it waits for a
+//!   free run slot, and once it stops beating the job is recovered at once rather than at its
+//!   time plus the grace;
 //! - the **claim** of its run before it starts: the job becomes `RUNNING` on this instance
 //!   with a lease of the attempt's timeout plus the recovery grace, only if the dispatch's
 //!   epoch is still current and the attempt has not started yet. So however often, and
@@ -11,7 +15,11 @@
 //! - the **release** of its runner once the attempt's report is safe in Kafka: the job no
 //!   longer depends on this process, only on the result writer, which gets a longer lease.
 //!
-//! Executed one by one they cost a round trip and a commit each. The ledger queues them and a single task
+//! Executed one by one they cost a round trip and a commit each.
+//!
+//! The statements say `jobs.id = ANY($1)` besides joining on the id: during a burst the
+//! table's statistics lag (few rows look `RUNNING`) and, without it, the planner joined the
+//! batch against a bitmap scan of every in-flight job instead of looking each id up. The ledger queues them and a single task
 //! executes whatever has queued as one `UPDATE … FROM UNNEST` per kind: a lone request goes
 //! out at once (nothing waits for a batch to fill), and under load many share a commit.
 
@@ -35,6 +43,9 @@ pub struct RunLedger {
 
 #[derive(Debug)]
 enum Request {
+    Hold {
+        key: RunKey,
+    },
     Claim {
         key: RunKey,
         lease: Duration,
@@ -79,6 +90,12 @@ impl RunLedger {
         RunLedger { requests }
     }
 
+    /// Records that this instance holds the dispatch `key` (best effort: without it the job is
+    /// only recovered later, by its lease).
+    pub fn hold(&self, key: RunKey) {
+        let _ = self.requests.send(Request::Hold { key });
+    }
+
     /// Claims the run of `key`: true if this caller may start it.
     ///
     /// # Errors
@@ -113,13 +130,20 @@ impl RunLedger {
 async fn run(pool: Pool, instance: String, mut receiver: mpsc::UnboundedReceiver<Request>) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut queued, MAX_BATCH).await > 0 {
+        let mut holds = Vec::new();
         let mut claims = Vec::new();
         let mut releases = Vec::new();
         for request in queued.drain(..) {
             match request {
+                Request::Hold { key } => holds.push(key),
                 Request::Claim { key, lease, answer } => claims.push((key, lease, answer)),
                 Request::Release { key, lease, answer } => releases.push((key, lease, answer)),
             }
+        }
+        if !holds.is_empty()
+            && let Err(error) = hold_runs(&pool, &instance, &holds).await
+        {
+            tracing::warn!(%error, jobs = holds.len(), "cannot record held dispatches");
         }
         if !claims.is_empty() {
             execute_claims(&pool, &instance, claims).await;
@@ -169,6 +193,25 @@ async fn execute_claims(pool: &Pool, instance: &str, claims: Vec<PendingClaim>) 
     }
 }
 
+/// Records many held dispatches at once.
+async fn hold_runs(pool: &Pool, instance: &str, runs: &[RunKey]) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = runs.iter().map(|key| key.job_id).collect();
+    let epochs: Vec<i64> = runs.iter().map(|key| key.epoch).collect();
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "UPDATE jobs SET runner = $3 \
+             FROM UNNEST($1::uuid[], $2::int8[]) AS r(id, epoch) \
+             WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
+               AND jobs.status = 'DISPATCHED' AND jobs.runner IS NULL",
+        )
+        .await?;
+    client
+        .execute(&statement, &[&ids, &epochs, &instance])
+        .await?;
+    Ok(())
+}
+
 /// Claims many runs at once; returns the jobs whose run was claimed.
 async fn claim_runs(
     pool: &Pool,
@@ -187,7 +230,8 @@ async fn claim_runs(
                  started_at = COALESCE(jobs.started_at, now()), updated_at = now() \
              FROM UNNEST($1::uuid[], $2::int8[], $3::int4[], $4::float8[]) \
                  AS r(id, epoch, attempt, lease) \
-             WHERE jobs.id = r.id AND jobs.epoch = r.epoch AND jobs.attempts < r.attempt \
+             WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
+               AND jobs.attempts < r.attempt \
                AND jobs.status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
              RETURNING jobs.id",
         )
@@ -212,8 +256,8 @@ async fn release_runs(pool: &Pool, runs: &[(RunKey, Duration)]) -> Result<(), St
             "UPDATE jobs SET runner = NULL, lease_until = now() + make_interval(secs => r.lease) \
              FROM UNNEST($1::uuid[], $2::int8[], $3::int4[], $4::float8[]) \
                  AS r(id, epoch, attempt, lease) \
-             WHERE jobs.id = r.id AND jobs.epoch = r.epoch AND jobs.attempts = r.attempt \
-               AND jobs.status = 'RUNNING' AND jobs.runner IS NOT NULL",
+             WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
+               AND jobs.attempts = r.attempt AND jobs.status = 'RUNNING' AND jobs.runner IS NOT NULL",
         )
         .await?;
     client

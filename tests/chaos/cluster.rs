@@ -142,7 +142,7 @@ impl Cluster {
             ),
             ("KAIROS__EXECUTOR__RETRY_BACKOFF_MAX".into(), "1s".into()),
             ("KAIROS__SCANNER__INTERVAL".into(), "2s".into()),
-            ("KAIROS__RECOVERY__GRACE".into(), "3s".into()),
+            ("KAIROS__RECOVERY__GRACE".into(), "5s".into()),
             ("KAIROS__RECOVERY__INTERVAL".into(), "500ms".into()),
             ("KAIROS__SHUTDOWN__GRACE".into(), "20s".into()),
             ("RUST_LOG".into(), "warn,kairos=info".into()),

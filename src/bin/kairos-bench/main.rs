@@ -52,9 +52,20 @@ pub struct Options {
     /// W6: jobs waiting in memory when resident memory is read.
     #[arg(long, default_value_t = 100_000)]
     pub pending: usize,
+    /// Run only these workloads (w1, w2, w3, w4, w6; W5 comes with W1) and skip the baselines
+    /// unless `baselines` is listed; default: everything.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Where to write the JSON results.
     #[arg(long, default_value = "target/bench/results.json")]
     pub out: PathBuf,
+}
+
+impl Options {
+    /// Whether `workload` is to run.
+    pub fn wants(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|only| only == workload)
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -68,8 +79,10 @@ async fn main() -> anyhow::Result<()> {
     let pool = kairos::store::connect(&settings.database)?;
     let mut report = Report::new();
 
-    println!("== physical baselines");
-    baselines::run(&settings, &pool, &mut report).await?;
+    if options.wants("baselines") {
+        println!("== physical baselines");
+        baselines::run(&settings, &pool, &mut report).await?;
+    }
     println!("== workloads against {}", options.url);
     let bench = workloads::Bench::new(&options, &settings, pool).await?;
     bench.run_all(&mut report).await?;
