@@ -78,7 +78,8 @@ pub struct CountExecutors;
     reason = "holds Kafka clients, which have no Debug"
 )]
 pub struct DispatcherActor {
-    runtime: Runtime,
+    /// Shared with every executor: one allocation, not one copy each.
+    runtime: Arc<Runtime>,
     consumer: Arc<StreamConsumer>,
     topic: String,
     live: HashMap<Uuid, (i64, Addr<ExecutorActor>)>,
@@ -98,7 +99,7 @@ impl DispatcherActor {
         let topic = settings.kafka.topic.jobs.clone();
         let consumer = kafka::consumer(&settings.kafka, &settings.executor.group_id, &topic)?;
         Ok(Self {
-            runtime,
+            runtime: Arc::new(runtime),
             consumer: Arc::new(consumer),
             topic,
             live: HashMap::new(),
@@ -135,14 +136,21 @@ impl DispatcherActor {
         let job_id = dispatch.job_id;
         let epoch = dispatch.epoch;
         let attempt = dispatch.attempt;
+        let due = dispatch.execute_at;
         let executor =
             Supervisor::start(move |_| ExecutorActor::new(runtime, dispatcher, dispatch));
         self.live.insert(job_id, (epoch, executor));
-        self.runtime.ledger.hold(RunKey {
-            job_id,
-            epoch,
-            attempt,
-        });
+        // A job due within the grace is covered by its lease (its time plus the grace);
+        // holding it would only cost a write. One that waits longer is held, so that it is
+        // taken back at once if this process dies, and left alone while it lives.
+        let grace = self.runtime.settings.recovery.grace;
+        if due > chrono::Utc::now() + grace {
+            self.runtime.ledger.hold(RunKey {
+                job_id,
+                epoch,
+                attempt,
+            });
+        }
     }
 
     /// Records that this process, whose executors run jobs, is alive.

@@ -18,6 +18,7 @@
 //! attempt; a waiting job keeps its time; unacknowledged reports are sent again.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -35,10 +36,6 @@ const KIND: ActorKind = ActorKind::Executor;
 
 /// Pause between attempts to publish a report that Kafka did not acknowledge.
 const REPORT_RETRY: Duration = Duration::from_millis(500);
-
-/// The lease of a job whose attempt ended and was reported, in recovery graces: only the
-/// result writer is left to act, and it retries until it does, so this is a safety net.
-const REPORTED_LEASE_FACTOR: u32 = 10;
 
 /// Pause before trying again to claim a run while PostgreSQL cannot be reached.
 const START_RETRY: Duration = Duration::from_millis(500);
@@ -66,7 +63,7 @@ enum Phase {
     reason = "holds the runtime, which has no Debug"
 )]
 pub struct ExecutorActor {
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
     dispatcher: Addr<DispatcherActor>,
     dispatch: Dispatch,
     /// The attempt waiting or running.
@@ -84,7 +81,11 @@ pub struct ExecutorActor {
 }
 
 impl ExecutorActor {
-    pub fn new(runtime: Runtime, dispatcher: Addr<DispatcherActor>, dispatch: Dispatch) -> Self {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        dispatcher: Addr<DispatcherActor>,
+        dispatch: Dispatch,
+    ) -> Self {
         runtime.metrics.executors_waiting.inc();
         Self {
             attempt: dispatch.attempt,
@@ -379,13 +380,12 @@ impl ExecutorActor {
             }
             if report.outcome != AttemptOutcome::Running {
                 // The result is safe in Kafka: the job no longer needs this process.
-                let lease = runtime.settings.recovery.grace * REPORTED_LEASE_FACTOR;
                 let key = RunKey {
                     job_id: report.job_id,
                     epoch: report.epoch,
                     attempt: report.attempt,
                 };
-                while let Err(error) = runtime.ledger.release(key, lease).await {
+                while let Err(error) = runtime.ledger.release(key).await {
                     tracing::warn!(%error, job_id = %key.job_id, "cannot record that the attempt was reported; retrying");
                     tokio::time::sleep(REPORT_RETRY).await;
                 }

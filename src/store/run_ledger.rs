@@ -13,7 +13,8 @@
 //!   never starts. (`RUNNING` is accepted as the prior status because the report that the
 //!   previous attempt failed may not be written yet.)
 //! - the **release** of its runner once the attempt's report is safe in Kafka: the job no
-//!   longer depends on this process, only on the result writer, which gets a longer lease.
+//!   longer depends on this process, only on the result writer, which has what is left of
+//!   the claim's lease.
 //!
 //! Executed one by one they cost a round trip and a commit each.
 //!
@@ -35,6 +36,9 @@ use super::StoreError;
 /// Requests executed per statement, at most.
 const MAX_BATCH: usize = 2_000;
 
+/// Holds written per round, at most, so that a flood of them cannot hold claims back.
+const HOLDS_PER_ROUND: usize = 500;
+
 /// Claims and releases queued for the ledger task.
 #[derive(Debug, Clone)]
 pub struct RunLedger {
@@ -53,7 +57,6 @@ enum Request {
     },
     Release {
         key: RunKey,
-        lease: Duration,
         answer: oneshot::Sender<Result<(), String>>,
     },
 }
@@ -115,10 +118,10 @@ impl RunLedger {
     ///
     /// # Errors
     /// [`LedgerError`] when the database cannot be reached.
-    pub async fn release(&self, key: RunKey, lease: Duration) -> Result<(), LedgerError> {
+    pub async fn release(&self, key: RunKey) -> Result<(), LedgerError> {
         let (answer, answered) = oneshot::channel();
         self.requests
-            .send(Request::Release { key, lease, answer })
+            .send(Request::Release { key, answer })
             .map_err(|_| LedgerError::Stopped)?;
         answered
             .await
@@ -129,35 +132,46 @@ impl RunLedger {
 
 async fn run(pool: Pool, instance: String, mut receiver: mpsc::UnboundedReceiver<Request>) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut queued, MAX_BATCH).await > 0 {
-        let mut holds = Vec::new();
+    // Holds are best effort and come last: they must never delay the start of a due job.
+    let mut holds: Vec<RunKey> = Vec::new();
+    loop {
+        if holds.is_empty() {
+            if receiver.recv_many(&mut queued, MAX_BATCH).await == 0 {
+                return;
+            }
+        } else {
+            while queued.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(request) => queued.push(request),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut claims = Vec::new();
         let mut releases = Vec::new();
         for request in queued.drain(..) {
             match request {
                 Request::Hold { key } => holds.push(key),
                 Request::Claim { key, lease, answer } => claims.push((key, lease, answer)),
-                Request::Release { key, lease, answer } => releases.push((key, lease, answer)),
+                Request::Release { key, answer } => releases.push((key, answer)),
             }
-        }
-        if !holds.is_empty()
-            && let Err(error) = hold_runs(&pool, &instance, &holds).await
-        {
-            tracing::warn!(%error, jobs = holds.len(), "cannot record held dispatches");
         }
         if !claims.is_empty() {
             execute_claims(&pool, &instance, claims).await;
         }
         if !releases.is_empty() {
-            let keys: Vec<(RunKey, Duration)> = releases
-                .iter()
-                .map(|(key, lease, _)| (*key, *lease))
-                .collect();
+            let keys: Vec<RunKey> = releases.iter().map(|(key, _)| *key).collect();
             let result = release_runs(&pool, &keys)
                 .await
                 .map_err(|error| error.to_string());
-            for (_, _, answer) in releases {
+            for (_, answer) in releases {
                 let _ = answer.send(result.clone());
+            }
+        }
+        if !holds.is_empty() {
+            let batch: Vec<RunKey> = holds.drain(..holds.len().min(HOLDS_PER_ROUND)).collect();
+            if let Err(error) = hold_runs(&pool, &instance, &batch).await {
+                tracing::warn!(%error, jobs = batch.len(), "cannot record held dispatches");
             }
         }
     }
@@ -245,23 +259,25 @@ async fn claim_runs(
 }
 
 /// Releases the runners of many reported runs at once.
-async fn release_runs(pool: &Pool, runs: &[(RunKey, Duration)]) -> Result<(), StoreError> {
-    let ids: Vec<Uuid> = runs.iter().map(|(key, _)| key.job_id).collect();
-    let epochs: Vec<i64> = runs.iter().map(|(key, _)| key.epoch).collect();
-    let attempts: Vec<i32> = runs.iter().map(|(key, _)| key.attempt).collect();
-    let leases: Vec<f64> = runs.iter().map(|(_, lease)| lease.as_secs_f64()).collect();
+///
+/// Only `runner` changes, so that the update can stay on its page (HOT, see the migrations):
+/// the job keeps the lease its claim gave it (the attempt's timeout plus the grace), which is
+/// the time left to the result writer.
+async fn release_runs(pool: &Pool, runs: &[RunKey]) -> Result<(), StoreError> {
+    let ids: Vec<Uuid> = runs.iter().map(|key| key.job_id).collect();
+    let epochs: Vec<i64> = runs.iter().map(|key| key.epoch).collect();
+    let attempts: Vec<i32> = runs.iter().map(|key| key.attempt).collect();
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "UPDATE jobs SET runner = NULL, lease_until = now() + make_interval(secs => r.lease) \
-             FROM UNNEST($1::uuid[], $2::int8[], $3::int4[], $4::float8[]) \
-                 AS r(id, epoch, attempt, lease) \
+            "UPDATE jobs SET runner = NULL \
+             FROM UNNEST($1::uuid[], $2::int8[], $3::int4[]) AS r(id, epoch, attempt) \
              WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
                AND jobs.attempts = r.attempt AND jobs.status = 'RUNNING' AND jobs.runner IS NOT NULL",
         )
         .await?;
     client
-        .execute(&statement, &[&ids, &epochs, &attempts, &leases])
+        .execute(&statement, &[&ids, &epochs, &attempts])
         .await?;
     Ok(())
 }

@@ -123,28 +123,26 @@ impl Bench {
         Ok(started.elapsed())
     }
 
-    /// Waits until every job named `tag` is final; returns (finished, completions per second
-    /// sampled over time).
+    /// Waits until `count` more jobs have ended (by the deployment's `kairos_jobs_succeeded_total`
+    /// and `kairos_jobs_failed_total`, so that waiting costs the database nothing), counting
+    /// from `ended_before`; returns completions per second sampled over time.
     async fn wait_finished(
         &self,
         tag: &str,
         count: usize,
+        ended_before: f64,
         limit: Duration,
     ) -> anyhow::Result<Vec<f64>> {
-        let client = self.pool.get().await?;
-        let query = format!(
-            "{MARK} SELECT count(*) FROM jobs WHERE name = $1 AND status IN ('SUCCESS', 'FAILED')"
-        );
         let bar = progress(count as u64, "running");
         let deadline = Instant::now() + limit;
         let mut samples = Vec::new();
-        let mut last = 0_i64;
+        let mut last = 0.0;
         loop {
-            let done: i64 = client.query_one(&query, &[&tag]).await?.get(0);
-            bar.set_position(u64::try_from(done).unwrap_or(0));
-            samples.push((done - last) as f64 / SAMPLE.as_secs_f64());
+            let done = self.ended().await? - ended_before;
+            bar.set_position(done.max(0.0) as u64);
+            samples.push((done - last) / SAMPLE.as_secs_f64());
             last = done;
-            if done >= i64::try_from(count)? {
+            if done >= count as f64 {
                 bar.finish_and_clear();
                 return Ok(samples);
             }
@@ -154,6 +152,12 @@ impl Bench {
             }
             tokio::time::sleep(SAMPLE).await;
         }
+    }
+
+    /// Jobs that ended so far in the deployment (one process: the one `scripts/bench` starts).
+    async fn ended(&self) -> anyhow::Result<f64> {
+        Ok(self.metric("kairos_jobs_succeeded_total").await?
+            + self.metric("kairos_jobs_failed_total").await?)
     }
 
     /// Jobs per second from the first start to the last finish of the jobs named `tag`.
@@ -195,15 +199,16 @@ impl Bench {
         println!("W1: {jobs} no-op jobs due now");
         let (statements_before, commits_before) = self.database_counters().await?;
         let now = Utc::now().to_rfc3339();
+        let ended = self.ended().await?;
         self.create_batched(
             jobs,
             |_| json!({"kind": "noop", "name": tag, "execute_at": now}),
         )
         .await?;
         let limit = Duration::from_secs(120).max(Duration::from_millis(jobs as u64 * 5));
-        let samples = self.wait_finished(&tag, jobs, limit).await?;
-        // The statements of the polling loop carry the mark; its commits are subtracted here.
-        let polls = samples.len() as f64 + 2.0;
+        let samples = self.wait_finished(&tag, jobs, ended, limit).await?;
+        // The bench's own statements carry the mark; its two counter reads are two commits.
+        let polls = 2.0;
         let (statements_after, commits_after) = self.database_counters().await?;
         let rate = self.throughput(&tag, jobs).await?;
         let peak = samples.iter().copied().fold(0.0, f64::max);
@@ -246,12 +251,13 @@ impl Bench {
         let shell_tag = self.tag("w1-shell");
         println!("W1: {shell} shell jobs (`true`) due now");
         let now = Utc::now().to_rfc3339();
+        let ended = self.ended().await?;
         self.create_batched(
             shell,
             |_| json!({"command": "true", "name": shell_tag, "execute_at": now}),
         )
         .await?;
-        self.wait_finished(&shell_tag, shell, limit).await?;
+        self.wait_finished(&shell_tag, shell, ended, limit).await?;
         let spawn = report.value("baseline", "spawn /bin/sh -c true");
         let rate = self.throughput(&shell_tag, shell).await?;
         report.add(
@@ -351,12 +357,13 @@ impl Bench {
         println!("W3: {spread} no-op jobs spread over {seconds} s, starting in {lead:?}");
         let start = Utc::now() + chrono::Duration::from_std(lead)?;
         let step = seconds as f64 / spread as f64;
+        let ended = self.ended().await?;
         self.create_batched(spread, |n| {
             let due = start + chrono::Duration::microseconds((n as f64 * step * 1e6) as i64);
             json!({"kind": "noop", "name": tag, "execute_at": due.to_rfc3339()})
         })
         .await?;
-        self.wait_finished(&tag, spread, Duration::from_secs(seconds + 120))
+        self.wait_finished(&tag, spread, ended, Duration::from_secs(seconds + 120))
             .await?;
         self.lateness(report, "W3 precision, spread", &tag, 20.0)
             .await?;
@@ -365,12 +372,13 @@ impl Bench {
         let tag = self.tag("w3-herd");
         println!("W3: a herd of {herd} no-op jobs due in the same second");
         let due = (Utc::now() + chrono::Duration::from_std(lead)?).to_rfc3339();
+        let ended = self.ended().await?;
         self.create_batched(
             herd,
             |_| json!({"kind": "noop", "name": tag, "execute_at": due}),
         )
         .await?;
-        self.wait_finished(&tag, herd, Duration::from_secs(180))
+        self.wait_finished(&tag, herd, ended, Duration::from_secs(180))
             .await?;
         self.lateness(report, "W3 precision, herd", &tag, 500.0)
             .await
@@ -507,6 +515,7 @@ impl Bench {
         // and far enough for all of them to be created first.
         let due = (Utc::now() + Duration::from_secs(30).min(self.settings.scanner.horizon() / 2))
             .to_rfc3339();
+        let ended = self.ended().await?;
         self.create_batched(
             pending,
             |_| json!({"kind": "noop", "name": tag, "execute_at": due}),
@@ -530,6 +539,9 @@ impl Bench {
             Some(Bar::AtMost(2048.0)),
             None,
         );
+        // Let them run before the next workload starts.
+        self.wait_finished(&tag, pending, ended, Duration::from_secs(300))
+            .await?;
         Ok(())
     }
 
