@@ -36,12 +36,15 @@ use super::StoreError;
 /// Requests executed per statement, at most.
 const MAX_BATCH: usize = 2_000;
 
-/// Holds written per round, at most, so that a flood of them cannot hold claims back.
+/// Holds written per round, at most, so that a flood of them cannot hold releases back.
 const HOLDS_PER_ROUND: usize = 500;
 
-/// Claims and releases queued for the ledger task.
+/// Claims, holds and releases queued for the ledger's tasks. Claims have a task (and a
+/// connection) of their own: a release can wait on a row the result writer has locked, and
+/// must not hold back the start of a due job meanwhile.
 #[derive(Debug, Clone)]
 pub struct RunLedger {
+    claims: mpsc::UnboundedSender<Request>,
     requests: mpsc::UnboundedSender<Request>,
 }
 
@@ -88,9 +91,11 @@ impl RunLedger {
     /// Starts the ledger's task on the current runtime, writing through `pool` on behalf of
     /// `instance`.
     pub fn start(pool: Pool, instance: String) -> Self {
+        let (claims, claim_receiver) = mpsc::unbounded_channel();
         let (requests, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(run(pool.clone(), instance.clone(), claim_receiver));
         tokio::spawn(run(pool, instance, receiver));
-        RunLedger { requests }
+        RunLedger { claims, requests }
     }
 
     /// Records that this instance holds the dispatch `key` (best effort: without it the job is
@@ -105,7 +110,7 @@ impl RunLedger {
     /// [`LedgerError`] when the database cannot be reached.
     pub async fn claim(&self, key: RunKey, lease: Duration) -> Result<bool, LedgerError> {
         let (answer, answered) = oneshot::channel();
-        self.requests
+        self.claims
             .send(Request::Claim { key, lease, answer })
             .map_err(|_| LedgerError::Stopped)?;
         answered
@@ -132,7 +137,7 @@ impl RunLedger {
 
 async fn run(pool: Pool, instance: String, mut receiver: mpsc::UnboundedReceiver<Request>) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
-    // Holds are best effort and come last: they must never delay the start of a due job.
+    // Holds are best effort and come last.
     let mut holds: Vec<RunKey> = Vec::new();
     loop {
         if holds.is_empty() {
