@@ -41,6 +41,7 @@ pub enum ConfigError {
 pub struct Settings {
     pub roles: Vec<Role>,
     pub http: HttpSettings,
+    pub standalone: StandaloneSettings,
     pub database: DatabaseSettings,
     pub kafka: KafkaSettings,
     pub log: LogSettings,
@@ -119,11 +120,42 @@ pub struct HttpSettings {
     pub port: u16,
 }
 
+/// Which store and bus a process uses, decided by the configuration (see
+/// [`Settings::backend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file under `standalone.data_dir` and an in-process bus: one
+    /// process, no servers.
+    Standalone,
+    /// PostgreSQL (`database`) and Kafka (`kafka`), shared by any number of processes.
+    Distributed,
+}
+
+impl Backend {
+    /// The name used in logs and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Standalone => "standalone",
+            Backend::Distributed => "distributed",
+        }
+    }
+}
+
+/// The standalone mode's storage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandaloneSettings {
+    /// Holds `kairos.db` (and SQLite's write-ahead log next to it).
+    pub data_dir: PathBuf,
+}
+
 /// The PostgreSQL database holding jobs and their history.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    pub host: String,
+    /// Unset: no PostgreSQL is configured (the standalone mode).
+    #[serde(default)]
+    pub host: Option<String>,
     pub port: u16,
     pub user: String,
     pub password: String,
@@ -148,6 +180,11 @@ impl std::fmt::Debug for DatabaseSettings {
 }
 
 impl DatabaseSettings {
+    /// The configured host (empty when none is, which validation allows only standalone).
+    pub fn host(&self) -> &str {
+        self.host.as_deref().unwrap_or_default()
+    }
+
     /// The bound on connecting and on waiting for a pooled connection.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
@@ -158,7 +195,9 @@ impl DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
-    pub bootstrap_servers: String,
+    /// Unset: no Kafka is configured (the standalone mode).
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
     pub partitions: i32,
     pub replication_factor: i32,
     pub request_timeout_ms: u64,
@@ -167,6 +206,11 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
+    /// The configured brokers (empty when none are, which validation allows only standalone).
+    pub fn bootstrap_servers(&self) -> &str {
+        self.bootstrap_servers.as_deref().unwrap_or_default()
+    }
+
     /// The bound on one round trip to the brokers.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
@@ -294,6 +338,16 @@ pub struct Sources {
 }
 
 impl Settings {
+    /// Standalone unless both PostgreSQL (`database.host`) and Kafka
+    /// (`kafka.bootstrap_servers`) are configured; [`Settings::validate`] refuses one without
+    /// the other.
+    pub fn backend(&self) -> Backend {
+        match (&self.database.host, &self.kafka.bootstrap_servers) {
+            (Some(_), Some(_)) => Backend::Distributed,
+            _ => Backend::Standalone,
+        }
+    }
+
     /// Whether this process plays `role`.
     pub fn has_role(&self, role: Role) -> bool {
         self.roles.contains(&role)
@@ -363,8 +417,43 @@ impl Settings {
         if self.http.host.parse::<std::net::IpAddr>().is_err() && self.http.host != "localhost" {
             return invalid("http.host", "must be an IP address or `localhost`");
         }
-        if self.database.host.trim().is_empty() {
+        match (&self.database.host, &self.kafka.bootstrap_servers) {
+            (Some(_), None) => {
+                return invalid(
+                    "kafka.bootstrap_servers",
+                    "must be set when `database.host` is: the distributed mode needs both \
+                     PostgreSQL and Kafka (set neither for the standalone mode)",
+                );
+            }
+            (None, Some(_)) => {
+                return invalid(
+                    "database.host",
+                    "must be set when `kafka.bootstrap_servers` is: the distributed mode \
+                     needs both PostgreSQL and Kafka (set neither for the standalone mode)",
+                );
+            }
+            _ => {}
+        }
+        if self
+            .database
+            .host
+            .as_deref()
+            .is_some_and(|host| host.trim().is_empty())
+        {
             return invalid("database.host", "must not be empty");
+        }
+        if self.backend() == Backend::Standalone {
+            if self.standalone.data_dir.as_os_str().is_empty() {
+                return invalid("standalone.data_dir", "must not be empty");
+            }
+            let all = [Role::Api, Role::Scanner, Role::Executor, Role::Writer];
+            if !all.iter().all(|role| self.has_role(*role)) {
+                return invalid(
+                    "roles",
+                    "must be all four in the standalone mode: deploying roles apart needs \
+                     PostgreSQL and Kafka (`database.host` and `kafka.bootstrap_servers`)",
+                );
+            }
         }
         if self.database.port == 0 {
             return invalid("database.port", "must be a port number between 1 and 65535");
@@ -378,7 +467,12 @@ impl Settings {
         if self.database.connect_timeout_ms == 0 {
             return invalid("database.connect_timeout_ms", "must be at least 1");
         }
-        if self.kafka.bootstrap_servers.trim().is_empty() {
+        if self
+            .kafka
+            .bootstrap_servers
+            .as_deref()
+            .is_some_and(|servers| servers.trim().is_empty())
+        {
             return invalid(
                 "kafka.bootstrap_servers",
                 "must name at least one broker (host:port)",
@@ -567,9 +661,37 @@ mod tests {
 
     #[test]
     fn tokens_come_from_a_comma_separated_variable() {
-        let settings = load(&[("KAIROS__AUTH__TOKENS", "one, two")]).expect("valid");
-        assert_eq!(settings.auth.tokens, ["one", "two"]);
-        assert!(!format!("{settings:?}").contains("one"));
+        let settings = load(&[("KAIROS__AUTH__TOKENS", "tok-alpha, tok-beta")]).expect("valid");
+        assert_eq!(settings.auth.tokens, ["tok-alpha", "tok-beta"]);
+        assert!(!format!("{settings:?}").contains("tok-alpha"));
+    }
+
+    #[test]
+    fn no_servers_configured_means_standalone() {
+        let settings = load(&[]).expect("the default configuration is valid");
+        assert_eq!(settings.backend(), Backend::Standalone);
+        let settings = load(&[
+            ("KAIROS__DATABASE__HOST", "127.0.0.1"),
+            ("KAIROS__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        ])
+        .expect("valid");
+        assert_eq!(settings.backend(), Backend::Distributed);
+    }
+
+    #[test]
+    fn postgresql_without_kafka_is_refused() {
+        let error = load(&[("KAIROS__DATABASE__HOST", "127.0.0.1")])
+            .expect_err("half a distributed configuration")
+            .to_string();
+        assert!(error.contains("kafka.bootstrap_servers"), "{error}");
+    }
+
+    #[test]
+    fn standalone_runs_every_role() {
+        let error = load(&[("KAIROS__ROLES", "api")])
+            .expect_err("roles apart without servers")
+            .to_string();
+        assert!(error.contains("roles"), "{error}");
     }
 
     #[test]

@@ -4,8 +4,12 @@
 //! in PostgreSQL, dispatches those that fall due through Kafka to executors that run each one
 //! at its time, and records every result back in PostgreSQL.
 //!
-//! The modules follow that path: [`api`] takes requests, [`store`] is PostgreSQL, [`bus`] is
-//! Kafka, [`actors`] do the scheduling work, and [`startup`] wires them into one application.
+//! With neither PostgreSQL nor Kafka configured, the same actors run standalone over an
+//! embedded SQLite file and in-process queues.
+//!
+//! The modules follow that path: [`api`] takes requests, [`store`] keeps the jobs (PostgreSQL
+//! or SQLite), [`bus`] carries records between actors (Kafka or in-process queues),
+//! [`actors`] do the scheduling work, and [`startup`] wires them into one application.
 
 pub mod actors;
 pub mod api;

@@ -4,9 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kairos::config::{Role, Settings, Sources};
+use kairos::config::{Backend, Role, Settings, Sources};
 use kairos::startup::Application;
-use kairos::{store, telemetry};
+use kairos::store::Store;
+use kairos::store::postgres::PostgresStore;
+use kairos::store::sqlite::SqliteStore;
+use kairos::telemetry;
 
 #[derive(Debug, Parser)]
 #[command(name = "kairos", version, about = "A distributed job scheduler")]
@@ -34,7 +37,7 @@ struct Cli {
 enum Command {
     /// Run the scheduler and its HTTP API until SIGINT or SIGTERM (the default).
     Serve,
-    /// Apply the database migrations and exit.
+    /// Apply the store's migrations (PostgreSQL, or the standalone SQLite file) and exit.
     Migrate,
 }
 
@@ -49,7 +52,13 @@ fn main() -> ExitCode {
         Ok(mut settings) => {
             if let Some(roles) = &cli.roles {
                 match Role::parse_list(roles) {
-                    Ok(roles) if !roles.is_empty() => settings.roles = roles,
+                    Ok(roles) if !roles.is_empty() => {
+                        settings.roles = roles;
+                        if let Err(error) = settings.validate() {
+                            eprintln!("kairos: {error}");
+                            return ExitCode::from(2);
+                        }
+                    }
                     Ok(_) => {
                         eprintln!("kairos: --roles must name at least one role");
                         return ExitCode::from(2);
@@ -88,16 +97,30 @@ fn main() -> ExitCode {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let host = settings.http.host.clone();
     let roles = settings.roles.clone();
+    let mode = settings.backend().as_str();
     let application = Application::build(settings).await?;
-    tracing::info!(url = %format!("http://{host}:{}", application.port()), roles = ?roles, "kairos is serving");
+    tracing::info!(
+        mode,
+        data = %application.store_location(),
+        url = %format!("http://{host}:{}", application.port()),
+        roles = ?roles,
+        "kairos is serving"
+    );
     application.run_until_stopped().await?;
     tracing::info!("kairos stopped");
     Ok(())
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let pool = store::connect(&settings.database)?;
-    store::migrate(&pool).await?;
-    tracing::info!("migrations applied");
+    let instance = format!("kairos-migrate-{}", std::process::id());
+    let location = match settings.backend() {
+        Backend::Standalone => SqliteStore::open(&settings.standalone.data_dir, &instance)
+            .await?
+            .location(),
+        Backend::Distributed => PostgresStore::open(&settings.database, &instance)
+            .await?
+            .location(),
+    };
+    tracing::info!(store = %location, "migrations applied");
     Ok(())
 }

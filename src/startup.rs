@@ -1,5 +1,6 @@
-//! Builds the whole application from a configuration: the pool, the schema, the topics, the
-//! actors and the HTTP server. Tests start exactly this, on port 0.
+//! Builds the whole application from a configuration: the store and its schema, the bus and
+//! its topics, the actors and the HTTP server, in the mode the configuration asks for
+//! (standalone or distributed). Tests start exactly this, on port 0.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -16,16 +17,19 @@ use crate::actors::dispatcher::{CountExecutors, DispatcherActor, Shutdown as Dis
 use crate::actors::result_writer::{Drain, ResultWriterActor};
 use crate::actors::scanner::{ScannerActor, Shutdown as ScannerShutdown};
 use crate::api::{self, AppState};
-use crate::bus::kafka::{self as kafka, BusError, Publisher};
-use crate::config::{Role, Settings};
+use crate::bus::in_process::InProcessBus;
+use crate::bus::kafka::KafkaBus;
+use crate::bus::{Bus, BusError, Publisher};
+use crate::config::{Backend, Role, Settings};
 use crate::metrics::Metrics;
-use crate::store::run_ledger::RunLedger;
-use crate::store::{self, StoreError};
+use crate::store::postgres::PostgresStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("PostgreSQL at {address}: {source}")]
+    #[error("{address}: {source}")]
     Store { address: String, source: StoreError },
     #[error("Kafka at {address}: {source}")]
     Bus { address: String, source: BusError },
@@ -49,55 +53,29 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to PostgreSQL and applies the migrations, creates the Kafka topics that are
-    /// missing, starts the supervised actors and binds the HTTP listener. Must run inside an
-    /// actix system.
+    /// Opens the store (PostgreSQL, or SQLite under `standalone.data_dir`) and applies its
+    /// migrations, connects the bus (Kafka, creating the topics that are missing, or the
+    /// in-process bus), starts the supervised actors and binds the HTTP listener. Must run
+    /// inside an actix system.
     ///
     /// # Errors
     /// [`StartupError`] naming the dependency that failed and where it was looked for.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
-        let pg_address = format!(
-            "{}:{}/{}",
-            settings.database.host, settings.database.port, settings.database.name
-        );
-        let store_error = |source| StartupError::Store {
-            address: pg_address.clone(),
-            source,
-        };
-        let pool = store::connect(&settings.database).map_err(store_error)?;
-        store::migrate(&pool).await.map_err(store_error)?;
-
-        let bus_error = |source| StartupError::Bus {
-            address: settings.kafka.bootstrap_servers.clone(),
-            source,
-        };
-        kafka::ensure_topics(&settings.kafka, &kafka::topic_names(&settings.kafka.topic))
-            .await
-            .map_err(bus_error)?;
-        let producer = kafka::producer(&settings.kafka).map_err(bus_error)?;
-        let publisher = Publisher::new(
-            producer,
-            settings.kafka.topic.clone(),
-            settings.kafka.request_timeout(),
-        );
-
         let instance = format!(
             "kairos-{}-{}",
             std::process::id(),
             &Uuid::new_v4().simple().to_string()[..8]
         );
-        let heartbeat_settings = crate::config::DatabaseSettings {
-            pool_size: 1,
-            ..settings.database.clone()
+        let (store, bus) = open_backend(&settings, &instance).await?;
+        let bus_error = |source| StartupError::Bus {
+            address: bus.location(),
+            source,
         };
-        let heartbeat_pool = store::connect(&heartbeat_settings).map_err(store_error)?;
         let runtime = Runtime {
-            heartbeat_pool,
-            ledger: RunLedger::start(pool.clone(), instance.clone()),
+            store,
+            publisher: Publisher::new(Arc::clone(&bus), settings.kafka.topic.clone()),
             instance: instance.into(),
-            pool,
-            publisher,
             metrics: Arc::new(Metrics::new()),
             run_slots: Arc::new(Semaphore::new(settings.executor.max_concurrent_runs)),
             settings: Arc::clone(&settings),
@@ -151,6 +129,16 @@ impl Application {
             server,
             state,
         })
+    }
+
+    /// The publisher on this application's bus (tests inject records through it).
+    pub fn publisher(&self) -> Publisher {
+        self.state.runtime.publisher.clone()
+    }
+
+    /// Where the jobs live (`PostgreSQL at …` or `SQLite at …`).
+    pub fn store_location(&self) -> String {
+        self.state.runtime.store.location()
     }
 
     /// The port the API listens on (the one chosen by the system when configured as 0).
@@ -213,10 +201,49 @@ async fn shutdown(state: &AppState) {
     if let Some(result_writer) = &state.result_writer {
         let _ = result_writer.send(Drain).await;
     }
-    if let Err(error) =
-        store::dispatch::forget_instance(&state.runtime.pool, &state.runtime.instance).await
-    {
+    if let Err(error) = state.runtime.store.forget_instance().await {
         tracing::warn!(%error, "cannot remove this instance's heartbeat");
     }
     tracing::info!("shutdown complete");
+}
+
+/// The store and the bus of the configured mode, ready for use.
+async fn open_backend(
+    settings: &Settings,
+    instance: &str,
+) -> Result<(Arc<dyn Store>, Arc<dyn Bus>), StartupError> {
+    match settings.backend() {
+        Backend::Standalone => {
+            let data_dir = &settings.standalone.data_dir;
+            let store = SqliteStore::open(data_dir, instance)
+                .await
+                .map_err(|source| StartupError::Store {
+                    address: format!("SQLite in {}", data_dir.display()),
+                    source,
+                })?;
+            Ok((Arc::new(store), Arc::new(InProcessBus::new())))
+        }
+        Backend::Distributed => {
+            let database = &settings.database;
+            let store = PostgresStore::open(database, instance)
+                .await
+                .map_err(|source| StartupError::Store {
+                    address: format!(
+                        "PostgreSQL at {}:{}/{}",
+                        database.host(),
+                        database.port,
+                        database.name
+                    ),
+                    source,
+                })?;
+            let bus =
+                KafkaBus::connect(&settings.kafka)
+                    .await
+                    .map_err(|source| StartupError::Bus {
+                        address: format!("Kafka at {}", settings.kafka.bootstrap_servers()),
+                        source,
+                    })?;
+            Ok((Arc::new(store), Arc::new(bus)))
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! `DispatcherActor`: reads dispatches from `kafka.topic.jobs` and starts one
+//! `DispatcherActor`: reads dispatches from `kafka.topic.jobs` (on the bus) and starts one
 //! [`ExecutorActor`] per job.
 //!
 //! Owns the executors of this process: their addresses (which keep them supervised while
@@ -7,9 +7,9 @@
 //! told apart by job id and epoch. A record that is not a dispatch is set aside on
 //! `<topic>.dlt` and consumption goes on.
 //!
-//! Receives: Kafka records (as a stream), [`ExecutorFinished`], [`Shutdown`],
+//! Receives: bus records (as a stream), [`ExecutorFinished`], [`Shutdown`],
 //! [`CountExecutors`], [`FailExecutor`], [`Fail`].
-//! Sends: starts executors; dead letters to Kafka.
+//! Sends: starts executors; dead letters to the bus.
 //!
 //! Offsets: a record's offset is stored once its executor is started (or its dead letter is
 //! acknowledged). On failure the actor stops and is restarted with its executors and its
@@ -20,26 +20,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rdkafka::Message as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::OwnedMessage;
 use uuid::Uuid;
 
 use super::executor::{ExecutorActor, Release};
 use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
-use crate::bus::kafka::{self, BusError};
+use crate::bus::{BusError, Record, Subscription};
 use crate::domain::Dispatch;
-use crate::store;
-use crate::store::run_ledger::RunKey;
+use crate::store::RunKey;
 
 const KIND: ActorKind = ActorKind::Dispatcher;
 
 /// Finished dispatches remembered to recognise repeated deliveries.
 const RECENT_CAPACITY: usize = 100_000;
 
-/// How often this process records that it is alive (see `store::dispatch::heartbeat`); a
+/// How often this process records that it is alive (see [`crate::store::Store::heartbeat`]); a
 /// fraction of the recovery grace, so that a live process is never taken for dead.
 fn heartbeat_interval(grace: Duration) -> Duration {
     (grace / 5).max(Duration::from_millis(100))
@@ -75,12 +70,12 @@ pub struct CountExecutors;
 /// Consumes dispatches and starts executors.
 #[allow(
     missing_debug_implementations,
-    reason = "holds Kafka clients, which have no Debug"
+    reason = "holds the runtime, which has no Debug"
 )]
 pub struct DispatcherActor {
     /// Shared with every executor: one allocation, not one copy each.
     runtime: Arc<Runtime>,
-    consumer: Arc<StreamConsumer>,
+    subscription: Arc<dyn Subscription>,
     topic: String,
     live: HashMap<Uuid, (i64, Addr<ExecutorActor>)>,
     recent: RecentDispatches,
@@ -93,14 +88,17 @@ impl DispatcherActor {
     /// A dispatcher consuming `kafka.topic.jobs` in group `executor.group_id`.
     ///
     /// # Errors
-    /// [`BusError`] when the consumer cannot be created.
+    /// [`BusError`] when the subscription cannot be made.
     pub fn new(runtime: Runtime) -> Result<Self, BusError> {
         let settings = &runtime.settings;
         let topic = settings.kafka.topic.jobs.clone();
-        let consumer = kafka::consumer(&settings.kafka, &settings.executor.group_id, &topic)?;
+        let subscription = runtime
+            .publisher
+            .bus()
+            .subscribe(&settings.executor.group_id, &topic)?;
         Ok(Self {
             runtime: Arc::new(runtime),
-            consumer: Arc::new(consumer),
+            subscription,
             topic,
             live: HashMap::new(),
             recent: RecentDispatches::default(),
@@ -109,8 +107,8 @@ impl DispatcherActor {
         })
     }
 
-    fn on_record(&mut self, message: OwnedMessage, ctx: &mut Context<Self>) {
-        let parsed = kafka::decode::<Dispatch>(&message);
+    fn on_record(&mut self, message: Record, ctx: &mut Context<Self>) {
+        let parsed = message.decode::<Dispatch>();
         match parsed {
             Ok(dispatch) => {
                 self.start_executor(dispatch, ctx);
@@ -145,7 +143,7 @@ impl DispatcherActor {
         // taken back at once if this process dies, and left alone while it lives.
         let grace = self.runtime.settings.recovery.grace;
         if due > chrono::Utc::now() + grace {
-            self.runtime.ledger.hold(RunKey {
+            self.runtime.store.hold_run(RunKey {
                 job_id,
                 epoch,
                 attempt,
@@ -157,18 +155,16 @@ impl DispatcherActor {
     fn beat(&mut self, ctx: &mut Context<Self>) {
         let runtime = self.runtime.clone();
         ctx.spawn(actix::fut::wrap_future(async move {
-            if let Err(error) =
-                store::dispatch::heartbeat(&runtime.heartbeat_pool, &runtime.instance).await
-            {
+            if let Err(error) = runtime.store.heartbeat().await {
                 tracing::warn!(%error, "cannot record the heartbeat");
             }
         }));
     }
 
-    fn store_offset(&self, message: &OwnedMessage) {
-        if let Err(error) =
-            self.consumer
-                .store_offset(message.topic(), message.partition(), message.offset())
+    fn store_offset(&self, message: &Record) {
+        if let Err(error) = self
+            .subscription
+            .acknowledge(message.partition, message.offset)
         {
             // Happens when the partition was revoked meanwhile; its new owner resumes from
             // the last committed offset and the repeat is recognised by the result writer.
@@ -178,14 +174,13 @@ impl DispatcherActor {
 
     /// Publishes `message` to the dead-letter topic, retrying until acknowledged; the actor
     /// reads nothing else meanwhile, so offsets stay in order.
-    fn dead_letter(&mut self, message: OwnedMessage, reason: String, ctx: &mut Context<Self>) {
-        tracing::warn!(topic = %self.topic, offset = message.offset(), %reason, "malformed dispatch; setting it aside");
+    fn dead_letter(&mut self, message: Record, reason: String, ctx: &mut Context<Self>) {
+        tracing::warn!(topic = %self.topic, offset = message.offset, %reason, "malformed dispatch; setting it aside");
         let publisher = self.runtime.publisher.clone();
-        let topic = self.topic.clone();
         let record = message.clone();
         let publish = async move {
             publisher
-                .dead_letter_until_acknowledged(&topic, &record, &reason, DEAD_LETTER_RETRY)
+                .dead_letter_until_acknowledged(&record, &reason, DEAD_LETTER_RETRY)
                 .await;
         };
         ctx.wait(
@@ -210,7 +205,7 @@ impl Actor for DispatcherActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         supervision::on_started(&self.runtime.metrics, KIND);
         if !self.stopped {
-            self.stream = Some(ctx.add_stream(kafka::records(Arc::clone(&self.consumer))));
+            self.stream = Some(ctx.add_stream(self.subscription.records()));
         }
         self.beat(ctx);
         ctx.run_interval(
@@ -230,8 +225,8 @@ impl Supervised for DispatcherActor {
     }
 }
 
-impl StreamHandler<Result<OwnedMessage, KafkaError>> for DispatcherActor {
-    fn handle(&mut self, record: Result<OwnedMessage, KafkaError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Record, BusError>> for DispatcherActor {
+    fn handle(&mut self, record: Result<Record, BusError>, ctx: &mut Context<Self>) {
         match record {
             Ok(message) => {
                 supervision::guarded(KIND, self, ctx, |actor, ctx| actor.on_record(message, ctx))
@@ -272,8 +267,8 @@ impl Handler<Shutdown> for DispatcherActor {
         }
         // Commit what was handled, then leave the group so that the partitions move to the
         // other instances before the waiting jobs are handed over.
-        kafka::commit_stored(&self.consumer, &self.topic);
-        self.consumer.unsubscribe();
+        self.subscription.commit();
+        self.subscription.leave();
         for (_, executor) in self.live.values() {
             if let Err(error) = executor.try_send(Release) {
                 tracing::warn!(%error, "cannot release an executor");

@@ -2,15 +2,15 @@
 //! attempt at its time and reports every change.
 //!
 //! Life: waits until `execute_at` (never starts early), takes a run slot
-//! (`executor.max_concurrent_runs`), claims the attempt's run in PostgreSQL (so that however
+//! (`executor.max_concurrent_runs`), claims the attempt's run in the store (so that however
 //! often, and wherever, a dispatch is delivered, each attempt starts once, and a superseded
 //! dispatch never starts), reports `RUNNING`, runs the command under its timeout, then
 //! reports `SUCCESS`, or `RETRYING` and waits for its backoff before the next attempt, or
 //! `FAILED` once `1 + max_retries` attempts have failed. Reports go out in order through an
-//! outbox that retries each until Kafka acknowledges it. When the final report is
+//! outbox that retries each until the bus acknowledges it. When the final report is
 //! acknowledged the executor tells the dispatcher, which drops its address, and it ends.
 //!
-//! Receives: [`Release`], [`Fail`]. Sends: attempt reports to Kafka, [`ExecutorFinished`] to
+//! Receives: [`Release`], [`Fail`]. Sends: attempt reports to the bus, [`ExecutorFinished`] to
 //! the dispatcher.
 //!
 //! On failure: restarted by its supervisor with its state. An attempt that was running is
@@ -29,15 +29,14 @@ use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
 use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobKind, JobStatus, RetryPolicy};
 use crate::runner::shell::{self, RunResult, ShellCommand};
-use crate::store;
-use crate::store::run_ledger::RunKey;
+use crate::store::RunKey;
 
 const KIND: ActorKind = ActorKind::Executor;
 
-/// Pause between attempts to publish a report that Kafka did not acknowledge.
+/// Pause between attempts to publish a report that the bus did not acknowledge.
 const REPORT_RETRY: Duration = Duration::from_millis(500);
 
-/// Pause before trying again to claim a run while PostgreSQL cannot be reached.
+/// Pause before trying again to claim a run while the store cannot be reached.
 const START_RETRY: Duration = Duration::from_millis(500);
 
 /// The process is shutting down: a job still waiting is handed to another instance; a
@@ -73,7 +72,7 @@ pub struct ExecutorActor {
     /// When that attempt may start.
     due: DateTime<Utc>,
     phase: Phase,
-    /// Reports not yet acknowledged by Kafka, oldest first.
+    /// Reports not yet acknowledged by the bus, oldest first.
     outbox: VecDeque<AttemptReport>,
     publishing: bool,
     /// Set by [`Release`]: hand the job over rather than wait for its next attempt.
@@ -138,8 +137,8 @@ impl ExecutorActor {
         let claim = async move {
             let permit = runtime.run_slots.clone().acquire_owned().await;
             let claimed = runtime
-                .ledger
-                .claim(
+                .store
+                .claim_run(
                     RunKey {
                         job_id,
                         epoch,
@@ -222,16 +221,12 @@ impl ExecutorActor {
         let (job_id, epoch, attempt) = (self.dispatch.job_id, self.dispatch.epoch, self.attempt);
         let hand_over = async move {
             let grace = runtime.settings.recovery.grace;
-            match store::dispatch::redispatch(
-                &runtime.pool,
+            let run = RunKey {
                 job_id,
                 epoch,
                 attempt,
-                &runtime.instance,
-                grace,
-            )
-            .await
-            {
+            };
+            match runtime.store.redispatch(run, grace).await {
                 Ok(Some(dispatch)) => {
                     super::scanner::publish_all(&runtime, std::slice::from_ref(&dispatch)).await;
                 }
@@ -353,7 +348,7 @@ impl ExecutorActor {
     }
 
     /// Publishes the oldest unacknowledged report, then the next, in order, retrying each
-    /// until Kafka acknowledges it. Tells the dispatcher once the final one is out.
+    /// until the bus acknowledges it. Tells the dispatcher once the final one is out.
     fn drain_outbox(&mut self, ctx: &mut Context<Self>) {
         if self.publishing {
             return;
@@ -379,13 +374,13 @@ impl ExecutorActor {
                 tokio::time::sleep(REPORT_RETRY).await;
             }
             if report.outcome != AttemptOutcome::Running {
-                // The result is safe in Kafka: the job no longer needs this process.
+                // The result is safe on the bus: the job no longer needs this process.
                 let key = RunKey {
                     job_id: report.job_id,
                     epoch: report.epoch,
                     attempt: report.attempt,
                 };
-                while let Err(error) = runtime.ledger.release(key).await {
+                while let Err(error) = runtime.store.release_run(key).await {
                     tracing::warn!(%error, job_id = %key.job_id, "cannot record that the attempt was reported; retrying");
                     tokio::time::sleep(REPORT_RETRY).await;
                 }

@@ -4,10 +4,12 @@
 //!  ScannerActor ──(kafka.topic.jobs)──▶ DispatcherActor ──starts──▶ ExecutorActor (one per job)
 //!      │ claims due and lost jobs                                      │ claims each run, runs, retries
 //!      ▼                                                               ▼
-//!  PostgreSQL ◀──── ResultWriterActor ◀──(kafka.topic.updatedJobs)─────┘
+//!    store ◀────── ResultWriterActor ◀──(kafka.topic.updatedJobs)─────┘
 //! ```
 //!
-//! (The API claims and publishes a job itself when it is due before the next scan.)
+//! (The API claims and publishes a job itself when it is due before the next scan.) The store
+//! is PostgreSQL or SQLite and the topics are Kafka's or in-process queues, depending on the
+//! mode; the actors are the same.
 //!
 //! Every actor runs under an actix [`Supervisor`](actix::Supervisor): when it stops because
 //! it cannot go on, it is restarted with its state, and the restart is counted per kind (see
@@ -21,14 +23,13 @@ pub mod supervision;
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::bus::kafka::Publisher;
+use crate::bus::Publisher;
 use crate::config::Settings;
 use crate::metrics::{KindLabel, Metrics};
-use crate::store::run_ledger::RunLedger;
+use crate::store::Store;
 
 /// The four kinds of actor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -71,17 +72,16 @@ impl ActorKind {
     }
 }
 
-/// What every actor may use: the database, the bus, the configuration and the metrics.
+/// What every actor may use: the store, the bus, the configuration and the metrics. The
+/// actors do not know which store and bus they use (see [`crate::store`] and
+/// [`crate::bus`]).
 #[derive(Clone)]
 #[allow(
     missing_debug_implementations,
-    reason = "rdkafka's producer has no Debug"
+    reason = "the store and the bus are trait objects without Debug"
 )]
 pub struct Runtime {
-    pub pool: Pool,
-    /// A connection of its own for the process heartbeat, so that a busy pool cannot delay
-    /// it past the recovery grace (which would make a live process look dead).
-    pub heartbeat_pool: Pool,
+    pub store: Arc<dyn Store>,
     pub publisher: Publisher,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
@@ -89,6 +89,4 @@ pub struct Runtime {
     pub instance: Arc<str>,
     /// Bounds the commands running at once (`executor.max_concurrent_runs`).
     pub run_slots: Arc<Semaphore>,
-    /// Claims and releases of runs, batched.
-    pub ledger: RunLedger,
 }

@@ -1,17 +1,17 @@
-//! `ResultWriterActor`: records attempt reports from `kafka.topic.updatedJobs` in PostgreSQL.
+//! `ResultWriterActor`: records attempt reports from `kafka.topic.updatedJobs` in the store.
 //!
 //! Owns a batch of reports not yet written. Reports are written in one transaction per batch
 //! (`result_writer.batch_size`, or whatever arrived within `result_writer.flush_interval`),
 //! and the batch's offsets are stored only after that transaction commits: a report is
 //! never acknowledged before it is durable. Writes are idempotent and never move a job
-//! backwards (see [`crate::store::reports::apply_reports`]), so a report delivered twice
+//! backwards (see [`crate::store::Store::apply_reports`]), so a report delivered twice
 //! changes nothing. A record that is not a report is set aside on `<topic>.dlt`.
 //!
-//! While PostgreSQL is unreachable the batch is retried with backoff and consumption pauses:
-//! reports wait in Kafka.
+//! While the store is unreachable the batch is retried with backoff and consumption pauses:
+//! reports wait on the bus.
 //!
-//! Receives: Kafka records (as a stream), [`Drain`], [`Fail`]. Sends: SQL to PostgreSQL, dead letters to
-//! Kafka.
+//! Receives: bus records (as a stream), [`Drain`], [`Fail`]. Sends: writes to the store, dead
+//! letters to the bus.
 //!
 //! On failure: restarted by its supervisor with its batch, which it writes again.
 
@@ -20,17 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use rdkafka::Message as _;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::OwnedMessage;
 
 use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
-use crate::bus::kafka::{self, BusError};
+use crate::bus::{BusError, Record, Subscription};
 use crate::domain::AttemptReport;
 use crate::metrics::TopicLabel;
-use crate::store::{self, reports::Applied};
+use crate::store::{Applied, Store};
 
 const KIND: ActorKind = ActorKind::ResultWriter;
 
@@ -53,12 +49,12 @@ struct Batch {
 }
 
 impl Batch {
-    fn cover(&mut self, message: &OwnedMessage) {
+    fn cover(&mut self, message: &Record) {
         let offset = self
             .offsets
-            .entry(message.partition())
-            .or_insert(message.offset());
-        *offset = (*offset).max(message.offset());
+            .entry(message.partition)
+            .or_insert(message.offset);
+        *offset = (*offset).max(message.offset);
     }
 
     fn is_empty(&self) -> bool {
@@ -66,14 +62,14 @@ impl Batch {
     }
 }
 
-/// Writes reports to PostgreSQL.
+/// Writes reports to the store.
 #[allow(
     missing_debug_implementations,
-    reason = "holds Kafka clients, which have no Debug"
+    reason = "holds the runtime, which has no Debug"
 )]
 pub struct ResultWriterActor {
     runtime: Runtime,
-    consumer: Arc<StreamConsumer>,
+    subscription: Arc<dyn Subscription>,
     topic: String,
     /// Being filled.
     batch: Batch,
@@ -88,14 +84,17 @@ impl ResultWriterActor {
     /// A writer consuming `kafka.topic.updatedJobs` in group `result_writer.group_id`.
     ///
     /// # Errors
-    /// [`BusError`] when the consumer cannot be created.
+    /// [`BusError`] when the subscription cannot be made.
     pub fn new(runtime: Runtime) -> Result<Self, BusError> {
         let settings = &runtime.settings;
         let topic = settings.kafka.topic.updated_jobs.clone();
-        let consumer = kafka::consumer(&settings.kafka, &settings.result_writer.group_id, &topic)?;
+        let subscription = runtime
+            .publisher
+            .bus()
+            .subscribe(&settings.result_writer.group_id, &topic)?;
         Ok(Self {
             runtime,
-            consumer: Arc::new(consumer),
+            subscription,
             topic,
             batch: Batch::default(),
             writing: None,
@@ -104,8 +103,8 @@ impl ResultWriterActor {
         })
     }
 
-    fn on_record(&mut self, message: OwnedMessage, ctx: &mut Context<Self>) {
-        let parsed = kafka::decode::<AttemptReport>(&message);
+    fn on_record(&mut self, message: Record, ctx: &mut Context<Self>) {
+        let parsed = message.decode::<AttemptReport>();
         match parsed {
             Ok(report) => {
                 self.batch.reports.push(report);
@@ -120,7 +119,7 @@ impl ResultWriterActor {
     }
 
     /// Writes the batch (or the one a restart interrupted). The actor reads nothing else
-    /// until the write commits, which is the backpressure while PostgreSQL is away.
+    /// until the write commits, which is the backpressure while the store is away.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         let batch = match self.writing.clone() {
             Some(batch) => batch,
@@ -131,11 +130,11 @@ impl ResultWriterActor {
                 batch
             }
         };
-        let pool = self.runtime.pool.clone();
+        let store = Arc::clone(&self.runtime.store);
         let retry_lease = self.runtime.settings.retry_lease();
         let write = {
             let batch = Arc::clone(&batch);
-            async move { write_until_committed(&pool, &batch.reports, retry_lease).await }
+            async move { write_until_committed(&*store, &batch.reports, retry_lease).await }
         };
         ctx.wait(actix::fut::wrap_future(write).map(
             move |applied: Applied, actor: &mut Self, _| {
@@ -146,11 +145,7 @@ impl ResultWriterActor {
                     .writer_pending
                     .dec_by(i64::try_from(batch.reports.len()).unwrap_or(i64::MAX));
                 for (partition, offset) in &batch.offsets {
-                    if let Err(error) =
-                        actor
-                            .consumer
-                            .store_offset(&actor.topic, *partition, *offset)
-                    {
+                    if let Err(error) = actor.subscription.acknowledge(*partition, *offset) {
                         tracing::warn!(%error, partition, "cannot store a results-topic offset");
                     }
                 }
@@ -160,14 +155,13 @@ impl ResultWriterActor {
 
     /// Publishes `message` to the dead-letter topic, retrying until acknowledged, then lets
     /// its offset be stored with the batch.
-    fn dead_letter(&mut self, message: OwnedMessage, reason: String, ctx: &mut Context<Self>) {
-        tracing::warn!(topic = %self.topic, offset = message.offset(), %reason, "malformed report; setting it aside");
+    fn dead_letter(&mut self, message: Record, reason: String, ctx: &mut Context<Self>) {
+        tracing::warn!(topic = %self.topic, offset = message.offset, %reason, "malformed report; setting it aside");
         let publisher = self.runtime.publisher.clone();
-        let topic = self.topic.clone();
         let record = message.clone();
         let publish = async move {
             publisher
-                .dead_letter_until_acknowledged(&topic, &record, &reason, RETRY_MAX)
+                .dead_letter_until_acknowledged(&record, &reason, RETRY_MAX)
                 .await;
         };
         ctx.wait(
@@ -188,13 +182,13 @@ impl ResultWriterActor {
 
 /// Applies `reports` in one transaction, retrying with backoff until it commits.
 async fn write_until_committed(
-    pool: &deadpool_postgres::Pool,
+    store: &dyn Store,
     reports: &[AttemptReport],
     retry_lease: Duration,
 ) -> Applied {
     let mut pause = RETRY_FIRST;
     loop {
-        match store::reports::apply_reports(pool, reports, retry_lease).await {
+        match store.apply_reports(reports, retry_lease).await {
             Ok(applied) => return applied,
             Err(error) => {
                 tracing::error!(%error, reports = reports.len(), retry_in = ?pause, "cannot write reports; retrying");
@@ -217,7 +211,7 @@ impl Actor for ResultWriterActor {
         if self.stopped {
             return;
         }
-        self.stream = Some(ctx.add_stream(kafka::records(Arc::clone(&self.consumer))));
+        self.stream = Some(ctx.add_stream(self.subscription.records()));
         ctx.run_interval(
             self.runtime.settings.result_writer.flush_interval,
             |actor, ctx| actor.flush(ctx),
@@ -235,8 +229,8 @@ impl Supervised for ResultWriterActor {
     }
 }
 
-impl StreamHandler<Result<OwnedMessage, KafkaError>> for ResultWriterActor {
-    fn handle(&mut self, record: Result<OwnedMessage, KafkaError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Record, BusError>> for ResultWriterActor {
+    fn handle(&mut self, record: Result<Record, BusError>, ctx: &mut Context<Self>) {
         match record {
             Ok(message) => {
                 supervision::guarded(KIND, self, ctx, |actor, ctx| actor.on_record(message, ctx))
@@ -260,8 +254,8 @@ impl Handler<Drain> for ResultWriterActor {
         self.flush(ctx);
         ctx.wait(
             actix::fut::wrap_future(async {}).map(|(), actor: &mut Self, _| {
-                kafka::commit_stored(&actor.consumer, &actor.topic);
-                actor.consumer.unsubscribe();
+                actor.subscription.commit();
+                actor.subscription.leave();
             }),
         );
     }

@@ -5,13 +5,13 @@
 //! due before now + two intervals (the current window and the next) and publishes each claim
 //! to `kafka.topic.jobs`. (A job created inside that horizon is claimed and published by the
 //! API at once, so it never waits for a scan.) Every `recovery.interval` it looks for jobs
-//! whose lease ran out (see [`crate::store::dispatch`]) and publishes them again under a new
+//! whose lease ran out (see [`crate::store::Store::recover_expired`]) and publishes them again under a new
 //! epoch. Passes of one kind never overlap. Scanners of several processes need no leader:
 //! claims use `FOR UPDATE SKIP LOCKED`.
 //!
 //! Receives: [`Shutdown`], [`Fail`]. Sends: dispatch records to Kafka.
 //!
-//! On failure: a pass that cannot reach PostgreSQL is logged and retried at the next tick;
+//! On failure: a pass that cannot reach the store is logged and retried at the next tick;
 //! after [`FAILURES_BEFORE_RESTART`] failed passes in a row the actor stops and its supervisor
 //! restarts it. A claimed job whose dispatch cannot be published is released (back to
 //! `SCHEDULED`) so that the next scan claims it again.
@@ -23,7 +23,7 @@ use futures_util::future::join_all;
 use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
 use crate::domain::Dispatch;
-use crate::store::{self, StoreError};
+use crate::store::StoreError;
 
 /// Consecutive failed passes after which the actor restarts itself.
 pub const FAILURES_BEFORE_RESTART: u32 = 3;
@@ -121,14 +121,14 @@ async fn claim_until_caught_up(runtime: &Runtime) -> Result<usize, StoreError> {
     let mut published = 0;
     loop {
         let horizon = Utc::now() + settings.scanner.horizon();
-        let claimed = store::dispatch::claim_due(
-            &runtime.pool,
-            horizon,
-            settings.scanner.batch_size,
-            &runtime.instance,
-            settings.recovery.grace,
-        )
-        .await?;
+        let claimed = runtime
+            .store
+            .claim_due(
+                horizon,
+                settings.scanner.batch_size,
+                settings.recovery.grace,
+            )
+            .await?;
         let count = i64::try_from(claimed.len()).unwrap_or(i64::MAX);
         published += publish_all(runtime, &claimed).await;
         if count < settings.scanner.batch_size {
@@ -140,15 +140,15 @@ async fn claim_until_caught_up(runtime: &Runtime) -> Result<usize, StoreError> {
 /// Dispatches again the jobs whose lease ran out; returns how many were published.
 async fn recover_lost(runtime: &Runtime, check_heartbeats: bool) -> Result<usize, StoreError> {
     let settings = &runtime.settings;
-    let recovered = store::dispatch::recover_expired(
-        &runtime.pool,
-        settings.scanner.batch_size,
-        &runtime.instance,
-        settings.recovery.grace,
-        settings.recovery.max_lost_attempts,
-        check_heartbeats,
-    )
-    .await?;
+    let recovered = runtime
+        .store
+        .recover_expired(
+            settings.scanner.batch_size,
+            settings.recovery.grace,
+            settings.recovery.max_lost_attempts,
+            check_heartbeats,
+        )
+        .await?;
     let metrics = &runtime.metrics;
     metrics.attempts_lost.inc_by(recovered.lost_attempts);
     metrics
@@ -174,8 +174,10 @@ pub async fn publish_all(runtime: &Runtime, dispatches: &[Dispatch]) -> usize {
             Ok(()) => true,
             Err(error) => {
                 tracing::error!(job_id = %dispatch.job_id, %error, "cannot publish a dispatch; releasing the job");
-                if let Err(error) =
-                    store::dispatch::release(&runtime.pool, dispatch.job_id, dispatch.epoch).await
+                if let Err(error) = runtime
+                    .store
+                    .release_claim(dispatch.job_id, dispatch.epoch)
+                    .await
                 {
                     // The lease recovers it.
                     tracing::error!(job_id = %dispatch.job_id, %error, "cannot release the job");

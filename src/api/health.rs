@@ -4,32 +4,30 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use super::AppState;
-use crate::{bus, store};
 
 /// `GET /healthz`: the process is alive and serving HTTP.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: PostgreSQL answers a query and a Kafka broker returns metadata.
-/// Otherwise 503, with the reason per dependency.
+/// `GET /readyz`: the store answers a query and the bus answers (a Kafka broker returns
+/// metadata). Otherwise 503, with the reason per dependency: `checks.store` and `checks.bus`,
+/// each naming what it is (`PostgreSQL at …`, `SQLite at …`, `Kafka at …`).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let runtime = &state.runtime;
-    let timeout = runtime.settings.kafka.request_timeout();
-    let (postgres, kafka) = tokio::join!(
-        store::ping(&runtime.pool),
-        bus::kafka::ping(runtime.publisher.producer(), timeout)
-    );
-    let describe = |result: Result<(), String>| match result {
-        Ok(()) => json!({ "ok": true }),
-        Err(reason) => json!({ "ok": false, "reason": reason }),
+    let bus = runtime.publisher.bus();
+    let (store_check, bus_check) = tokio::join!(runtime.store.ping(), bus.ping());
+    let describe = |location: String, result: Result<(), String>| match result {
+        Ok(()) => json!({ "ok": true, "location": location }),
+        Err(reason) => json!({ "ok": false, "location": location, "reason": reason }),
     };
-    let ready = postgres.is_ok() && kafka.is_ok();
+    let ready = store_check.is_ok() && bus_check.is_ok();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
+        "mode": runtime.settings.backend().as_str(),
         "checks": {
-            "postgres": describe(postgres.map_err(|e| e.to_string())),
-            "kafka": describe(kafka.map_err(|e| e.to_string())),
+            "store": describe(runtime.store.location(), store_check.map_err(|e| e.to_string())),
+            "bus": describe(bus.location(), bus_check.map_err(|e| e.to_string())),
         },
     });
     if ready {

@@ -12,7 +12,6 @@ use super::error::ApiError;
 use super::job_input::{parse_batch, parse_job, parse_object, read_limited, require_json};
 use crate::actors::scanner::publish_all;
 use crate::domain::JobStatus;
-use crate::store;
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
@@ -35,18 +34,15 @@ pub async fn create(
     let new_job = parse_job(&parse_object(&body)?, &settings.jobs)?;
     let runtime = &state.runtime;
     let job = if new_job.execute_at < Utc::now() + settings.scanner.horizon() {
-        let (job, dispatch) = store::dispatch::insert_dispatched(
-            &runtime.pool,
-            &new_job,
-            &runtime.instance,
-            settings.recovery.grace,
-        )
-        .await?;
+        let (job, dispatch) = runtime
+            .store
+            .insert_dispatched(&new_job, settings.recovery.grace)
+            .await?;
         // A dispatch that cannot be published is released for the next scan.
         publish_all(runtime, std::slice::from_ref(&dispatch)).await;
         job
     } else {
-        store::jobs::insert(&runtime.pool, &new_job).await?
+        runtime.store.insert_job(&new_job).await?
     };
     runtime.metrics.jobs_created.inc();
     Ok(HttpResponse::Created()
@@ -71,14 +67,10 @@ pub async fn create_batch(
     let body = read_limited(body, settings.jobs.max_batch_body_bytes).await?;
     let jobs = parse_batch(&body, &settings.jobs)?;
     let dispatch_before = Utc::now() + settings.scanner.horizon();
-    let dispatches = store::dispatch::insert_batch(
-        &runtime.pool,
-        &jobs,
-        dispatch_before,
-        &runtime.instance,
-        settings.recovery.grace,
-    )
-    .await?;
+    let dispatches = runtime
+        .store
+        .insert_batch(&jobs, dispatch_before, settings.recovery.grace)
+        .await?;
     runtime.metrics.jobs_created.inc_by(jobs.len() as u64);
     publish_all(runtime, &dispatches).await;
     let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
@@ -94,7 +86,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    match store::jobs::get(&state.runtime.pool, id).await? {
+    match state.runtime.store.get_job(id).await? {
         Some((job, attempts)) => {
             Ok(HttpResponse::Ok().json(json!({ "job": job, "attempts": attempts })))
         }
@@ -159,7 +151,7 @@ pub async fn list(
             )
         })?),
     };
-    let jobs = store::jobs::list(&state.runtime.pool, status, cursor, limit).await?;
+    let jobs = state.runtime.store.list_jobs(status, cursor, limit).await?;
     let next_cursor = if i64::try_from(jobs.len()).unwrap_or(i64::MAX) == limit {
         jobs.last().map(|job| job.id)
     } else {

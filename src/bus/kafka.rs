@@ -1,44 +1,27 @@
-//! Kafka clients, configured the same way everywhere, and the topics Kairos needs.
+//! Kafka: the bus of the distributed mode. Clients are configured the same way everywhere;
+//! [`KafkaBus::connect`] creates the topics Kairos needs.
 
-use std::time::Duration;
+use std::sync::Arc;
 
+use futures_util::stream::BoxStream;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use std::sync::Arc;
 
+use super::{Bus, BusError, Record, Subscription};
 use crate::config::{KafkaSettings, TopicSettings};
-use crate::domain::{AttemptReport, Dispatch};
-
-/// A failure at the Kafka boundary.
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    #[error("Kafka client error: {0}")]
-    Client(#[from] KafkaError),
-    #[error("creating Kafka topic `{topic}` failed: {code}")]
-    CreateTopic {
-        topic: String,
-        code: RDKafkaErrorCode,
-    },
-    #[error("a blocking Kafka call could not complete: {0}")]
-    Join(#[from] tokio::task::JoinError),
-    #[error("cannot encode a record: {0}")]
-    Encode(#[from] serde_json::Error),
-}
 
 /// The settings every Kairos client shares.
 pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
-        .set("bootstrap.servers", &settings.bootstrap_servers)
+        .set("bootstrap.servers", settings.bootstrap_servers())
         .set("client.id", "kairos")
         // Fail a request rather than hang on a broker that does not answer.
         .set(
@@ -101,20 +84,6 @@ pub async fn ensure_topics(settings: &KafkaSettings, names: &[String]) -> Result
     Ok(())
 }
 
-/// Fetches the cluster's metadata, for the readiness probe: it proves a broker answers.
-///
-/// # Errors
-/// [`BusError::Client`] when no broker answered within `timeout`.
-pub async fn ping(producer: &FutureProducer, timeout: Duration) -> Result<(), BusError> {
-    let producer = producer.clone();
-    // librdkafka's metadata call blocks its thread.
-    tokio::task::spawn_blocking(move || {
-        producer.client().fetch_metadata(None, timeout).map(|_| ())
-    })
-    .await??;
-    Ok(())
-}
-
 /// A consumer in group `group_id` subscribed to `topic`, which reads from the beginning when
 /// the group has no committed offset. Offsets are stored by Kairos only once a record's
 /// effect is safe (`enable.auto.offset.store=false`) and committed in the background.
@@ -146,111 +115,67 @@ pub fn consumer(
     Ok(consumer)
 }
 
-/// The consumer's records, detached from it, as a stream an actor can own
-/// (`ctx.add_stream`). Broker errors arrive as `Err` items; the stream never ends.
-pub fn records(
-    consumer: Arc<StreamConsumer>,
-) -> impl futures_util::Stream<Item = Result<OwnedMessage, KafkaError>> + 'static {
-    futures_util::stream::unfold(consumer, |consumer| async move {
-        let record = consumer.recv().await.map(|message| message.detach());
-        Some((record, consumer))
-    })
-}
-
-/// Decodes a record's JSON payload, or says why it cannot.
-///
-/// # Errors
-/// The reason, in words, for the dead-letter header.
-pub fn decode<T: DeserializeOwned>(message: &OwnedMessage) -> Result<T, String> {
-    let payload = message
-        .payload()
-        .ok_or_else(|| "the record has no payload".to_owned())?;
-    serde_json::from_slice(payload).map_err(|error| error.to_string())
-}
-
-/// Commits the offsets `consumer` stored, at shutdown. Having nothing new to commit is fine.
-pub fn commit_stored(consumer: &StreamConsumer, topic: &str) {
-    match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(error) => tracing::warn!(%error, topic, "cannot commit offsets at shutdown"),
-    }
-}
-
-/// Publishes Kairos's records: dispatches, attempt reports and dead letters. Records are JSON
-/// and keyed by job id, so all records of a job land on one partition, in order.
-#[derive(Clone)]
+/// The Kafka cluster, through one idempotent producer shared by the whole process.
 #[allow(
     missing_debug_implementations,
     reason = "rdkafka's producer has no Debug"
 )]
-pub struct Publisher {
+pub struct KafkaBus {
     producer: FutureProducer,
-    topics: TopicSettings,
-    /// How long a send may wait in librdkafka's queue when it is full.
-    queue_timeout: Duration,
+    settings: KafkaSettings,
 }
 
-impl Publisher {
-    /// A publisher on `producer` for the configured topics.
-    pub fn new(producer: FutureProducer, topics: TopicSettings, queue_timeout: Duration) -> Self {
-        Self {
-            producer,
-            topics,
-            queue_timeout,
-        }
-    }
-
-    /// The underlying producer, for the readiness probe.
-    pub fn producer(&self) -> &FutureProducer {
-        &self.producer
-    }
-
-    /// Publishes a job for the executors on `kafka.topic.jobs`.
+impl KafkaBus {
+    /// Creates the topics of `settings.topic` (and their dead-letter topics) that are missing,
+    /// and the producer.
     ///
     /// # Errors
-    /// [`BusError`] when the broker does not acknowledge the record.
-    pub async fn dispatch(&self, dispatch: &Dispatch) -> Result<(), BusError> {
-        self.send_json(&self.topics.jobs, &dispatch.job_id.to_string(), dispatch)
-            .await
+    /// [`BusError`] when the cluster cannot be reached or refuses a topic.
+    pub async fn connect(settings: &KafkaSettings) -> Result<Self, BusError> {
+        ensure_topics(settings, &topic_names(&settings.topic)).await?;
+        Ok(Self {
+            producer: producer(settings)?,
+            settings: settings.clone(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for KafkaBus {
+    fn location(&self) -> String {
+        format!("Kafka at {}", self.settings.bootstrap_servers())
     }
 
-    /// Publishes an attempt's progress or result on `kafka.topic.updatedJobs`.
-    ///
-    /// # Errors
-    /// [`BusError`] when the broker does not acknowledge the record.
-    pub async fn report(&self, report: &AttemptReport) -> Result<(), BusError> {
-        self.send_json(
-            &self.topics.updated_jobs,
-            &report.job_id.to_string(),
-            report,
-        )
-        .await
+    async fn ping(&self) -> Result<(), BusError> {
+        let producer = self.producer.clone();
+        let timeout = self.settings.request_timeout();
+        // librdkafka's metadata call blocks its thread.
+        tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(None, timeout).map(|_| ())
+        })
+        .await??;
+        Ok(())
     }
 
-    /// Sets a record that could not be understood aside on `<topic>.dlt`, unchanged, with the
-    /// reason in a `kairos-error` header.
-    ///
-    /// # Errors
-    /// [`BusError`] when the broker does not acknowledge the record.
-    pub async fn dead_letter(
+    async fn publish(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
-        reason: &str,
+        headers: &[(&str, &str)],
     ) -> Result<(), BusError> {
-        let dead_letter_topic = TopicSettings::dead_letter(topic);
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "kairos-error",
-                value: Some(reason),
-            })
-            .insert(Header {
-                key: "kairos-source-topic",
-                value: Some(topic),
-            });
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&dead_letter_topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        if !headers.is_empty() {
+            let owned = headers
+                .iter()
+                .fold(OwnedHeaders::new(), |owned, (key, value)| {
+                    owned.insert(Header {
+                        key,
+                        value: Some(*value),
+                    })
+                });
+            record = record.headers(owned);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -258,42 +183,66 @@ impl Publisher {
             record = record.payload(payload);
         }
         self.producer
-            .send(record, self.queue_timeout)
+            .send(record, self.settings.request_timeout())
             .await
             .map_err(|(error, _)| error)?;
         Ok(())
     }
 
-    /// [`Publisher::dead_letter`] for `message`, read from `topic`, retried every `pause`
-    /// until acknowledged: a record is never dropped, even when it cannot be read.
-    pub async fn dead_letter_until_acknowledged(
-        &self,
-        topic: &str,
-        message: &OwnedMessage,
-        reason: &str,
-        pause: Duration,
-    ) {
-        while let Err(error) = self
-            .dead_letter(topic, message.key(), message.payload(), reason)
-            .await
+    fn subscribe(&self, group: &str, topic: &str) -> Result<Arc<dyn Subscription>, BusError> {
+        Ok(Arc::new(KafkaSubscription {
+            consumer: Arc::new(consumer(&self.settings, group, topic)?),
+            topic: topic.to_owned(),
+        }))
+    }
+}
+
+/// A consumer in a group, subscribed to one topic.
+struct KafkaSubscription {
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+}
+
+impl Subscription for KafkaSubscription {
+    fn records(&self) -> BoxStream<'static, Result<Record, BusError>> {
+        Box::pin(futures_util::stream::unfold(
+            Arc::clone(&self.consumer),
+            |consumer| async move {
+                let record = consumer
+                    .recv()
+                    .await
+                    .map(|message| Record {
+                        topic: message.topic().to_owned(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        payload: message.payload().map(<[u8]>::to_vec),
+                    })
+                    .map_err(BusError::from);
+                Some((record, consumer))
+            },
+        ))
+    }
+
+    fn acknowledge(&self, partition: i32, offset: i64) -> Result<(), BusError> {
+        // librdkafka stores the record's own offset and commits offset + 1.
+        self.consumer.store_offset(&self.topic, partition, offset)?;
+        Ok(())
+    }
+
+    fn commit(&self) {
+        match self
+            .consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
         {
-            tracing::error!(%error, topic, "cannot publish a dead letter; retrying");
-            tokio::time::sleep(pause).await;
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                tracing::warn!(%error, topic = %self.topic, "cannot commit offsets at shutdown");
+            }
         }
     }
 
-    async fn send_json(
-        &self,
-        topic: &str,
-        key: &str,
-        value: &impl Serialize,
-    ) -> Result<(), BusError> {
-        let payload = serde_json::to_vec(value)?;
-        let record = FutureRecord::to(topic).key(key).payload(&payload);
-        self.producer
-            .send(record, self.queue_timeout)
-            .await
-            .map_err(|(error, _)| error)?;
-        Ok(())
+    fn leave(&self) {
+        self.consumer.unsubscribe();
     }
 }

@@ -1,7 +1,200 @@
-//! Kafka: the boundary where jobs leave for the executors and results come back.
+//! The bus: where jobs leave for the executors and results come back.
 //!
 //! Inside a process the actors exchange actix messages; only the dispatch of a job and the
-//! report of a result cross Kafka, so that scanners, executors and result writers can run in
-//! different processes and a record survives the process that produced it.
+//! report of a result cross the bus, so that scanners, executors and result writers can run
+//! in different processes and a record survives the process that produced it. [`Bus`] has
+//! two implementations:
+//!
+//! - [`kafka`]: Apache Kafka, for the distributed mode;
+//! - [`in_process`]: queues in memory, for the standalone mode (one process; what a crash
+//!   loses from them is recovered from the store by the leases, as a lost Kafka record is).
+//!
+//! [`Publisher`] speaks the records Kairos exchanges (dispatches, reports, dead letters) over
+//! either.
 
+pub mod in_process;
 pub mod kafka;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::TopicSettings;
+use crate::domain::{AttemptReport, Dispatch};
+
+/// A failure at the bus boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("Kafka client error: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+    #[error("creating Kafka topic `{topic}` failed: {code}")]
+    CreateTopic {
+        topic: String,
+        code: rdkafka::types::RDKafkaErrorCode,
+    },
+    #[error("a blocking Kafka call could not complete: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("cannot encode a record: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("the in-process bus is closed")]
+    Closed,
+}
+
+/// A record read from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Record {
+    /// Decodes the JSON payload, or says why it cannot.
+    ///
+    /// # Errors
+    /// The reason, in words, for the dead-letter header.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, String> {
+        let payload = self
+            .payload
+            .as_deref()
+            .ok_or_else(|| "the record has no payload".to_owned())?;
+        serde_json::from_slice(payload).map_err(|error| error.to_string())
+    }
+}
+
+/// Topics that carry records between processes.
+#[async_trait::async_trait]
+pub trait Bus: Send + Sync {
+    /// Where the bus is, for logs.
+    fn location(&self) -> String;
+
+    /// Checks that the bus answers, for the readiness probe.
+    async fn ping(&self) -> Result<(), BusError>;
+
+    /// Appends a record to `topic`; returns once the bus holds it durably (for Kafka: once
+    /// the broker acknowledged it).
+    async fn publish(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        headers: &[(&str, &str)],
+    ) -> Result<(), BusError>;
+
+    /// Joins consumer group `group` on `topic`. Reading starts where the group left off (at
+    /// the beginning for a new group).
+    fn subscribe(&self, group: &str, topic: &str) -> Result<Arc<dyn Subscription>, BusError>;
+}
+
+/// One consumer's place in a topic.
+pub trait Subscription: Send + Sync {
+    /// The records, as a stream an actor can own (`ctx.add_stream`). Errors of the bus arrive
+    /// as `Err` items; the stream never ends. A new call (after an actor restart) goes on
+    /// from where the last stream was.
+    fn records(&self) -> BoxStream<'static, Result<Record, BusError>>;
+
+    /// Marks the record at (`partition`, `offset`) and all before it as handled: a consumer
+    /// that takes over the partition starts after it.
+    ///
+    /// # Errors
+    /// [`BusError`] when the partition is no longer this consumer's.
+    fn acknowledge(&self, partition: i32, offset: i64) -> Result<(), BusError>;
+
+    /// Makes the acknowledgements durable now (at shutdown).
+    fn commit(&self);
+
+    /// Leaves the group, so that others take its partitions (at shutdown).
+    fn leave(&self);
+}
+
+/// Publishes Kairos's records: dispatches, attempt reports and dead letters. Records are JSON
+/// and keyed by job id, so all records of a job land on one partition, in order.
+#[derive(Clone)]
+#[allow(
+    missing_debug_implementations,
+    reason = "a bus is not Debug; the topics are in the settings"
+)]
+pub struct Publisher {
+    bus: Arc<dyn Bus>,
+    topics: TopicSettings,
+}
+
+impl Publisher {
+    /// A publisher on `bus` for the configured topics.
+    pub fn new(bus: Arc<dyn Bus>, topics: TopicSettings) -> Self {
+        Self { bus, topics }
+    }
+
+    /// The bus it publishes on (consumers subscribe through it).
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// Publishes a job for the executors on `kafka.topic.jobs`.
+    ///
+    /// # Errors
+    /// [`BusError`] when the bus does not acknowledge the record.
+    pub async fn dispatch(&self, dispatch: &Dispatch) -> Result<(), BusError> {
+        self.send_json(&self.topics.jobs, &dispatch.job_id.to_string(), dispatch)
+            .await
+    }
+
+    /// Publishes an attempt's progress or result on `kafka.topic.updatedJobs`.
+    ///
+    /// # Errors
+    /// [`BusError`] when the bus does not acknowledge the record.
+    pub async fn report(&self, report: &AttemptReport) -> Result<(), BusError> {
+        self.send_json(
+            &self.topics.updated_jobs,
+            &report.job_id.to_string(),
+            report,
+        )
+        .await
+    }
+
+    /// Sets `record`, which could not be understood, aside on `<topic>.dlt`, unchanged, with
+    /// the reason in a `kairos-error` header; retried every `pause` until acknowledged: a
+    /// record is never dropped, even when it cannot be read.
+    pub async fn dead_letter_until_acknowledged(
+        &self,
+        record: &Record,
+        reason: &str,
+        pause: Duration,
+    ) {
+        let dead_letter_topic = TopicSettings::dead_letter(&record.topic);
+        let headers = [
+            ("kairos-error", reason),
+            ("kairos-source-topic", record.topic.as_str()),
+        ];
+        while let Err(error) = self
+            .bus
+            .publish(
+                &dead_letter_topic,
+                record.key.as_deref(),
+                record.payload.as_deref(),
+                &headers,
+            )
+            .await
+        {
+            tracing::error!(%error, topic = %record.topic, "cannot publish a dead letter; retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    async fn send_json(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &impl Serialize,
+    ) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(value)?;
+        self.bus
+            .publish(topic, Some(key.as_bytes()), Some(&payload), &[])
+            .await
+    }
+}

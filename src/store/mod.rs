@@ -1,114 +1,189 @@
-//! PostgreSQL: the connection pool and the schema.
+//! Where jobs live: the [`Store`] trait and its two implementations.
 //!
-//! Every SQL statement Kairos runs lives in this module, one file per table.
+//! - [`postgres`]: PostgreSQL, shared by every process of a distributed deployment (the
+//!   scanners of several processes claim with `FOR UPDATE SKIP LOCKED`).
+//! - [`sqlite`]: an embedded SQLite file, for the standalone mode: one process, no servers.
+//!
+//! Both keep the same rules (see `docs/state-machine.md` and `docs/guarantees.md`): a job is
+//! claimed under a new epoch for every dispatch, every attempt's run is claimed once before it
+//! starts, a report moves a job only forward and only under its current epoch, and a job in
+//! flight carries a lease after which it is recovered. The contract suite (`tests/contract`)
+//! runs the same behaviour against both.
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use std::time::Duration;
 
-use crate::config::DatabaseSettings;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
 
-pub mod dispatch;
-pub mod jobs;
-pub mod reports;
-pub mod run_ledger;
+use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
 
-mod embedded {
-    refinery::embed_migrations!("migrations");
-}
+pub mod postgres;
+pub mod sqlite;
 
-/// The advisory-lock key that serialises migrations across instances ("kairos" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6b61_6972_6f73;
-
-/// A failure to reach or prepare the database.
+/// A failure to reach or use the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot build the PostgreSQL pool: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
     #[error("cannot get a PostgreSQL connection: {0}")]
     Connection(#[from] deadpool_postgres::PoolError),
-    #[error("PostgreSQL query failed: {}", describe(.0))]
+    #[error("PostgreSQL query failed: {}", postgres::describe(.0))]
     Query(#[from] tokio_postgres::Error),
+    #[error("SQLite failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot open the data directory {path}: {source}")]
+    DataDirectory {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("applying migrations failed: {0}")]
     Migration(#[from] refinery::Error),
+    #[error("the store's worker stopped: {0}")]
+    Worker(String),
     #[error("unexpected value {value:?} in {column}")]
     Corrupt { column: &'static str, value: String },
 }
 
-/// tokio-postgres's own message for a server error is just "db error"; the server's message
-/// is in the source.
-fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => error.to_string(),
-    }
+/// One attempt of a job, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub attempt: i32,
+    pub epoch: i64,
+    pub status: String,
+    pub scheduled_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub error: Option<String>,
 }
 
-/// Builds a pool for `settings`. Connections are made lazily, on first use.
-///
-/// # Errors
-/// [`StoreError::Pool`] when the pool cannot be built from the settings.
-pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
-    let mut pg = tokio_postgres::Config::new();
-    pg.host(&settings.host)
-        .port(settings.port)
-        .user(&settings.user)
-        .password(&settings.password)
-        .dbname(&settings.name)
-        .application_name("kairos")
-        .connect_timeout(settings.connect_timeout());
-    // `Fast` recycling skips a round trip per checkout; a broken connection is detected on
-    // use and discarded by the pool.
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    let pool = Pool::builder(manager)
-        .max_size(settings.pool_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(settings.connect_timeout()))
-        .create_timeout(Some(settings.connect_timeout()))
-        .recycle_timeout(Some(settings.connect_timeout()))
-        .build()?;
-    Ok(pool)
+/// What applying a batch of reports did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Reports that moved a job or an attempt forward.
+    pub applied: u64,
+    /// Reports of an older dispatch, or repeating or going behind what is stored.
+    pub ignored: u64,
 }
 
-/// Applies the migrations in `migrations/` that the database has not seen yet.
-///
-/// # Errors
-/// [`StoreError::Connection`] when no connection can be had, [`StoreError::Migration`] when a
-/// migration fails (it is rolled back).
-pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
-    let mut client = pool.get().await?;
-    // Instances starting together would otherwise race to apply the same migration; the
-    // lock is held by this session until it is released below (or the session ends).
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await?;
-    let report = embedded::migrations::runner()
-        .run_async(&mut **client)
-        .await;
-    client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await?;
-    for migration in report?.applied_migrations() {
-        tracing::info!(
-            version = migration.version(),
-            name = migration.name(),
-            "applied migration"
-        );
-    }
-    Ok(())
+/// What a recovery pass did.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Jobs to publish again, under their new epoch.
+    pub dispatches: Vec<Dispatch>,
+    /// Attempts found lost (their job was `RUNNING`).
+    pub lost_attempts: u64,
+    /// Jobs ended `FAILED` because they were lost more than `recovery.max_lost_attempts` times.
+    pub failed: u64,
 }
 
-/// Checks that the database answers a query, for the readiness probe.
-///
-/// # Errors
-/// The reason it does not.
-pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
-    let client = pool.get().await?;
-    client.simple_query("SELECT 1").await?;
-    Ok(())
+/// One attempt of one dispatch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunKey {
+    pub job_id: Uuid,
+    pub epoch: i64,
+    pub attempt: i32,
+}
+
+/// Everything the API and the actors ask of the store. Implementations are shared by every
+/// actor of a process (`Arc<dyn Store>`); each belongs to one instance (named in claims and
+/// heartbeats) and is safe to call from many tasks at once.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Where the data lives, for logs.
+    fn location(&self) -> String;
+
+    /// Checks that the store answers, for the readiness probe.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new job as `SCHEDULED`.
+    async fn insert_job(&self, job: &NewJob) -> Result<Job, StoreError>;
+
+    /// Stores a new job already claimed for dispatch (`DISPATCHED`, epoch 1, a lease until
+    /// its time plus `grace`), because it is due within the horizon already scanned.
+    async fn insert_dispatched(
+        &self,
+        job: &NewJob,
+        grace: Duration,
+    ) -> Result<(Job, Dispatch), StoreError>;
+
+    /// Stores `jobs` all or none; those due before `dispatch_before` are stored claimed, as
+    /// [`Store::insert_dispatched`] does, and returned for publishing.
+    async fn insert_batch(
+        &self,
+        jobs: &[NewJob],
+        dispatch_before: DateTime<Utc>,
+        grace: Duration,
+    ) -> Result<Vec<Dispatch>, StoreError>;
+
+    /// The job `id` and its attempts, oldest first.
+    async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError>;
+
+    /// Up to `limit` jobs, newest first, optionally of one status, after the job `after`.
+    async fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError>;
+
+    /// Claims up to `limit` scheduled jobs due before `horizon`, earliest first: each becomes
+    /// `DISPATCHED` under a new epoch with a lease until its time plus `grace`.
+    async fn claim_due(
+        &self,
+        horizon: DateTime<Utc>,
+        limit: i64,
+        grace: Duration,
+    ) -> Result<Vec<Dispatch>, StoreError>;
+
+    /// Hands back the claim of `epoch` (its dispatch could not be published), so that the
+    /// next scan claims the job again.
+    async fn release_claim(&self, job_id: Uuid, epoch: i64) -> Result<(), StoreError>;
+
+    /// Dispatches again, under a new epoch, a job whose dispatch `run.epoch` has not started
+    /// `run.attempt` (an instance shutting down hands its waiting jobs over). `None` when the
+    /// job has moved on meanwhile.
+    async fn redispatch(
+        &self,
+        run: RunKey,
+        grace: Duration,
+    ) -> Result<Option<Dispatch>, StoreError>;
+
+    /// Finds up to `limit` jobs in flight that were lost and dispatches them again under a
+    /// new epoch (the rules are in `store::postgres::dispatch::recover_expired`).
+    async fn recover_expired(
+        &self,
+        limit: i64,
+        grace: Duration,
+        max_lost: i32,
+        check_heartbeats: bool,
+    ) -> Result<Recovered, StoreError>;
+
+    /// Records that this instance is alive.
+    async fn heartbeat(&self) -> Result<(), StoreError>;
+
+    /// Removes this instance's heartbeat (it stops cleanly).
+    async fn forget_instance(&self) -> Result<(), StoreError>;
+
+    /// Applies `reports` atomically, in arrival order per job, so that a repeated, reordered
+    /// or stale report changes nothing.
+    async fn apply_reports(
+        &self,
+        reports: &[AttemptReport],
+        retry_lease: Duration,
+    ) -> Result<Applied, StoreError>;
+
+    /// Records, best effort, that this instance holds the dispatch `run` while it waits.
+    fn hold_run(&self, run: RunKey);
+
+    /// Claims the run of `run` before it starts: true if this caller may start it (the
+    /// dispatch is current and the attempt has not started). The job becomes `RUNNING` with
+    /// a lease of `lease`.
+    async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError>;
+
+    /// Releases this instance's hold on `run`, whose final report is safe on the bus.
+    async fn release_run(&self, run: RunKey) -> Result<(), StoreError>;
 }

@@ -19,7 +19,7 @@ use crate::helpers::{WAIT_LIMIT, drop_database, spawn_app, test_settings};
 #[actix_web::test]
 async fn migrations_apply_and_a_job_row_round_trips() {
     let app = spawn_app().await;
-    let client = app.pool.get().await.expect("a pooled connection");
+    let client = app.pool().get().await.expect("a pooled connection");
     let id = Uuid::new_v4();
     // Microsecond precision: what timestamptz keeps.
     let execute_at = Utc::now()
@@ -102,12 +102,12 @@ async fn readiness_follows_the_database() {
     assert_eq!(response.status(), 503);
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["status"], "not_ready");
-    assert_eq!(body["checks"]["postgres"]["ok"], false);
-    let reason = body["checks"]["postgres"]["reason"]
+    assert_eq!(body["checks"]["store"]["ok"], false);
+    let reason = body["checks"]["store"]["reason"]
         .as_str()
         .expect("a reason");
     assert!(!reason.is_empty());
-    assert_eq!(body["checks"]["kafka"]["ok"], true);
+    assert_eq!(body["checks"]["bus"]["ok"], true);
 }
 
 /// The liveness probe answers, and the metrics endpoint speaks Prometheus's text format.

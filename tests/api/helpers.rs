@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use deadpool_postgres::Pool;
-use kairos::bus::kafka;
-use kairos::config::{DatabaseSettings, Settings, Sources, crate_config_dir};
+use kairos::bus::{Publisher, kafka};
+use kairos::config::{Backend, DatabaseSettings, Settings, Sources, crate_config_dir};
 use kairos::startup::Application;
 use kairos::store;
 use rdkafka::Message;
@@ -17,11 +17,14 @@ use uuid::Uuid;
 /// How long a test waits for something to happen before it fails.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
-/// A running application with a database and topics of its own.
+/// A running application with a store and topics of its own.
 pub struct TestApp {
     pub address: String,
     pub settings: Settings,
-    pub pool: Pool,
+    /// A pool on the test's database (distributed mode only; see [`TestApp::pool`]).
+    pool: Option<Pool>,
+    /// Publishes on the application's own bus, Kafka or in-process.
+    pub publisher: Publisher,
     pub client: reqwest::Client,
     handle: ServerHandle,
 }
@@ -30,19 +33,35 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop the server without waiting; the test's runtime is ending anyway.
         drop(self.handle.stop(false));
+        if self.settings.backend() == Backend::Standalone {
+            let _ = std::fs::remove_dir_all(&self.settings.standalone.data_dir);
+        }
     }
 }
 
-/// The configuration a test runs with: the defaults (and any `KAIROS__…` variables of the
-/// environment), on a free port, with a fresh database name and fresh topic names.
+/// The configuration a test runs with in the distributed mode: the defaults with
+/// `config/distributed.toml` (and any `KAIROS__…` variables of the environment), on a free
+/// port, with a fresh database name and fresh topic names.
 pub fn test_settings() -> Settings {
+    settings_for(Backend::Distributed)
+}
+
+/// The test configuration for `backend`; a standalone one has a fresh data directory.
+pub fn settings_for(backend: Backend) -> Settings {
+    let file = match backend {
+        Backend::Distributed => Some(crate_config_dir().join("distributed.toml")),
+        Backend::Standalone => None,
+    };
     let mut settings = Settings::load(&Sources {
         directory: Some(crate_config_dir().to_path_buf()),
+        file,
         ..Sources::default()
     })
     .expect("the test configuration is valid");
+    assert_eq!(settings.backend(), backend, "the test configuration's mode");
     let id = Uuid::new_v4().simple().to_string();
     settings.http.port = 0;
+    settings.standalone.data_dir = std::env::temp_dir().join(format!("kairos-test-{id}"));
     settings.database.name = format!("kairos_test_{id}");
     settings.database.pool_size = 4;
     settings.kafka.topic.jobs = format!("test-{id}-jobs");
@@ -70,24 +89,43 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         kairos::telemetry::init(&settings.log);
     }
-    create_database(&settings.database).await;
+    let pool = match settings.backend() {
+        Backend::Distributed => {
+            create_database(&settings.database).await;
+            Some(
+                store::postgres::connect(&settings.database).expect("a pool for the test database"),
+            )
+        }
+        Backend::Standalone => None,
+    };
     let application = Application::build(settings.clone())
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let handle = application.handle();
+    let publisher = application.publisher();
     actix_web::rt::spawn(application.run_until_stopped());
-    let pool = store::connect(&settings.database).expect("a pool for the test database");
     TestApp {
         address,
         settings,
         pool,
+        publisher,
         client: reqwest::Client::new(),
         handle,
     }
 }
 
 impl TestApp {
+    /// A pool on the application's PostgreSQL database.
+    ///
+    /// # Panics
+    /// In the standalone mode, which has none.
+    pub fn pool(&self) -> &Pool {
+        self.pool
+            .as_ref()
+            .expect("this test reads PostgreSQL: it runs in the distributed mode")
+    }
+
     /// `GET {path}` on the application.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client
@@ -225,7 +263,7 @@ pub async fn read_until(
 /// A connection to the server's maintenance database, as the configured role.
 async fn maintenance_client(settings: &DatabaseSettings) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::Config::new()
-        .host(&settings.host)
+        .host(settings.host())
         .port(settings.port)
         .user(&settings.user)
         .password(&settings.password)

@@ -1,7 +1,9 @@
 //! Integration tests: the real application against the real PostgreSQL and Kafka started by
-//! `scripts/services up`. Each test gets a database and topics of its own.
+//! `scripts/services up`, and (the contract suite) against the standalone mode's SQLite and
+//! in-process bus as well. Each test gets a store and topics of its own.
 
 mod api_input;
+mod contract;
 mod foundation;
 mod helpers;
 mod pipeline;

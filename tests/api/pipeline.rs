@@ -297,7 +297,7 @@ async fn a_thousand_jobs_all_succeed() {
         ids.extend(join_all(creations).await);
     }
     assert_eq!(ids.len(), 1000);
-    let client = app.pool.get().await.expect("connection");
+    let client = app.pool().get().await.expect("connection");
     let deadline = std::time::Instant::now() + WAIT_LIMIT * 4;
     loop {
         let row = client

@@ -19,7 +19,7 @@ async fn stage_lost_job(app: &TestApp, status: &str, attempts: i32, lost_attempt
     let id = app
         .create_job(&json!({"command": "echo recovered", "execute_at": "2099-01-01T00:00:00Z"}))
         .await;
-    let client = app.pool.get().await.expect("connection");
+    let client = app.pool().get().await.expect("connection");
     client
         .execute(
             "UPDATE jobs SET status = $2, epoch = 1, attempts = $3, lost_attempts = $4, \

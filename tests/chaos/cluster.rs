@@ -27,6 +27,27 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// Takes ownership of a started process listening on `port`.
+    pub fn new(port: u16, child: Child) -> Self {
+        Self { port, child }
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instance on port {} did not exit within {limit:?}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills the process with SIGKILL: no shutdown of any kind.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
@@ -37,18 +58,7 @@ impl Instance {
     pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
         let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("a Linux pid"));
         kill(pid, Signal::SIGTERM).expect("SIGTERM delivered");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "instance on port {} did not exit within {limit:?} of SIGTERM",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_for_exit(limit)
     }
 }
 
@@ -70,12 +80,12 @@ pub struct Cluster {
     started: usize,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("address").port()
 }
 
-fn crate_dir() -> &'static Path {
+pub fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -95,6 +105,26 @@ async fn connect(database: &str) -> tokio_postgres::Client {
         .expect("PostgreSQL is up (scripts/services up)");
     actix_web::rt::spawn(connection);
     client
+}
+
+/// Waits (bounded) until the instance on `port` answers `/readyz` with 200.
+pub async fn wait_ready(http: &reqwest::Client, port: u16, logs: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await;
+        if ready.is_ok_and(|response| response.status() == 200) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instance on port {port} not ready within 60 s; see {}",
+            logs.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 impl Cluster {
@@ -117,6 +147,7 @@ impl Cluster {
         std::fs::create_dir_all(&logs).expect("log folder");
         let run_log = logs.join("runs.log");
         let env = vec![
+            ("KAIROS_ENV".into(), "distributed".into()),
             ("KAIROS__DATABASE__NAME".into(), database.clone()),
             ("KAIROS__DATABASE__POOL_SIZE".into(), "8".into()),
             (
@@ -191,23 +222,8 @@ impl Cluster {
             .spawn()
             .expect("kairos starts");
         let instance = Instance { port, child };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = self
-                .http
-                .get(format!("http://127.0.0.1:{port}/readyz"))
-                .send()
-                .await;
-            if ready.is_ok_and(|response| response.status() == 200) {
-                return instance;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "instance on port {port} not ready within 60 s; see {}",
-                self.logs.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ready(&self.http, port, &self.logs).await;
+        instance
     }
 
     /// `GET /api/v1/admin/actors` of instance `index`.

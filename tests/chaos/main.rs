@@ -1,5 +1,6 @@
 //! The chaos suite: real `kairos serve` processes sharing the real PostgreSQL and Kafka, while
-//! processes are killed, the broker and the database restart, and instances are stopped.
+//! processes are killed, the broker and the database restart, and instances are stopped; and
+//! a standalone process killed and restarted on its data directory.
 //!
 //! Every job's command appends `<job id> <attempt>` to a log file, so runs are counted
 //! outside Kairos. Each scenario prints one row of the table
@@ -7,3 +8,4 @@
 
 mod cluster;
 mod scenarios;
+mod standalone;

@@ -76,7 +76,12 @@ async fn main() -> anyhow::Result<()> {
         ..Sources::default()
     })
     .context("loading the configuration")?;
-    let pool = kairos::store::connect(&settings.database)?;
+    anyhow::ensure!(
+        settings.backend() == kairos::config::Backend::Distributed,
+        "the benchmark measures the distributed mode: configure PostgreSQL and Kafka \
+         (KAIROS_ENV=distributed, as scripts/bench does)"
+    );
+    let pool = kairos::store::postgres::connect(&settings.database)?;
     let mut report = Report::new();
 
     if options.wants("baselines") {

@@ -11,17 +11,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use super::StoreError;
 use crate::domain::{AttemptOutcome, AttemptReport};
-
-/// What applying a batch of reports did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Applied {
-    /// Reports that moved a job or an attempt forward.
-    pub applied: u64,
-    /// Reports of an older dispatch, or repeating or going behind what is stored.
-    pub ignored: u64,
-}
+use crate::store::{Applied, StoreError};
 
 /// (`jobs.id = ANY($1)` keeps the plan on id lookups when statistics lag; see
 /// `run_ledger`.)

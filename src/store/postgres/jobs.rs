@@ -1,32 +1,15 @@
 //! The `jobs` and `job_attempts` tables: every statement that touches them.
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
-use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::StoreError;
 use crate::domain::{Job, JobKind, JobStatus, NewJob};
+use crate::store::{Attempt, StoreError};
 
 pub(super) const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, status, max_retries, timeout_secs, \
      metadata, attempts, epoch, exit_code, last_output, last_error, created_at, updated_at, \
      started_at, finished_at";
-
-/// One attempt of a job, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Attempt {
-    pub attempt: i32,
-    pub epoch: i64,
-    pub status: String,
-    pub scheduled_at: DateTime<Utc>,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub exit_code: Option<i32>,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
-    pub error: Option<String>,
-}
 
 pub(super) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
     let status: String = row.try_get("status")?;

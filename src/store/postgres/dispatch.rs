@@ -14,9 +14,9 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::StoreError;
 use super::jobs::{JOB_COLUMNS, job_from_row};
 use crate::domain::{Dispatch, Job, JobKind, NewJob};
+use crate::store::{Recovered, StoreError};
 
 const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
      jobs.kind, jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs";
@@ -39,17 +39,6 @@ fn dispatch_from_row(row: &Row) -> Result<Dispatch, StoreError> {
 
 fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
-}
-
-/// What a recovery pass did.
-#[derive(Debug, Default)]
-pub struct Recovered {
-    /// Jobs to publish again, under their new epoch.
-    pub dispatches: Vec<Dispatch>,
-    /// Attempts found lost (their job was `RUNNING`).
-    pub lost_attempts: u64,
-    /// Jobs ended `FAILED` because they were lost more than `recovery.max_lost_attempts` times.
-    pub failed: u64,
 }
 
 /// Claims up to `limit` scheduled jobs due before `horizon`, earliest first, for

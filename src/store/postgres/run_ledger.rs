@@ -31,7 +31,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::StoreError;
+use crate::store::{RunKey, StoreError};
 
 /// Requests executed per statement, at most.
 const MAX_BATCH: usize = 2_000;
@@ -64,14 +64,6 @@ enum Request {
     },
 }
 
-/// One attempt of one dispatch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RunKey {
-    pub job_id: Uuid,
-    pub epoch: i64,
-    pub attempt: i32,
-}
-
 /// Why a ledger request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -81,9 +73,9 @@ pub enum LedgerError {
     Stopped,
 }
 
-impl From<StoreError> for LedgerError {
-    fn from(error: StoreError) -> Self {
-        LedgerError::Store(error.to_string())
+impl From<LedgerError> for StoreError {
+    fn from(error: LedgerError) -> Self {
+        StoreError::Worker(error.to_string())
     }
 }
 

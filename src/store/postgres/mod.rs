@@ -1,0 +1,273 @@
+//! PostgreSQL: the store of a distributed deployment, shared by every process.
+//!
+//! Every PostgreSQL statement Kairos runs lives in this module: `jobs` (create, read, list),
+//! `dispatch` (claims, leases, recovery), `run_ledger` (run claims, batched) and `reports`
+//! (the result writer's writes).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+use super::{Applied, Attempt, Recovered, RunKey, Store, StoreError};
+use crate::config::DatabaseSettings;
+use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
+use run_ledger::RunLedger;
+
+pub mod dispatch;
+pub mod jobs;
+pub mod reports;
+pub mod run_ledger;
+
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// The advisory-lock key that serialises migrations across instances ("kairos" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6b61_6972_6f73;
+
+/// tokio-postgres's own message for a server error is just "db error"; the server's message
+/// is in the source.
+pub(super) fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => error.to_string(),
+    }
+}
+
+/// Builds a pool for `settings`. Connections are made lazily, on first use.
+///
+/// # Errors
+/// [`StoreError::Pool`] when the pool cannot be built from the settings.
+pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(settings.host())
+        .port(settings.port)
+        .user(&settings.user)
+        .password(&settings.password)
+        .dbname(&settings.name)
+        .application_name("kairos")
+        .connect_timeout(settings.connect_timeout());
+    // `Fast` recycling skips a round trip per checkout; a broken connection is detected on
+    // use and discarded by the pool.
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.connect_timeout()))
+        .create_timeout(Some(settings.connect_timeout()))
+        .recycle_timeout(Some(settings.connect_timeout()))
+        .build()?;
+    Ok(pool)
+}
+
+/// Applies the migrations in `migrations/postgres/` that the database has not seen yet.
+///
+/// # Errors
+/// [`StoreError::Connection`] when no connection can be had, [`StoreError::Migration`] when a
+/// migration fails (it is rolled back).
+pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.get().await?;
+    // Instances starting together would otherwise race to apply the same migration; the
+    // lock is held by this session until it is released below (or the session ends).
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let report = embedded::migrations::runner()
+        .run_async(&mut **client)
+        .await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    for migration in report?.applied_migrations() {
+        tracing::info!(
+            version = migration.version(),
+            name = migration.name(),
+            "applied migration"
+        );
+    }
+    Ok(())
+}
+
+/// Checks that the database answers a query, for the readiness probe.
+///
+/// # Errors
+/// The reason it does not.
+pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
+    let client = pool.get().await?;
+    client.simple_query("SELECT 1").await?;
+    Ok(())
+}
+
+/// The PostgreSQL store of one instance.
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: Pool,
+    /// A connection of its own for the heartbeat, so that a busy pool cannot delay it past
+    /// the recovery grace (which would make a live process look dead).
+    heartbeat_pool: Pool,
+    ledger: RunLedger,
+    instance: String,
+    location: String,
+}
+
+impl PostgresStore {
+    /// Connects for `instance` and applies the migrations. Must run on a tokio runtime (the
+    /// run ledger's tasks start on it).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the database cannot be reached or a migration fails.
+    pub async fn open(settings: &DatabaseSettings, instance: &str) -> Result<Self, StoreError> {
+        let pool = connect(settings)?;
+        migrate(&pool).await?;
+        let heartbeat_pool = connect(&DatabaseSettings {
+            pool_size: 1,
+            ..settings.clone()
+        })?;
+        Ok(Self {
+            ledger: RunLedger::start(pool.clone(), instance.to_owned()),
+            pool,
+            heartbeat_pool,
+            instance: instance.to_owned(),
+            location: format!(
+                "PostgreSQL at {}:{}/{}",
+                settings.host(),
+                settings.port,
+                settings.name
+            ),
+        })
+    }
+
+    /// The connection pool (the benchmark reads statistics through it).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        ping(&self.pool).await
+    }
+
+    async fn insert_job(&self, job: &NewJob) -> Result<Job, StoreError> {
+        jobs::insert(&self.pool, job).await
+    }
+
+    async fn insert_dispatched(
+        &self,
+        job: &NewJob,
+        grace: Duration,
+    ) -> Result<(Job, Dispatch), StoreError> {
+        dispatch::insert_dispatched(&self.pool, job, &self.instance, grace).await
+    }
+
+    async fn insert_batch(
+        &self,
+        jobs: &[NewJob],
+        dispatch_before: DateTime<Utc>,
+        grace: Duration,
+    ) -> Result<Vec<Dispatch>, StoreError> {
+        dispatch::insert_batch(&self.pool, jobs, dispatch_before, &self.instance, grace).await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
+        jobs::get(&self.pool, id).await
+    }
+
+    async fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        jobs::list(&self.pool, status, after, limit).await
+    }
+
+    async fn claim_due(
+        &self,
+        horizon: DateTime<Utc>,
+        limit: i64,
+        grace: Duration,
+    ) -> Result<Vec<Dispatch>, StoreError> {
+        dispatch::claim_due(&self.pool, horizon, limit, &self.instance, grace).await
+    }
+
+    async fn release_claim(&self, job_id: Uuid, epoch: i64) -> Result<(), StoreError> {
+        dispatch::release(&self.pool, job_id, epoch).await
+    }
+
+    async fn redispatch(
+        &self,
+        run: RunKey,
+        grace: Duration,
+    ) -> Result<Option<Dispatch>, StoreError> {
+        dispatch::redispatch(
+            &self.pool,
+            run.job_id,
+            run.epoch,
+            run.attempt,
+            &self.instance,
+            grace,
+        )
+        .await
+    }
+
+    async fn recover_expired(
+        &self,
+        limit: i64,
+        grace: Duration,
+        max_lost: i32,
+        check_heartbeats: bool,
+    ) -> Result<Recovered, StoreError> {
+        dispatch::recover_expired(
+            &self.pool,
+            limit,
+            &self.instance,
+            grace,
+            max_lost,
+            check_heartbeats,
+        )
+        .await
+    }
+
+    async fn heartbeat(&self) -> Result<(), StoreError> {
+        dispatch::heartbeat(&self.heartbeat_pool, &self.instance).await
+    }
+
+    async fn forget_instance(&self) -> Result<(), StoreError> {
+        dispatch::forget_instance(&self.pool, &self.instance).await
+    }
+
+    async fn apply_reports(
+        &self,
+        reports: &[AttemptReport],
+        retry_lease: Duration,
+    ) -> Result<Applied, StoreError> {
+        reports::apply_reports(&self.pool, reports, retry_lease).await
+    }
+
+    fn hold_run(&self, run: RunKey) {
+        self.ledger.hold(run);
+    }
+
+    async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError> {
+        Ok(self.ledger.claim(run, lease).await?)
+    }
+
+    async fn release_run(&self, run: RunKey) -> Result<(), StoreError> {
+        Ok(self.ledger.release(run).await?)
+    }
+}

@@ -1,0 +1,273 @@
+//! SQLite: the store of the standalone mode, one file under `standalone.data_dir`.
+//!
+//! One connection, in WAL mode with `synchronous = NORMAL` (a commit survives a crash of the
+//! process; the last commits before a power cut may not), opened with an exclusive lock so
+//! that a second process on the same data directory is refused rather than corrupting it.
+//! Statements run on tokio's blocking threads, one at a time. They mirror the PostgreSQL
+//! statements of `store::postgres` rule for rule; what PostgreSQL does in one set statement
+//! is a loop inside one transaction here ([`queries`]).
+//!
+//! Because the lock admits one process, every job found in flight when the store opens was
+//! lost with the previous process: opening expires their leases, so the first recovery pass
+//! dispatches them again at once (a running attempt is recorded `LOST`, as in the
+//! distributed mode), instead of waiting for their leases to run out.
+
+mod queries;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, ErrorCode};
+use uuid::Uuid;
+
+use super::{Applied, Attempt, Recovered, RunKey, Store, StoreError};
+use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
+
+mod embedded {
+    refinery::embed_migrations!("migrations/sqlite");
+}
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "kairos.db";
+
+/// How long opening waits for a lock held by another process.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+
+/// The SQLite store of the (single) standalone instance.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+    instance: Arc<str>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) `kairos.db` in `data_dir`, applies the migrations,
+    /// takes the file's exclusive lock and expires the leases of the jobs a previous process
+    /// left in flight.
+    ///
+    /// # Errors
+    /// [`StoreError::DataDirectory`] when the folder cannot be created or another process
+    /// uses it; [`StoreError`] when a migration fails.
+    pub async fn open(data_dir: &Path, instance: &str) -> Result<Self, StoreError> {
+        let data_dir = data_dir.to_path_buf();
+        let instance: Arc<str> = instance.into();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&data_dir, instance))
+            .await
+            .map_err(|error| StoreError::Worker(error.to_string()))?
+    }
+
+    fn open_blocking(data_dir: &Path, instance: Arc<str>) -> Result<Self, StoreError> {
+        let directory_error = |source| StoreError::DataDirectory {
+            path: data_dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(directory_error)?;
+        let path = data_dir.join(DATABASE_FILE);
+        let mut connection = Connection::open(&path)?;
+        connection.busy_timeout(LOCK_WAIT)?;
+        let locked = connection.execute_batch(
+            "PRAGMA locking_mode = EXCLUSIVE; \
+             PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; \
+             PRAGMA foreign_keys = ON; \
+             BEGIN EXCLUSIVE; COMMIT;",
+        );
+        if let Err(rusqlite::Error::SqliteFailure(failure, _)) = &locked
+            && failure.code == ErrorCode::DatabaseBusy
+        {
+            return Err(directory_error(std::io::Error::other(
+                "it is in use by another Kairos process",
+            )));
+        }
+        locked?;
+        let report = embedded::migrations::runner().run(&mut connection)?;
+        for migration in report.applied_migrations() {
+            tracing::info!(
+                version = migration.version(),
+                name = migration.name(),
+                "applied migration"
+            );
+        }
+        let expired = queries::expire_leases(&connection, Utc::now())?;
+        if expired > 0 {
+            tracing::warn!(
+                jobs = expired,
+                "jobs were in flight when the previous process stopped; dispatching them again"
+            );
+        }
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            instance,
+            path,
+        })
+    }
+
+    /// Runs `work` on the connection, on a blocking thread.
+    async fn call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = store
+                .connection
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            work(&mut connection, &store.instance)
+        })
+        .await
+        .map_err(|error| StoreError::Worker(error.to_string()))?
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn location(&self) -> String {
+        format!("SQLite at {}", self.path.display())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.call(|connection, _| {
+            connection.query_row("SELECT 1", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert_job(&self, job: &NewJob) -> Result<Job, StoreError> {
+        let job = job.clone();
+        self.call(move |connection, _| queries::insert_job(connection, &job, Utc::now()))
+            .await
+    }
+
+    async fn insert_dispatched(
+        &self,
+        job: &NewJob,
+        grace: Duration,
+    ) -> Result<(Job, Dispatch), StoreError> {
+        let job = job.clone();
+        self.call(move |connection, instance| {
+            queries::insert_dispatched(connection, &job, instance, grace, Utc::now())
+        })
+        .await
+    }
+
+    async fn insert_batch(
+        &self,
+        jobs: &[NewJob],
+        dispatch_before: DateTime<Utc>,
+        grace: Duration,
+    ) -> Result<Vec<Dispatch>, StoreError> {
+        let jobs = jobs.to_vec();
+        self.call(move |connection, instance| {
+            queries::insert_batch(connection, &jobs, dispatch_before, instance, grace)
+        })
+        .await
+    }
+
+    async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
+        self.call(move |connection, _| queries::get_job(connection, id))
+            .await
+    }
+
+    async fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.call(move |connection, _| queries::list_jobs(connection, status, after, limit))
+            .await
+    }
+
+    async fn claim_due(
+        &self,
+        horizon: DateTime<Utc>,
+        limit: i64,
+        grace: Duration,
+    ) -> Result<Vec<Dispatch>, StoreError> {
+        self.call(move |connection, instance| {
+            queries::claim_due(connection, horizon, limit, instance, grace)
+        })
+        .await
+    }
+
+    async fn release_claim(&self, job_id: Uuid, epoch: i64) -> Result<(), StoreError> {
+        self.call(move |connection, _| queries::release_claim(connection, job_id, epoch))
+            .await
+    }
+
+    async fn redispatch(
+        &self,
+        run: RunKey,
+        grace: Duration,
+    ) -> Result<Option<Dispatch>, StoreError> {
+        self.call(move |connection, instance| queries::redispatch(connection, run, instance, grace))
+            .await
+    }
+
+    async fn recover_expired(
+        &self,
+        limit: i64,
+        grace: Duration,
+        max_lost: i32,
+        check_heartbeats: bool,
+    ) -> Result<Recovered, StoreError> {
+        self.call(move |connection, instance| {
+            queries::recover_expired(
+                connection,
+                limit,
+                instance,
+                grace,
+                max_lost,
+                check_heartbeats,
+            )
+        })
+        .await
+    }
+
+    async fn heartbeat(&self) -> Result<(), StoreError> {
+        self.call(|connection, instance| queries::heartbeat(connection, instance))
+            .await
+    }
+
+    async fn forget_instance(&self) -> Result<(), StoreError> {
+        self.call(|connection, instance| queries::forget_instance(connection, instance))
+            .await
+    }
+
+    async fn apply_reports(
+        &self,
+        reports: &[AttemptReport],
+        retry_lease: Duration,
+    ) -> Result<Applied, StoreError> {
+        let reports = reports.to_vec();
+        self.call(move |connection, _| queries::apply_reports(connection, &reports, retry_lease))
+            .await
+    }
+
+    fn hold_run(&self, run: RunKey) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let held = store
+                .call(move |connection, instance| queries::hold_run(connection, run, instance))
+                .await;
+            if let Err(error) = held {
+                tracing::warn!(%error, job_id = %run.job_id, "cannot record a held dispatch");
+            }
+        });
+    }
+
+    async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError> {
+        self.call(move |connection, instance| queries::claim_run(connection, run, lease, instance))
+            .await
+    }
+
+    async fn release_run(&self, run: RunKey) -> Result<(), StoreError> {
+        self.call(move |connection, _| queries::release_run(connection, run))
+            .await
+    }
+}

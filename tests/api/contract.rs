@@ -1,0 +1,297 @@
+//! The behavioural contract, run against both backends: the standalone mode (SQLite and the
+//! in-process bus) and the distributed mode (PostgreSQL and Kafka). A user sees the same
+//! answers and the same job histories from either.
+
+use chrono::{DateTime, Utc};
+use kairos::config::Backend;
+use kairos::domain::{AttemptOutcome, AttemptReport, JobStatus};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, metric, settings_for, spawn_app_with};
+
+/// Declares each contract test once per backend: `standalone::<name>` and
+/// `distributed::<name>`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod standalone {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name(kairos::config::Backend::Standalone).await;
+                }
+            )*
+        }
+        mod distributed {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name(kairos::config::Backend::Distributed).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    a_created_job_is_stored_and_listed,
+    a_job_runs_once_at_its_time,
+    a_failing_job_is_retried_until_it_succeeds,
+    a_job_failing_every_attempt_ends_failed_after_the_retries,
+    repeated_and_stale_results_change_nothing,
+    bad_input_gets_a_clear_error,
+    a_batch_runs_every_job,
+);
+
+async fn spawn(backend: Backend) -> TestApp {
+    spawn_app_with(settings_for(backend)).await
+}
+
+fn in_secs(seconds: f64) -> String {
+    (Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64)).to_rfc3339()
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().expect("a time"))
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
+}
+
+fn attempt_statuses(job: &Value) -> Vec<&str> {
+    job["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|attempt| attempt["status"].as_str().expect("a status"))
+        .collect()
+}
+
+async fn a_created_job_is_stored_and_listed(backend: Backend) {
+    let app = spawn(backend).await;
+    let response = app
+        .post_job(&json!({
+            "name": "nightly-report",
+            "command": "echo report",
+            "execute_at": in_secs(3600.0),
+            "max_retries": 2,
+            "metadata": {"team": "billing"},
+        }))
+        .await;
+    assert_eq!(response.status(), 201);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .expect("a Location header");
+    let created: Value = response.json().await.expect("JSON");
+    assert_eq!(created["job"]["status"], "SCHEDULED");
+
+    let job: Value = app.get(&location).await.json().await.expect("JSON");
+    assert_eq!(job["job"]["name"], "nightly-report");
+    assert_eq!(job["job"]["command"], "echo report");
+    assert_eq!(job["job"]["max_retries"], 2);
+    assert_eq!(job["job"]["metadata"], json!({"team": "billing"}));
+    assert_eq!(job["job"]["execute_at"], created["job"]["execute_at"]);
+    assert_eq!(job["attempts"], json!([]));
+
+    let listed: Value = app
+        .get("/api/v1/jobs?status=SCHEDULED")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let ids: Vec<&Value> = listed["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|job| &job["id"])
+        .collect();
+    assert_eq!(ids, [&created["job"]["id"]]);
+}
+
+async fn a_job_runs_once_at_its_time(backend: Backend) {
+    let app = spawn(backend).await;
+    let id = app
+        .create_job(&json!({"command": "echo ran $KAIROS_ATTEMPT", "execute_at": in_secs(1.5)}))
+        .await;
+
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(done["job"]["last_output"], "ran 1\n");
+    assert_eq!(attempt_statuses(&done), ["SUCCEEDED"]);
+    let lateness = time(&done["attempts"][0]["started_at"]) - time(&done["job"]["execute_at"]);
+    assert!(
+        lateness >= chrono::Duration::zero(),
+        "started {lateness} early"
+    );
+    assert!(
+        lateness < chrono::Duration::seconds(1),
+        "started {lateness} late"
+    );
+}
+
+async fn a_failing_job_is_retried_until_it_succeeds(backend: Backend) {
+    let app = spawn(backend).await;
+    let id = app
+        .create_job(&json!({
+            "command": "echo try $KAIROS_ATTEMPT; [ \"$KAIROS_ATTEMPT\" -ge 3 ]",
+            "execute_at": in_secs(0.0),
+            "max_retries": 3,
+        }))
+        .await;
+
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(done["job"]["attempts"], 3);
+    assert_eq!(done["job"]["last_output"], "try 3\n");
+    assert_eq!(attempt_statuses(&done), ["FAILED", "FAILED", "SUCCEEDED"]);
+}
+
+async fn a_job_failing_every_attempt_ends_failed_after_the_retries(backend: Backend) {
+    let app = spawn(backend).await;
+    let id = app
+        .create_job(&json!({
+            "command": "echo no >&2; exit 3",
+            "execute_at": in_secs(0.0),
+            "max_retries": 3,
+        }))
+        .await;
+
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "FAILED");
+    assert_eq!(done["job"]["attempts"], 4);
+    assert_eq!(done["job"]["exit_code"], 3);
+    assert_eq!(
+        attempt_statuses(&done),
+        ["FAILED", "FAILED", "FAILED", "FAILED"]
+    );
+    assert_eq!(done["attempts"][3]["stderr"], "no\n");
+}
+
+async fn repeated_and_stale_results_change_nothing(backend: Backend) {
+    let app = spawn(backend).await;
+    let id = app
+        .create_job(&json!({"command": "echo once", "execute_at": in_secs(0.0)}))
+        .await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    let ignored_before = ignored_reports(&app).await;
+
+    // The final report again, twice, then a report of an older dispatch saying it failed.
+    let attempt = &done["attempts"][0];
+    let report = AttemptReport {
+        job_id: id,
+        epoch: attempt["epoch"].as_i64().expect("an epoch"),
+        attempt: 1,
+        status: JobStatus::Success,
+        outcome: AttemptOutcome::Succeeded,
+        scheduled_at: time(&attempt["scheduled_at"]),
+        started_at: time(&attempt["started_at"]),
+        finished_at: Some(time(&attempt["finished_at"])),
+        exit_code: Some(0),
+        stdout: Some("once\n".into()),
+        stderr: Some(String::new()),
+        error: None,
+    };
+    let stale = AttemptReport {
+        epoch: report.epoch - 1,
+        status: JobStatus::Failed,
+        outcome: AttemptOutcome::Failed,
+        exit_code: Some(1),
+        ..report.clone()
+    };
+    for report in [&report, &report, &stale] {
+        app.publisher.report(report).await.expect("published");
+    }
+    app.wait_for_metrics("three more ignored reports", |text| {
+        metric(text, "kairos_reports_ignored_total") == Some(ignored_before + 3.0)
+    })
+    .await;
+    assert_eq!(app.job(id).await, done, "the job changed");
+}
+
+async fn ignored_reports(app: &TestApp) -> f64 {
+    let text = app.get("/metrics").await.text().await.expect("text");
+    metric(&text, "kairos_reports_ignored_total").unwrap_or(0.0)
+}
+
+async fn bad_input_gets_a_clear_error(backend: Backend) {
+    let app = spawn(backend).await;
+    let cases = [
+        (json!({"execute_at": in_secs(10.0)}), "command"),
+        (json!({"command": "true"}), "execute_at"),
+        (
+            json!({"command": "true", "execute_at": "tomorrow"}),
+            "execute_at",
+        ),
+        (
+            json!({"command": "true", "execute_at": in_secs(10.0), "max_retries": -1}),
+            "max_retries",
+        ),
+    ];
+    for (body, field) in cases {
+        let response = app.post_job(&body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.expect("a JSON error");
+        assert_eq!(error["error"]["field"], field, "{body}: {error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+
+    let not_json = app
+        .client
+        .post(format!("{}/api/v1/jobs", app.address))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(not_json.status(), 400);
+    let unknown = app.get(&format!("/api/v1/jobs/{}", Uuid::now_v7())).await;
+    assert_eq!(unknown.status(), 404);
+    let malformed = app.get("/api/v1/jobs/not-an-id").await;
+    assert_eq!(malformed.status(), 400);
+
+    let listed: Value = app.get("/api/v1/jobs").await.json().await.expect("JSON");
+    assert_eq!(listed["jobs"], json!([]), "nothing was stored");
+}
+
+async fn a_batch_runs_every_job(backend: Backend) {
+    let app = spawn(backend).await;
+    let jobs: Vec<Value> = (0..200)
+        .map(|n| json!({"kind": "noop", "name": format!("n{n}"), "execute_at": in_secs(0.5)}))
+        .collect();
+    let response = app
+        .client
+        .post(format!("{}/api/v1/jobs:batch", app.address))
+        .json(&json!({ "jobs": jobs }))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("JSON");
+    let ids: Vec<Uuid> = created["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|id| {
+            id.as_str()
+                .and_then(|id| Uuid::parse_str(id).ok())
+                .expect("an id")
+        })
+        .collect();
+    assert_eq!(ids.len(), 200);
+    app.wait_for_metrics("200 successes", |text| {
+        metric(text, "kairos_jobs_succeeded_total") == Some(200.0)
+    })
+    .await;
+    for id in [ids[0], ids[199]] {
+        let job = app.wait_until_finished(id).await;
+        assert_eq!(job["job"]["status"], "SUCCESS");
+        assert_eq!(attempt_statuses(&job), ["SUCCEEDED"]);
+    }
+}
