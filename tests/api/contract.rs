@@ -34,10 +34,11 @@ macro_rules! contract {
 }
 
 contract!(
-    a_created_job_is_stored_and_listed,
+    a_created_job_is_stored,
     a_job_runs_once_at_its_time,
     a_failing_job_is_retried_until_it_succeeds,
-    a_job_failing_every_attempt_ends_failed_after_the_retries,
+    an_always_failing_command_ends_failed_after_its_retries,
+    listing_pages_newest_first,
     repeated_and_stale_results_change_nothing,
     bad_input_gets_a_clear_error,
     a_batch_runs_every_job,
@@ -66,7 +67,7 @@ fn attempt_statuses(job: &Value) -> Vec<&str> {
         .collect()
 }
 
-async fn a_created_job_is_stored_and_listed(backend: Backend) {
+async fn a_created_job_is_stored(backend: Backend) {
     let app = spawn(backend).await;
     let response = app
         .post_job(&json!({
@@ -94,20 +95,6 @@ async fn a_created_job_is_stored_and_listed(backend: Backend) {
     assert_eq!(job["job"]["metadata"], json!({"team": "billing"}));
     assert_eq!(job["job"]["execute_at"], created["job"]["execute_at"]);
     assert_eq!(job["attempts"], json!([]));
-
-    let listed: Value = app
-        .get("/api/v1/jobs?status=SCHEDULED")
-        .await
-        .json()
-        .await
-        .expect("JSON");
-    let ids: Vec<&Value> = listed["jobs"]
-        .as_array()
-        .expect("jobs")
-        .iter()
-        .map(|job| &job["id"])
-        .collect();
-    assert_eq!(ids, [&created["job"]["id"]]);
 }
 
 async fn a_job_runs_once_at_its_time(backend: Backend) {
@@ -148,25 +135,33 @@ async fn a_failing_job_is_retried_until_it_succeeds(backend: Backend) {
     assert_eq!(attempt_statuses(&done), ["FAILED", "FAILED", "SUCCEEDED"]);
 }
 
-async fn a_job_failing_every_attempt_ends_failed_after_the_retries(backend: Backend) {
+/// A command that always fails ends FAILED after 1 + 3 attempts by default, each recorded
+/// with its error; with `max_retries: 0`, after one.
+async fn an_always_failing_command_ends_failed_after_its_retries(backend: Backend) {
     let app = spawn(backend).await;
-    let id = app
-        .create_job(&json!({
-            "command": "echo no >&2; exit 3",
-            "execute_at": in_secs(0.0),
-            "max_retries": 3,
-        }))
+    let default = app
+        .create_job(&json!({"command": "echo boom >&2; exit 7", "execute_at": in_secs(0.0)}))
+        .await;
+    let no_retry = app
+        .create_job(&json!({"command": "exit 7", "execute_at": in_secs(0.0), "max_retries": 0}))
         .await;
 
-    let done = app.wait_until_finished(id).await;
+    let done = app.wait_until_finished(default).await;
     assert_eq!(done["job"]["status"], "FAILED");
     assert_eq!(done["job"]["attempts"], 4);
-    assert_eq!(done["job"]["exit_code"], 3);
-    assert_eq!(
-        attempt_statuses(&done),
-        ["FAILED", "FAILED", "FAILED", "FAILED"]
-    );
-    assert_eq!(done["attempts"][3]["stderr"], "no\n");
+    let attempts = done["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 4);
+    for (number, attempt) in attempts.iter().enumerate() {
+        assert_eq!(attempt["attempt"], number + 1);
+        assert_eq!(attempt["status"], "FAILED");
+        assert_eq!(attempt["exit_code"], 7);
+        assert_eq!(attempt["error"], "exit code 7");
+        assert_eq!(attempt["stderr"], "boom\n");
+    }
+
+    let done = app.wait_until_finished(no_retry).await;
+    assert_eq!(done["job"]["status"], "FAILED");
+    assert_eq!(done["attempts"].as_array().expect("attempts").len(), 1);
 }
 
 async fn repeated_and_stale_results_change_nothing(backend: Backend) {
@@ -294,4 +289,46 @@ async fn a_batch_runs_every_job(backend: Backend) {
         assert_eq!(job["job"]["status"], "SUCCESS");
         assert_eq!(attempt_statuses(&job), ["SUCCEEDED"]);
     }
+}
+
+/// Listing pages through jobs newest first, filtered by status.
+async fn listing_pages_newest_first(backend: Backend) {
+    let app = spawn(backend).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            app.create_job(&json!({"command": "true", "execute_at": in_secs(3600.0)}))
+                .await,
+        );
+    }
+    let page: Value = app
+        .get("/api/v1/jobs?limit=2&status=SCHEDULED")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let listed: Vec<&str> = page["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|job| job["id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(listed, [ids[2].to_string(), ids[1].to_string()]);
+    let cursor = page["next_cursor"].as_str().expect("a next page");
+    let page: Value = app
+        .get(&format!("/api/v1/jobs?limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(page["jobs"].as_array().expect("jobs").len(), 1);
+    assert_eq!(page["jobs"][0]["id"], ids[0].to_string());
+    assert_eq!(page["next_cursor"], Value::Null);
+    let none: Value = app
+        .get("/api/v1/jobs?status=FAILED")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(none["jobs"], json!([]));
 }

@@ -14,14 +14,13 @@ use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::jobs::{JOB_COLUMNS, job_from_row};
-use crate::domain::{Dispatch, Job, JobKind, NewJob};
+use crate::domain::{Dispatch, JobKind, NewJob};
 use crate::store::{Recovered, StoreError};
 
 const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
      jobs.kind, jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs";
 
-fn dispatch_from_row(row: &Row) -> Result<Dispatch, StoreError> {
+pub(super) fn dispatch_from_row(row: &Row) -> Result<Dispatch, StoreError> {
     let attempts: i32 = row.try_get("attempts")?;
     let lost: i32 = row.try_get("lost_attempts")?;
     Ok(Dispatch {
@@ -76,49 +75,8 @@ pub async fn claim_due(
     rows.iter().map(dispatch_from_row).collect()
 }
 
-/// Stores a new job already claimed for dispatch (it is due within the horizon already
-/// scanned), so that it is published at once rather than at the next scan.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached or refuses the row.
-pub async fn insert_dispatched(
-    pool: &Pool,
-    job: &NewJob,
-    instance: &str,
-    grace: Duration,
-) -> Result<(Job, Dispatch), StoreError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(&format!(
-            "INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
-                 status, epoch, claimed_by, claimed_at, lease_until, kind) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'DISPATCHED', 1, $8, now(), \
-                 GREATEST($4, now()) + make_interval(secs => $9), $10) \
-             RETURNING {JOB_COLUMNS}, lost_attempts"
-        ))
-        .await?;
-    let row = client
-        .query_one(
-            &statement,
-            &[
-                &job.id,
-                &job.name,
-                &job.command,
-                &job.execute_at,
-                &job.max_retries,
-                &job.timeout_secs,
-                &job.metadata,
-                &instance,
-                &seconds(grace),
-                &job.kind.as_str(),
-            ],
-        )
-        .await?;
-    Ok((job_from_row(&row)?, dispatch_from_row(&row)?))
-}
-
 /// Stores `jobs` in one statement, all or none. Those due before `dispatch_before` are
-/// stored already claimed, as [`insert_dispatched`] does, and returned for publishing.
+/// stored already claimed, as [`super::jobs::insert`] does with a claim, and returned for publishing.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached or refuses a row; nothing is stored.

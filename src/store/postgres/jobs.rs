@@ -1,10 +1,13 @@
 //! The `jobs` and `job_attempts` tables: every statement that touches them.
 
+use std::time::Duration;
+
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::domain::{Job, JobKind, JobStatus, NewJob};
+use super::dispatch::dispatch_from_row;
+use crate::domain::{Dispatch, Job, JobKind, JobStatus, NewJob};
 use crate::store::{Attempt, StoreError};
 
 pub(super) const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, status, max_retries, timeout_secs, \
@@ -44,19 +47,33 @@ pub(super) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
     })
 }
 
-/// Stores a new job as `SCHEDULED`.
+/// Stores a new job: `SCHEDULED`, or, with a `claim` (it is due within the horizon already
+/// scanned), already `DISPATCHED` to `claim.instance` under epoch 1 with a lease until its
+/// time plus `claim.grace`. Returns the job and its dispatch, which the caller publishes at
+/// once when it claimed the job (rather than waiting for the next scan).
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached or refuses the row.
-pub async fn insert(pool: &Pool, job: &NewJob) -> Result<Job, StoreError> {
+pub async fn insert(
+    pool: &Pool,
+    job: &NewJob,
+    claim: Option<(&str, Duration)>,
+) -> Result<(Job, Dispatch), StoreError> {
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
             "INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
-                 kind) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {JOB_COLUMNS}"
+                 kind, status, epoch, claimed_by, claimed_at, lease_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+                 CASE WHEN $9::text IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
+                 CASE WHEN $9::text IS NULL THEN 0 ELSE 1 END, $9, \
+                 CASE WHEN $9::text IS NOT NULL THEN now() END, \
+                 CASE WHEN $9::text IS NOT NULL \
+                     THEN GREATEST($4, now()) + make_interval(secs => $10) END) \
+             RETURNING {JOB_COLUMNS}, lost_attempts"
         ))
         .await?;
+    let (instance, grace) = claim.unzip();
     let row = client
         .query_one(
             &statement,
@@ -69,10 +86,12 @@ pub async fn insert(pool: &Pool, job: &NewJob) -> Result<Job, StoreError> {
                 &job.timeout_secs,
                 &job.metadata,
                 &job.kind.as_str(),
+                &instance,
+                &grace.map_or(0.0, |grace| grace.as_secs_f64()),
             ],
         )
         .await?;
-    job_from_row(&row)
+    Ok((job_from_row(&row)?, dispatch_from_row(&row)?))
 }
 
 /// The job `id` and its attempts, oldest first; `None` when there is no such job.

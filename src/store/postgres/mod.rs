@@ -163,7 +163,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_job(&self, job: &NewJob) -> Result<Job, StoreError> {
-        jobs::insert(&self.pool, job).await
+        Ok(jobs::insert(&self.pool, job, None).await?.0)
     }
 
     async fn insert_dispatched(
@@ -171,7 +171,7 @@ impl Store for PostgresStore {
         job: &NewJob,
         grace: Duration,
     ) -> Result<(Job, Dispatch), StoreError> {
-        dispatch::insert_dispatched(&self.pool, job, &self.instance, grace).await
+        jobs::insert(&self.pool, job, Some((&self.instance, grace))).await
     }
 
     async fn insert_batch(

@@ -139,8 +139,9 @@ impl Store for SqliteStore {
 
     async fn insert_job(&self, job: &NewJob) -> Result<Job, StoreError> {
         let job = job.clone();
-        self.call(move |connection, _| queries::insert_job(connection, &job, Utc::now()))
-            .await
+        let inserted =
+            self.call(move |connection, _| queries::insert_job(connection, &job, None, Utc::now()));
+        Ok(inserted.await?.0)
     }
 
     async fn insert_dispatched(
@@ -150,7 +151,7 @@ impl Store for SqliteStore {
     ) -> Result<(Job, Dispatch), StoreError> {
         let job = job.clone();
         self.call(move |connection, instance| {
-            queries::insert_dispatched(connection, &job, instance, grace, Utc::now())
+            queries::insert_job(connection, &job, Some((instance, grace)), Utc::now())
         })
         .await
     }

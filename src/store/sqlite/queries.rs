@@ -130,50 +130,26 @@ pub(super) fn expire_leases(
     )?)
 }
 
-/// `store::postgres::jobs::insert`.
+/// `store::postgres::jobs::insert`: `SCHEDULED`, or with a `claim` (instance, grace)
+/// already `DISPATCHED`.
 pub(super) fn insert_job(
     connection: &Connection,
     job: &NewJob,
-    now: DateTime<Utc>,
-) -> Result<Job, StoreError> {
-    let mut statement = connection.prepare_cached(&format!(
-        "INSERT INTO jobs (id, name, kind, command, execute_at, max_retries, timeout_secs, \
-             metadata, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) RETURNING {JOB_COLUMNS}"
-    ))?;
-    let job = statement.query_row(
-        params![
-            job.id.to_string(),
-            job.name,
-            job.kind.as_str(),
-            job.command,
-            micros(job.execute_at),
-            job.max_retries,
-            job.timeout_secs,
-            job.metadata.to_string(),
-            micros(now),
-        ],
-        |row| Ok(job_from_row(row)),
-    )??;
-    Ok(job)
-}
-
-/// `store::postgres::dispatch::insert_dispatched`.
-pub(super) fn insert_dispatched(
-    connection: &Connection,
-    job: &NewJob,
-    instance: &str,
-    grace: Duration,
+    claim: Option<(&str, Duration)>,
     now: DateTime<Utc>,
 ) -> Result<(Job, Dispatch), StoreError> {
     let mut statement = connection.prepare_cached(&format!(
         "INSERT INTO jobs (id, name, kind, command, execute_at, max_retries, timeout_secs, \
              metadata, created_at, updated_at, status, epoch, claimed_by, claimed_at, \
              lease_until) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 'DISPATCHED', 1, ?10, ?9, \
-             max(?5, ?9) + ?11) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, \
+             CASE WHEN ?10 IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
+             CASE WHEN ?10 IS NULL THEN 0 ELSE 1 END, ?10, \
+             CASE WHEN ?10 IS NOT NULL THEN ?9 END, \
+             CASE WHEN ?10 IS NOT NULL THEN max(?5, ?9) + ?11 END) \
          RETURNING {JOB_COLUMNS}"
     ))?;
+    let (instance, grace) = claim.unzip();
     let (job, lost) = statement.query_row(
         params![
             job.id.to_string(),
@@ -186,7 +162,7 @@ pub(super) fn insert_dispatched(
             job.metadata.to_string(),
             micros(now),
             instance,
-            span(grace),
+            grace.map_or(0, span),
         ],
         |row| Ok((job_from_row(row), row.get::<_, i32>("lost_attempts")?)),
     )?;
@@ -208,9 +184,9 @@ pub(super) fn insert_batch(
     let mut claimed = Vec::new();
     for job in jobs {
         if job.execute_at < dispatch_before {
-            claimed.push(insert_dispatched(&transaction, job, instance, grace, now)?.1);
+            claimed.push(insert_job(&transaction, job, Some((instance, grace)), now)?.1);
         } else {
-            insert_job(&transaction, job, now)?;
+            insert_job(&transaction, job, None, now)?;
         }
     }
     transaction.commit()?;
