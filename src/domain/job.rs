@@ -48,6 +48,17 @@ impl JobStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == text)
     }
 
+    /// How far along an attempt the status is (`kairos_status_rank` in PostgreSQL): a report
+    /// moves a job only to a later attempt, or to a higher rank within the same attempt.
+    pub fn rank(self) -> i32 {
+        match self {
+            JobStatus::Scheduled | JobStatus::Dispatched => 0,
+            JobStatus::Running => 1,
+            JobStatus::Retrying => 2,
+            JobStatus::Success | JobStatus::Failed => 3,
+        }
+    }
+
     /// `SUCCESS` and `FAILED` end a job: nothing moves it on.
     pub fn is_final(self) -> bool {
         matches!(self, JobStatus::Success | JobStatus::Failed)

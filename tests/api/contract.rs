@@ -199,8 +199,11 @@ async fn repeated_and_stale_results_change_nothing(backend: Backend) {
     for report in [&report, &report, &stale] {
         app.publisher.report(report).await.expect("published");
     }
+    // At least three: the bus delivers at least once, so the writer may also see a record
+    // of the job's own run again (after its consumer rejoins the group), and ignore it too.
     app.wait_for_metrics("three more ignored reports", |text| {
-        metric(text, "kairos_reports_ignored_total") == Some(ignored_before + 3.0)
+        metric(text, "kairos_reports_ignored_total")
+            .is_some_and(|ignored| ignored >= ignored_before + 3.0)
     })
     .await;
     assert_eq!(app.job(id).await, done, "the job changed");

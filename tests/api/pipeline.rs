@@ -178,10 +178,11 @@ async fn duplicates_and_stale_reports_change_nothing() {
             .map_err(|(error, _)| error)
             .expect("published");
     }
-    // The first delivery of each report was applied; every replay is ignored.
+    // The first delivery of each report was applied; every replay is ignored. (At least as
+    // many: the writer's consumer may itself be handed records again after a rejoin.)
     let expected = (replays.len()) as f64;
     app.wait_for_metrics("the replays ignored", |text| {
-        metric(text, "kairos_reports_ignored_total") == Some(expected)
+        metric(text, "kairos_reports_ignored_total").is_some_and(|ignored| ignored >= expected)
     })
     .await;
     let after = app.job(id).await;

@@ -106,7 +106,7 @@ async fn a_lost_attempt_is_recorded_and_the_job_runs_again() {
         .map_err(|(error, _)| error)
         .expect("published");
     app.wait_for_metrics("the zombie report ignored", |text| {
-        metric(text, "kairos_reports_ignored_total") == Some(1.0)
+        metric(text, "kairos_reports_ignored_total").is_some_and(|ignored| ignored >= 1.0)
     })
     .await;
     assert_eq!(app.job(id).await, done);

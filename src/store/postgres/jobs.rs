@@ -1,7 +1,9 @@
 //! The `jobs` and `job_attempts` tables: every statement that touches them.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -47,51 +49,85 @@ pub(super) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
     })
 }
 
-/// Stores a new job: `SCHEDULED`, or, with a `claim` (it is due within the horizon already
-/// scanned), already `DISPATCHED` to `claim.instance` under epoch 1 with a lease until its
-/// time plus `claim.grace`. Returns the job and its dispatch, which the caller publishes at
-/// once when it claimed the job (rather than waiting for the next scan).
+/// Stores new jobs in one statement, all or none: each `SCHEDULED`, or, with a claim (its
+/// `Some(grace)`: it is due within the horizon already scanned), already `DISPATCHED` to
+/// `instance` under epoch 1 with a lease until its time plus the grace. Returns each job with
+/// its dispatch, in the order given; the caller publishes the dispatches of the jobs it
+/// claimed at once (rather than waiting for the next scan).
 ///
 /// # Errors
-/// [`StoreError`] when the database cannot be reached or refuses the row.
-pub async fn insert(
+/// [`StoreError`] when the database cannot be reached or refuses a row.
+pub async fn insert_many(
     pool: &Pool,
-    job: &NewJob,
-    claim: Option<(&str, Duration)>,
-) -> Result<(Job, Dispatch), StoreError> {
+    jobs: &[(NewJob, Option<Duration>)],
+    instance: &str,
+) -> Result<Vec<(Job, Dispatch)>, StoreError> {
+    let ids: Vec<Uuid> = jobs.iter().map(|(job, _)| job.id).collect();
+    let names: Vec<Option<&str>> = jobs.iter().map(|(job, _)| job.name.as_deref()).collect();
+    let commands: Vec<&str> = jobs.iter().map(|(job, _)| job.command.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = jobs.iter().map(|(job, _)| job.execute_at).collect();
+    let retries: Vec<i32> = jobs.iter().map(|(job, _)| job.max_retries).collect();
+    let timeouts: Vec<i32> = jobs.iter().map(|(job, _)| job.timeout_secs).collect();
+    let metadata: Vec<&serde_json::Value> = jobs.iter().map(|(job, _)| &job.metadata).collect();
+    let kinds: Vec<&str> = jobs.iter().map(|(job, _)| job.kind.as_str()).collect();
+    let claimed_by: Vec<Option<&str>> = jobs
+        .iter()
+        .map(|(_, claim)| claim.map(|_| instance))
+        .collect();
+    let graces: Vec<f64> = jobs
+        .iter()
+        .map(|(_, claim)| claim.map_or(0.0, |grace| grace.as_secs_f64()))
+        .collect();
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
             "INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
                  kind, status, epoch, claimed_by, claimed_at, lease_until) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                 CASE WHEN $9::text IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
-                 CASE WHEN $9::text IS NULL THEN 0 ELSE 1 END, $9, \
-                 CASE WHEN $9::text IS NOT NULL THEN now() END, \
-                 CASE WHEN $9::text IS NOT NULL \
-                     THEN GREATEST($4, now()) + make_interval(secs => $10) END) \
+             SELECT id, name, command, execute_at, max_retries, timeout_secs, metadata, kind, \
+                 CASE WHEN claimed_by IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
+                 CASE WHEN claimed_by IS NULL THEN 0 ELSE 1 END, claimed_by, \
+                 CASE WHEN claimed_by IS NOT NULL THEN now() END, \
+                 CASE WHEN claimed_by IS NOT NULL \
+                     THEN GREATEST(execute_at, now()) + make_interval(secs => grace) END \
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int4[], \
+                 $6::int4[], $7::jsonb[], $8::text[], $9::text[], $10::float8[]) \
+                 AS t(id, name, command, execute_at, max_retries, timeout_secs, metadata, kind, \
+                      claimed_by, grace) \
              RETURNING {JOB_COLUMNS}, lost_attempts"
         ))
         .await?;
-    let (instance, grace) = claim.unzip();
-    let row = client
-        .query_one(
+    let rows = client
+        .query(
             &statement,
             &[
-                &job.id,
-                &job.name,
-                &job.command,
-                &job.execute_at,
-                &job.max_retries,
-                &job.timeout_secs,
-                &job.metadata,
-                &job.kind.as_str(),
-                &instance,
-                &grace.map_or(0.0, |grace| grace.as_secs_f64()),
+                &ids,
+                &names,
+                &commands,
+                &times,
+                &retries,
+                &timeouts,
+                &metadata,
+                &kinds,
+                &claimed_by,
+                &graces,
             ],
         )
         .await?;
-    Ok((job_from_row(&row)?, dispatch_from_row(&row)?))
+    let mut inserted: HashMap<Uuid, (Job, Dispatch)> = rows
+        .iter()
+        .map(|row| {
+            let job = job_from_row(row)?;
+            Ok((job.id, (job, dispatch_from_row(row)?)))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    ids.iter()
+        .map(|id| {
+            inserted.remove(id).ok_or(StoreError::Corrupt {
+                column: "jobs.id",
+                value: format!("{id} (inserted, but not returned)"),
+            })
+        })
+        .collect()
 }
 
 /// The job `id` and its attempts, oldest first; `None` when there is no such job.

@@ -14,9 +14,11 @@ use uuid::Uuid;
 use super::{Applied, Attempt, Recovered, RunKey, Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
+use insert_queue::InsertQueue;
 use run_ledger::RunLedger;
 
 pub mod dispatch;
+mod insert_queue;
 pub mod jobs;
 pub mod reports;
 pub mod run_ledger;
@@ -115,6 +117,7 @@ pub struct PostgresStore {
     /// the recovery grace (which would make a live process look dead).
     heartbeat_pool: Pool,
     ledger: RunLedger,
+    inserts: InsertQueue,
     instance: String,
     location: String,
 }
@@ -134,6 +137,7 @@ impl PostgresStore {
         })?;
         Ok(Self {
             ledger: RunLedger::start(pool.clone(), instance.to_owned()),
+            inserts: InsertQueue::start(pool.clone(), instance.to_owned()),
             pool,
             heartbeat_pool,
             instance: instance.to_owned(),
@@ -163,7 +167,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_job(&self, job: &NewJob) -> Result<Job, StoreError> {
-        Ok(jobs::insert(&self.pool, job, None).await?.0)
+        Ok(self.inserts.insert(job.clone(), None).await?.0)
     }
 
     async fn insert_dispatched(
@@ -171,7 +175,7 @@ impl Store for PostgresStore {
         job: &NewJob,
         grace: Duration,
     ) -> Result<(Job, Dispatch), StoreError> {
-        jobs::insert(&self.pool, job, Some((&self.instance, grace))).await
+        self.inserts.insert(job.clone(), Some(grace)).await
     }
 
     async fn insert_batch(

@@ -4,6 +4,11 @@
 //! job (each job's next report, in the order the reports arrived), and is applied with two
 //! set statements, one moving the jobs and one upserting the attempts. A batch of N reports
 //! over J jobs costs 2 × (the most reports any one job has) statements, not 2 × N.
+//!
+//! Before that, a report that a later report of the same attempt in the batch moves past
+//! (`RUNNING`, then `SUCCESS`) is dropped: the later one alone leaves the same rows, so a job
+//! that starts and ends within one batch costs one round, not two. The dropped report counts
+//! as applied or ignored with the one that superseded it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -77,7 +82,9 @@ pub async fn apply_reports(
     let upsert_attempts = transaction.prepare_cached(UPSERT_ATTEMPTS).await?;
     let retry_lease = retry_lease.as_secs_f64();
     let mut outcome = Applied::default();
-    for round in rounds(reports) {
+    let kept = supersede(reports);
+    for round in rounds(&kept) {
+        let (round, weights): (Vec<&AttemptReport>, Vec<u64>) = round.into_iter().unzip();
         let ids: Vec<Uuid> = round.iter().map(|r| r.job_id).collect();
         let epochs: Vec<i64> = round.iter().map(|r| r.epoch).collect();
         let statuses: Vec<&str> = round.iter().map(|r| r.status.as_str()).collect();
@@ -138,11 +145,11 @@ pub async fn apply_reports(
             .iter()
             .map(|row| row.try_get(0))
             .collect::<Result<_, _>>()?;
-        for report in &round {
+        for (report, weight) in round.iter().zip(weights) {
             if moved_jobs.contains(&report.job_id) || moved_attempts.contains(&report.job_id) {
-                outcome.applied += 1;
+                outcome.applied += weight;
             } else {
-                outcome.ignored += 1;
+                outcome.ignored += weight;
             }
         }
     }
@@ -150,21 +157,47 @@ pub async fn apply_reports(
     Ok(outcome)
 }
 
+/// A report kept for writing, and how many reports it stands for (itself and those it
+/// superseded).
+type Weighted<'a> = (&'a AttemptReport, u64);
+
+/// Drops every report that a later report of the same attempt (job, epoch, attempt) in
+/// `reports` moves past, to a higher status rank; keeps the rest in arrival order.
+fn supersede(reports: &[AttemptReport]) -> Vec<Weighted<'_>> {
+    // From the last report back: the highest rank seen so far per attempt, and where the
+    // report that holds it is kept.
+    let mut highest: HashMap<(Uuid, i64, i32), (i32, usize)> = HashMap::new();
+    let mut kept: Vec<Weighted<'_>> = Vec::with_capacity(reports.len());
+    for report in reports.iter().rev() {
+        let key = (report.job_id, report.epoch, report.attempt);
+        let rank = report.status.rank();
+        match highest.get(&key) {
+            Some(&(higher, index)) if rank < higher => kept[index].1 += 1,
+            _ => {
+                highest.insert(key, (rank, kept.len()));
+                kept.push((report, 1));
+            }
+        }
+    }
+    kept.reverse();
+    kept
+}
+
 /// Splits `reports` into rounds holding at most one report per job, keeping each job's
 /// reports in arrival order across rounds.
-fn rounds(reports: &[AttemptReport]) -> Vec<Vec<&AttemptReport>> {
-    let mut per_job: HashMap<Uuid, VecDeque<&AttemptReport>> = HashMap::new();
+fn rounds<'a>(reports: &[Weighted<'a>]) -> Vec<Vec<Weighted<'a>>> {
+    let mut per_job: HashMap<Uuid, VecDeque<Weighted<'a>>> = HashMap::new();
     let mut order = Vec::new();
-    for report in reports {
+    for &(report, weight) in reports {
         let queue = per_job.entry(report.job_id).or_default();
         if queue.is_empty() {
             order.push(report.job_id);
         }
-        queue.push_back(report);
+        queue.push_back((report, weight));
     }
     let mut rounds = Vec::new();
     loop {
-        let round: Vec<&AttemptReport> = order
+        let round: Vec<Weighted<'a>> = order
             .iter()
             .filter_map(|id| per_job.get_mut(id).and_then(VecDeque::pop_front))
             .collect();
@@ -206,12 +239,13 @@ mod tests {
             report(1, 2, JobStatus::Running),
             report(2, 1, JobStatus::Success),
         ];
-        let rounds: Vec<Vec<(u128, i32, JobStatus)>> = rounds(&reports)
+        let weighted: Vec<Weighted<'_>> = reports.iter().map(|report| (report, 1)).collect();
+        let rounds: Vec<Vec<(u128, i32, JobStatus)>> = rounds(&weighted)
             .iter()
             .map(|round| {
                 round
                     .iter()
-                    .map(|r| (r.job_id.as_u128(), r.attempt, r.status))
+                    .map(|(r, _)| (r.job_id.as_u128(), r.attempt, r.status))
                     .collect()
             })
             .collect();
@@ -221,6 +255,31 @@ mod tests {
                 vec![(1, 1, JobStatus::Running), (2, 1, JobStatus::Running)],
                 vec![(1, 1, JobStatus::Retrying), (2, 1, JobStatus::Success)],
                 vec![(1, 2, JobStatus::Running)],
+            ]
+        );
+    }
+
+    #[test]
+    fn a_report_moved_past_later_in_the_batch_is_dropped() {
+        let reports = [
+            report(1, 1, JobStatus::Running),
+            report(2, 1, JobStatus::Running),
+            report(1, 1, JobStatus::Retrying),
+            report(1, 2, JobStatus::Running),
+            report(1, 2, JobStatus::Success),
+            report(2, 1, JobStatus::Running),
+        ];
+        let kept: Vec<(u128, i32, JobStatus, u64)> = supersede(&reports)
+            .iter()
+            .map(|(r, weight)| (r.job_id.as_u128(), r.attempt, r.status, *weight))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (2, 1, JobStatus::Running, 1),
+                (1, 1, JobStatus::Retrying, 2),
+                (1, 2, JobStatus::Success, 2),
+                (2, 1, JobStatus::Running, 1),
             ]
         );
     }

@@ -437,15 +437,6 @@ pub(super) fn forget_instance(connection: &Connection, instance: &str) -> Result
 const STATUS_RANK: &str = "CASE status WHEN 'RUNNING' THEN 1 WHEN 'RETRYING' THEN 2 \
      WHEN 'SUCCESS' THEN 3 WHEN 'FAILED' THEN 3 ELSE 0 END";
 
-fn rank(status: JobStatus) -> i32 {
-    match status {
-        JobStatus::Scheduled | JobStatus::Dispatched => 0,
-        JobStatus::Running => 1,
-        JobStatus::Retrying => 2,
-        JobStatus::Success | JobStatus::Failed => 3,
-    }
-}
-
 /// `store::postgres::reports::apply_reports`: one transaction, reports in arrival order.
 pub(super) fn apply_reports(
     connection: &mut Connection,
@@ -486,7 +477,7 @@ pub(super) fn apply_reports(
                 report.error,
                 now,
                 span(retry_lease),
-                rank(report.status),
+                report.status.rank(),
             ])?
             > 0;
         let moved_attempt = transaction
