@@ -8,7 +8,7 @@ use kairos::domain::{AttemptOutcome, AttemptReport, JobStatus};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, metric, settings_for, spawn_app_with};
+use crate::helpers::{TestApp, ignored_reports, metric, settings_for, spawn_app_with};
 
 /// Declares each contract test once per backend: `standalone::<name>` and
 /// `distributed::<name>`.
@@ -207,11 +207,6 @@ async fn repeated_and_stale_results_change_nothing(backend: Backend) {
     })
     .await;
     assert_eq!(app.job(id).await, done, "the job changed");
-}
-
-async fn ignored_reports(app: &TestApp) -> f64 {
-    let text = app.get("/metrics").await.text().await.expect("text");
-    metric(&text, "kairos_reports_ignored_total").unwrap_or(0.0)
 }
 
 async fn bad_input_gets_a_clear_error(backend: Backend) {

@@ -213,6 +213,12 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// `kairos_reports_ignored_total` of `app` now.
+pub async fn ignored_reports(app: &TestApp) -> f64 {
+    let text = app.get("/metrics").await.text().await.expect("text");
+    metric(&text, "kairos_reports_ignored_total").unwrap_or(0.0)
+}
+
 /// A consumer that reads `topic` from its beginning, in a group of its own.
 pub fn reader(settings: &Settings, topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = kafka::client_config(&settings.kafka)
