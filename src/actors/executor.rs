@@ -131,26 +131,38 @@ impl ExecutorActor {
         let runtime = self.runtime.clone();
         let attempt = self.attempt;
         let (job_id, epoch) = (self.dispatch.job_id, self.dispatch.epoch);
-        let lease = self.run_timeout() + runtime.settings.recovery.grace;
-        // Take a run slot first, so that the start time (and the lateness) is when the command
-        // really starts; then claim the run.
-        let claim = async move {
-            let permit = runtime.run_slots.clone().acquire_owned().await;
-            let claimed = runtime
-                .store
-                .claim_run(
-                    RunKey {
-                        job_id,
-                        epoch,
-                        attempt,
-                    },
-                    lease,
-                )
-                .await;
-            (permit, claimed)
+        let grace = runtime.settings.recovery.grace;
+        let lease = self.run_timeout() + grace;
+        let kind = self.dispatch.kind;
+        let key = RunKey {
+            job_id,
+            epoch,
+            attempt,
         };
-        ctx.wait(actix::fut::wrap_future(claim).map(move |(permit, claimed), actor: &mut Self, ctx: &mut Context<Self>| {
-            let Ok(permit) = permit else { return };
+        let claim = async move {
+            let start = async {
+                // A command takes a run slot first, so that its start time (and the lateness)
+                // is when it really starts; a no-op runs nothing and needs none.
+                let permit = match kind {
+                    JobKind::Shell => Some(runtime.run_slots.clone().acquire_owned().await.ok()?),
+                    JobKind::Noop => None,
+                };
+                Some((permit, runtime.store.claim_run(key, lease).await))
+            };
+            tokio::pin!(start);
+            tokio::select! {
+                started = &mut start => started,
+                () = tokio::time::sleep(grace / 2) => {
+                    // Still waiting (for a slot, or for the store) half a grace after its
+                    // time: hold the job, so that its lease running out does not make it look
+                    // lost while this process lives.
+                    runtime.store.hold_run(key);
+                    start.await
+                }
+            }
+        };
+        ctx.wait(actix::fut::wrap_future(claim).map(move |started, actor: &mut Self, ctx: &mut Context<Self>| {
+            let Some((permit, claimed)) = started else { return };
             if actor.attempt != attempt || actor.phase != Phase::Waiting {
                 return;
             }

@@ -39,6 +39,9 @@ impl Bench {
     pub async fn new(options: &Options, settings: &Settings, pool: Pool) -> anyhow::Result<Bench> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(128)
+            // Shorter than the server's keep-alive (5 s), so that a request never goes out on
+            // a connection the server is closing.
+            .pool_idle_timeout(std::time::Duration::from_secs(2))
             .build()?;
         let ready = http
             .get(format!("{}/readyz", options.url))

@@ -46,6 +46,9 @@ const MOVE_JOBS: &str = "\
            AND kairos_status_rank(jobs.status) < kairos_status_rank(r.status))) \
     RETURNING jobs.id";
 
+/// Locks the jobs of a batch, in id order.
+const LOCK_JOBS: &str = "SELECT 1 FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE";
+
 /// An attempt's row is written only under the job's current epoch, and a finished attempt is
 /// never changed again (nor set back to `RUNNING`).
 const UPSERT_ATTEMPTS: &str = "\
@@ -78,6 +81,14 @@ pub async fn apply_reports(
 ) -> Result<Applied, StoreError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
+    // Lock the batch's jobs first, in id order: the rounds below would otherwise take their
+    // row locks round by round, and a concurrent multi-row update (run claims and releases,
+    // which lock in id order) could deadlock with them.
+    let mut ids: Vec<Uuid> = reports.iter().map(|report| report.job_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let lock = transaction.prepare_cached(LOCK_JOBS).await?;
+    transaction.execute(&lock, &[&ids]).await?;
     let move_jobs = transaction.prepare_cached(MOVE_JOBS).await?;
     let upsert_attempts = transaction.prepare_cached(UPSERT_ATTEMPTS).await?;
     let retry_lease = retry_lease.as_secs_f64();

@@ -36,6 +36,9 @@ use crate::store::{RunKey, StoreError};
 /// Requests executed per statement, at most.
 const MAX_BATCH: usize = 2_000;
 
+/// How long releases of busy rows wait before they go again.
+const BUSY_PAUSE: Duration = Duration::from_millis(5);
+
 /// Holds written per round, at most, so that a flood of them cannot hold releases back.
 const HOLDS_PER_ROUND: usize = 500;
 
@@ -131,8 +134,13 @@ async fn run(pool: Pool, instance: String, mut receiver: mpsc::UnboundedReceiver
     let mut queued = Vec::with_capacity(MAX_BATCH);
     // Holds are best effort and come last.
     let mut holds: Vec<RunKey> = Vec::new();
+    let mut retry: Vec<PendingRelease> = Vec::new();
     loop {
-        if holds.is_empty() {
+        if !retry.is_empty() && holds.is_empty() && receiver.is_empty() {
+            // Only busy rows are left: give their transaction a moment to end.
+            tokio::time::sleep(BUSY_PAUSE).await;
+        }
+        if holds.is_empty() && retry.is_empty() {
             if receiver.recv_many(&mut queued, MAX_BATCH).await == 0 {
                 return;
             }
@@ -145,7 +153,8 @@ async fn run(pool: Pool, instance: String, mut receiver: mpsc::UnboundedReceiver
             }
         }
         let mut claims = Vec::new();
-        let mut releases = Vec::new();
+        // Releases of rows that were busy last round go again.
+        let mut releases = std::mem::take(&mut retry);
         for request in queued.drain(..) {
             match request {
                 Request::Hold { key } => holds.push(key),
@@ -153,26 +162,46 @@ async fn run(pool: Pool, instance: String, mut receiver: mpsc::UnboundedReceiver
                 Request::Release { key, answer } => releases.push((key, answer)),
             }
         }
+        // Claims are sorted by job id, the order in which the result writer locks its batch
+        // (see `reports`), so that the two cannot deadlock; releases skip locked rows.
         if !claims.is_empty() {
+            claims.sort_unstable_by_key(|(key, _, _)| key.job_id);
             execute_claims(&pool, &instance, claims).await;
         }
         if !releases.is_empty() {
+            releases.sort_unstable_by_key(|(key, _)| key.job_id);
             let keys: Vec<RunKey> = releases.iter().map(|(key, _)| *key).collect();
-            let result = release_runs(&pool, &keys)
-                .await
-                .map_err(|error| error.to_string());
-            for (_, answer) in releases {
-                let _ = answer.send(result.clone());
+            match release_runs(&pool, &keys).await {
+                Ok(busy) => {
+                    let busy: HashSet<Uuid> = busy.iter().map(|key| key.job_id).collect();
+                    for (key, answer) in releases {
+                        if busy.contains(&key.job_id) {
+                            retry.push((key, answer));
+                        } else {
+                            let _ = answer.send(Ok(()));
+                        }
+                    }
+                }
+                Err(error) => {
+                    let error = error.to_string();
+                    for (_, answer) in releases {
+                        let _ = answer.send(Err(error.clone()));
+                    }
+                }
             }
         }
         if !holds.is_empty() {
-            let batch: Vec<RunKey> = holds.drain(..holds.len().min(HOLDS_PER_ROUND)).collect();
+            let mut batch: Vec<RunKey> = holds.drain(..holds.len().min(HOLDS_PER_ROUND)).collect();
+            batch.sort_unstable_by_key(|key| key.job_id);
             if let Err(error) = hold_runs(&pool, &instance, &batch).await {
                 tracing::warn!(%error, jobs = batch.len(), "cannot record held dispatches");
             }
         }
     }
 }
+
+/// A release waiting for its batch: what to release, and who to answer.
+type PendingRelease = (RunKey, oneshot::Sender<Result<(), String>>);
 
 /// A claim waiting for its batch: what to claim, for how long, and who to answer.
 type PendingClaim = (RunKey, Duration, oneshot::Sender<Result<bool, String>>);
@@ -255,26 +284,42 @@ async fn claim_runs(
         .collect()
 }
 
-/// Releases the runners of many reported runs at once.
+/// Releases the runners of many reported runs at once; returns the jobs it could not look at
+/// because another transaction held them (the result writer, most likely writing their
+/// reports right now), which the caller releases again in a moment.
 ///
-/// Only `runner` changes, so that the update can stay on its page (HOT, see the migrations):
-/// the job keeps the lease its claim gave it (the attempt's timeout plus the grace), which is
-/// the time left to the result writer.
-async fn release_runs(pool: &Pool, runs: &[RunKey]) -> Result<(), StoreError> {
+/// Rows are taken with `SKIP LOCKED`, so a release never waits for the result writer, and
+/// the two cannot deadlock. Only `runner` changes, so that the update can stay on its page
+/// (HOT, see the migrations): the job keeps the lease its claim gave it (the attempt's timeout
+/// plus the grace), which is the time left to the result writer.
+async fn release_runs(pool: &Pool, runs: &[RunKey]) -> Result<Vec<RunKey>, StoreError> {
     let ids: Vec<Uuid> = runs.iter().map(|key| key.job_id).collect();
     let epochs: Vec<i64> = runs.iter().map(|key| key.epoch).collect();
     let attempts: Vec<i32> = runs.iter().map(|key| key.attempt).collect();
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "UPDATE jobs SET runner = NULL \
-             FROM UNNEST($1::uuid[], $2::int8[], $3::int4[]) AS r(id, epoch, attempt) \
-             WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
-               AND jobs.attempts = r.attempt AND jobs.status = 'RUNNING' AND jobs.runner IS NOT NULL",
+            "WITH taken AS ( \
+                 SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED), \
+             released AS ( \
+                 UPDATE jobs SET runner = NULL \
+                 FROM taken, UNNEST($1::uuid[], $2::int8[], $3::int4[]) AS r(id, epoch, attempt) \
+                 WHERE jobs.id = ANY($1) AND jobs.id = taken.id AND jobs.id = r.id \
+                   AND jobs.epoch = r.epoch \
+                   AND jobs.attempts = r.attempt AND jobs.status = 'RUNNING' \
+                   AND jobs.runner IS NOT NULL) \
+             SELECT id FROM taken",
         )
         .await?;
-    client
-        .execute(&statement, &[&ids, &epochs, &attempts])
-        .await?;
-    Ok(())
+    let taken: HashSet<Uuid> = client
+        .query(&statement, &[&ids, &epochs, &attempts])
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    Ok(runs
+        .iter()
+        .filter(|key| !taken.contains(&key.job_id))
+        .copied()
+        .collect())
 }
