@@ -34,7 +34,7 @@ use uuid::Uuid;
 use crate::store::{RunKey, StoreError};
 
 /// Requests executed per statement, at most.
-const MAX_BATCH: usize = 2_000;
+const MAX_BATCH: usize = 256;
 
 /// How long releases of busy rows wait before they go again.
 const BUSY_PAUSE: Duration = Duration::from_millis(5);
