@@ -126,6 +126,16 @@ impl TestApp {
             .expect("this test reads PostgreSQL: it runs in the distributed mode")
     }
 
+    /// Publishes a raw record on `topic` of the application's own bus, as another process
+    /// (or a misbehaving producer) would.
+    pub async fn publish(&self, topic: &str, key: &str, payload: &[u8]) {
+        self.publisher
+            .bus()
+            .publish(topic, Some(key.as_bytes()), Some(payload), &[])
+            .await
+            .expect("published");
+    }
+
     /// `GET {path}` on the application.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
-use kairos::bus::kafka;
 use kairos::domain::{AttemptReport, Dispatch};
-use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -127,18 +125,9 @@ async fn duplicates_and_stale_reports_change_nothing() {
         records.iter().any(|(k, _)| k.as_deref() == Some(&key))
     })
     .await;
-    let producer = kafka::producer(&app.settings.kafka).expect("producer");
     for _ in 0..2 {
-        producer
-            .send(
-                FutureRecord::to(&app.settings.kafka.topic.jobs)
-                    .key(&key)
-                    .payload(&records[0].1),
-                Duration::from_secs(5),
-            )
-            .await
-            .map_err(|(error, _)| error)
-            .expect("published");
+        app.publish(&app.settings.kafka.topic.jobs, &key, &records[0].1)
+            .await;
     }
     let done = app.wait_until_finished(id).await;
     assert_eq!(done["job"]["status"], "SUCCESS");
@@ -168,16 +157,8 @@ async fn duplicates_and_stale_reports_change_nothing() {
     replays.push(&stale);
     let ignored_before = ignored_reports(&app).await;
     for payload in &replays {
-        producer
-            .send(
-                FutureRecord::to(&app.settings.kafka.topic.updated_jobs)
-                    .key(&key)
-                    .payload(*payload),
-                Duration::from_secs(5),
-            )
-            .await
-            .map_err(|(error, _)| error)
-            .expect("published");
+        app.publish(&app.settings.kafka.topic.updated_jobs, &key, payload)
+            .await;
     }
     // The first delivery of each report was applied; every replay is ignored. (At least as
     // many: the writer's consumer may itself be handed records again after a rejoin.)
@@ -196,19 +177,11 @@ async fn duplicates_and_stale_reports_change_nothing() {
 #[actix_web::test]
 async fn malformed_records_go_to_the_dead_letter_topics() {
     let app = spawn_app().await;
-    let producer = kafka::producer(&app.settings.kafka).expect("producer");
     for topic in [
         &app.settings.kafka.topic.jobs,
         &app.settings.kafka.topic.updated_jobs,
     ] {
-        producer
-            .send(
-                FutureRecord::to(topic).key("garbage").payload("{not json"),
-                Duration::from_secs(5),
-            )
-            .await
-            .map_err(|(error, _)| error)
-            .expect("published");
+        app.publish(topic, "garbage", b"{not json").await;
     }
     let id = app
         .create_job(&json!({"command": "true", "execute_at": in_secs(0.0)}))

@@ -3,11 +3,7 @@
 //! A crash is staged in the database: the rows look exactly as a process that died at that
 //! point leaves them (the real-process version is the chaos suite, `tests/chaos`).
 
-use std::time::Duration;
-
-use kairos::bus::kafka;
 use kairos::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus};
-use rdkafka::producer::FutureRecord;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -94,18 +90,13 @@ async fn a_lost_attempt_is_recorded_and_the_job_runs_again() {
         error: Some("zombie".into()),
     };
     let ignored_before = ignored_reports(&app).await;
-    let producer = kafka::producer(&app.settings.kafka).expect("producer");
     let payload = serde_json::to_vec(&zombie).expect("JSON");
-    producer
-        .send(
-            FutureRecord::to(&app.settings.kafka.topic.updated_jobs)
-                .key(&id.to_string())
-                .payload(&payload),
-            Duration::from_secs(5),
-        )
-        .await
-        .map_err(|(error, _)| error)
-        .expect("published");
+    app.publish(
+        &app.settings.kafka.topic.updated_jobs,
+        &id.to_string(),
+        &payload,
+    )
+    .await;
     app.wait_for_metrics("the zombie report ignored", |text| {
         metric(text, "kairos_reports_ignored_total")
             .is_some_and(|ignored| ignored >= ignored_before + 1.0)
@@ -146,18 +137,9 @@ async fn a_stale_dispatch_is_not_run() {
         max_retries: 0,
         timeout_secs: 10,
     };
-    let producer = kafka::producer(&app.settings.kafka).expect("producer");
     let payload = serde_json::to_vec(&stale).expect("JSON");
-    producer
-        .send(
-            FutureRecord::to(&app.settings.kafka.topic.jobs)
-                .key(&id.to_string())
-                .payload(&payload),
-            Duration::from_secs(5),
-        )
-        .await
-        .map_err(|(error, _)| error)
-        .expect("published");
+    app.publish(&app.settings.kafka.topic.jobs, &id.to_string(), &payload)
+        .await;
     app.wait_for_metrics("the stale dispatch superseded", |text| {
         metric(text, "kairos_dispatches_superseded_total") == Some(1.0)
     })

@@ -1,0 +1,277 @@
+//! The sections of the configuration, one type each, with their documentation; the keys and
+//! their defaults are in `config/default.toml`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// What a process does. Several processes with different roles share one PostgreSQL and one
+/// Kafka cluster, as the seed's decoupled services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The jobs API.
+    Api,
+    /// The `ScannerActor`: claims due jobs and recovers lost ones.
+    Scanner,
+    /// The `DispatcherActor` and its `ExecutorActor`s.
+    Executor,
+    /// The `ResultWriterActor`.
+    Writer,
+}
+
+impl Role {
+    /// Parses a comma-separated list such as `scanner,executor`.
+    ///
+    /// # Errors
+    /// A message naming the unknown role.
+    pub fn parse_list(text: &str) -> Result<Vec<Role>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|role| !role.is_empty())
+            .map(|role| match role {
+                "api" => Ok(Role::Api),
+                "scanner" => Ok(Role::Scanner),
+                "executor" => Ok(Role::Executor),
+                "writer" => Ok(Role::Writer),
+                other => Err(format!(
+                    "unknown role `{other}`; roles are api, scanner, executor, writer"
+                )),
+            })
+            .collect()
+    }
+}
+
+/// Finding jobs that a crash lost.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySettings {
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    pub max_lost_attempts: i32,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+/// Stopping on SIGTERM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+/// Where the HTTP API listens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub host: String,
+    /// 0 asks the operating system for a free port (the tests do).
+    pub port: u16,
+}
+
+/// Which store and bus a process uses, decided by the configuration (see
+/// [`Settings::backend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file under `standalone.data_dir` and an in-process bus: one
+    /// process, no servers.
+    Standalone,
+    /// PostgreSQL (`database`) and Kafka (`kafka`), shared by any number of processes.
+    Distributed,
+}
+
+impl Backend {
+    /// The name used in logs and the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Standalone => "standalone",
+            Backend::Distributed => "distributed",
+        }
+    }
+}
+
+/// The standalone mode's storage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandaloneSettings {
+    /// Holds `kairos.db` (and SQLite's write-ahead log next to it).
+    pub data_dir: PathBuf,
+}
+
+/// The PostgreSQL database holding jobs and their history.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Unset: no PostgreSQL is configured (the standalone mode).
+    #[serde(default)]
+    pub host: Option<String>,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub name: String,
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+}
+
+// Written by hand so that the password never reaches a log.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("name", &self.name)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
+}
+
+impl DatabaseSettings {
+    /// The configured host (empty when none is, which validation allows only standalone).
+    pub fn host(&self) -> &str {
+        self.host.as_deref().unwrap_or_default()
+    }
+
+    /// The bound on connecting and on waiting for a pooled connection.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// The Kafka cluster and the topics Kairos uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Unset: no Kafka is configured (the standalone mode).
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub request_timeout_ms: u64,
+    pub session_timeout_ms: u64,
+    pub topic: TopicSettings,
+}
+
+impl KafkaSettings {
+    /// The configured brokers (empty when none are, which validation allows only standalone).
+    pub fn bootstrap_servers(&self) -> &str {
+        self.bootstrap_servers.as_deref().unwrap_or_default()
+    }
+
+    /// The bound on one round trip to the brokers.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// Topic names, under the seed's keys `kafka.topic.jobs` and `kafka.topic.updatedJobs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Jobs due soon, from the scanner to the executors.
+    pub jobs: String,
+    /// Attempt progress and results, from the executors to the result writer.
+    #[serde(rename = "updatedJobs")]
+    pub updated_jobs: String,
+}
+
+impl TopicSettings {
+    /// The dead-letter topic where malformed records read from `topic` are set aside.
+    pub fn dead_letter(topic: &str) -> String {
+        format!("{topic}.dlt")
+    }
+}
+
+/// How Kairos logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The scanner that claims due jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScannerSettings {
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    pub batch_size: i64,
+}
+
+impl ScannerSettings {
+    /// How far ahead a scan claims: the current window and the next one.
+    pub fn horizon(&self) -> Duration {
+        self.interval.saturating_mul(2)
+    }
+}
+
+/// The executors that run jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSettings {
+    pub group_id: String,
+    pub max_concurrent_runs: usize,
+    pub max_output_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_backoff_max: Duration,
+}
+
+/// The result writer that records reports in PostgreSQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultWriterSettings {
+    pub group_id: String,
+    pub batch_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+/// Limits and defaults of the jobs people create.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub default_timeout_secs: i32,
+    pub max_timeout_secs: i32,
+    pub max_body_bytes: usize,
+    pub max_metadata_bytes: usize,
+    pub max_batch_size: usize,
+    pub max_batch_body_bytes: usize,
+}
+
+/// Who may call the API.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub tokens: Vec<String>,
+}
+
+// Written by hand so that tokens never reach a log.
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("tokens", &format!("<{} redacted>", self.tokens.len()))
+            .finish()
+    }
+}
+
+/// Administration switches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    pub fault_injection: bool,
+}

@@ -1,0 +1,102 @@
+//! Loading and validating the configuration.
+
+use super::*;
+
+fn load(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    Settings::load(&Sources {
+        directory: Some(crate_config_dir().to_path_buf()),
+        file: None,
+        environment: Some(
+            vars.iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        ),
+    })
+}
+
+#[test]
+fn defaults_carry_the_seed_topic_names() {
+    let settings = load(&[]).expect("the default configuration is valid");
+    assert_eq!(settings.kafka.topic.jobs, "scheduled-jobs-topic");
+    assert_eq!(
+        settings.kafka.topic.updated_jobs,
+        "scheduled-updated-jobs-topic"
+    );
+    assert_eq!(settings.http.host, "127.0.0.1");
+}
+
+#[test]
+fn environment_variables_override_mixed_case_keys() {
+    let settings = load(&[
+        ("KAIROS__KAFKA__TOPIC__UPDATEDJOBS", "results"),
+        ("KAIROS__HTTP__PORT", "9000"),
+    ])
+    .expect("valid overrides");
+    assert_eq!(settings.kafka.topic.updated_jobs, "results");
+    assert_eq!(settings.http.port, 9000);
+}
+
+#[test]
+fn a_mistyped_value_names_its_key() {
+    let error = load(&[("KAIROS__HTTP__PORT", "eighty")])
+        .expect_err("not a number")
+        .to_string();
+    assert!(error.contains("http.port"), "{error}");
+}
+
+#[test]
+fn an_unknown_key_is_rejected() {
+    let error = load(&[("KAIROS__HTTP__PROT", "80")])
+        .expect_err("unknown key")
+        .to_string();
+    assert!(error.contains("prot"), "{error}");
+}
+
+#[test]
+fn an_invalid_topic_name_names_its_key() {
+    let error = load(&[("KAIROS__KAFKA__TOPIC__JOBS", "no spaces")])
+        .expect_err("bad topic")
+        .to_string();
+    assert!(error.contains("kafka.topic.jobs"), "{error}");
+}
+
+#[test]
+fn tokens_come_from_a_comma_separated_variable() {
+    let settings = load(&[("KAIROS__AUTH__TOKENS", "tok-alpha, tok-beta")]).expect("valid");
+    assert_eq!(settings.auth.tokens, ["tok-alpha", "tok-beta"]);
+    assert!(!format!("{settings:?}").contains("tok-alpha"));
+}
+
+#[test]
+fn no_servers_configured_means_standalone() {
+    let settings = load(&[]).expect("the default configuration is valid");
+    assert_eq!(settings.backend(), Backend::Standalone);
+    let settings = load(&[
+        ("KAIROS__DATABASE__HOST", "127.0.0.1"),
+        ("KAIROS__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+    ])
+    .expect("valid");
+    assert_eq!(settings.backend(), Backend::Distributed);
+}
+
+#[test]
+fn postgresql_without_kafka_is_refused() {
+    let error = load(&[("KAIROS__DATABASE__HOST", "127.0.0.1")])
+        .expect_err("half a distributed configuration")
+        .to_string();
+    assert!(error.contains("kafka.bootstrap_servers"), "{error}");
+}
+
+#[test]
+fn standalone_runs_every_role() {
+    let error = load(&[("KAIROS__ROLES", "api")])
+        .expect_err("roles apart without servers")
+        .to_string();
+    assert!(error.contains("roles"), "{error}");
+}
+
+#[test]
+fn the_password_is_not_printed() {
+    let settings = load(&[("KAIROS__DATABASE__PASSWORD", "s3cret")]).expect("valid");
+    assert!(!format!("{settings:?}").contains("s3cret"));
+}
