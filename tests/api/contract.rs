@@ -2,13 +2,14 @@
 //! in-process bus) and the distributed mode (PostgreSQL and Kafka). A user sees the same
 //! answers and the same job histories from either.
 
-use chrono::{DateTime, Utc};
 use kairos::config::Backend;
 use kairos::domain::{AttemptOutcome, AttemptReport, JobStatus};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, ignored_reports, metric, settings_for, spawn_app_with};
+use crate::helpers::{
+    TestApp, ignored_reports, in_secs, metric, settings_for, spawn_app_with, time,
+};
 
 /// Declares each contract test once per backend: `standalone::<name>` and
 /// `distributed::<name>`.
@@ -46,16 +47,6 @@ contract!(
 
 async fn spawn(backend: Backend) -> TestApp {
     spawn_app_with(settings_for(backend)).await
-}
-
-fn in_secs(seconds: f64) -> String {
-    (Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64)).to_rfc3339()
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().expect("a time"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
 }
 
 fn attempt_statuses(job: &Value) -> Vec<&str> {

@@ -214,6 +214,18 @@ impl TestApp {
     }
 }
 
+/// An RFC 3339 instant `seconds` from now.
+pub fn in_secs(seconds: f64) -> String {
+    (chrono::Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64)).to_rfc3339()
+}
+
+/// The instant in a JSON string.
+pub fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().expect("a time"))
+        .expect("RFC 3339")
+        .with_timezone(&chrono::Utc)
+}
+
 /// How often a waiting test looks again.
 pub const POLL: Duration = Duration::from_millis(50);
 

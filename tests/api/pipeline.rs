@@ -2,23 +2,12 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use kairos::domain::{AttemptReport, Dispatch};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{WAIT_LIMIT, ignored_reports, metric, read_until, spawn_app};
-
-fn in_secs(seconds: f64) -> String {
-    (Utc::now() + chrono::Duration::milliseconds((seconds * 1000.0) as i64)).to_rfc3339()
-}
-
-fn time(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().expect("a time"))
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
+use crate::helpers::{WAIT_LIMIT, ignored_reports, in_secs, metric, read_until, spawn_app, time};
 
 /// A job due in 2 s runs once, at its time (not at the next 60 s scan, and never early), ends
 /// SUCCESS with its output, and both topics carry its records.

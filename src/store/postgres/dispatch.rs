@@ -76,7 +76,8 @@ pub async fn claim_due(
 }
 
 /// Stores `jobs` in one statement, all or none. Those due before `dispatch_before` are
-/// stored already claimed, as [`super::jobs::insert`] does with a claim, and returned for publishing.
+/// stored already claimed, as [`super::jobs::insert_many`] does with a claim, and returned
+/// for publishing.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached or refuses a row; nothing is stored.
@@ -87,51 +88,13 @@ pub async fn insert_batch(
     instance: &str,
     grace: Duration,
 ) -> Result<Vec<Dispatch>, StoreError> {
-    let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
-    let names: Vec<Option<&str>> = jobs.iter().map(|job| job.name.as_deref()).collect();
-    let commands: Vec<&str> = jobs.iter().map(|job| job.command.as_str()).collect();
-    let times: Vec<DateTime<Utc>> = jobs.iter().map(|job| job.execute_at).collect();
-    let retries: Vec<i32> = jobs.iter().map(|job| job.max_retries).collect();
-    let timeouts: Vec<i32> = jobs.iter().map(|job| job.timeout_secs).collect();
-    let metadata: Vec<&serde_json::Value> = jobs.iter().map(|job| &job.metadata).collect();
-    let kinds: Vec<&str> = jobs.iter().map(|job| job.kind.as_str()).collect();
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(&format!(
-            "INSERT INTO jobs AS jobs (id, name, command, execute_at, max_retries, timeout_secs, \
-                 metadata, kind, status, epoch, claimed_by, claimed_at, lease_until) \
-             SELECT id, name, command, execute_at, max_retries, timeout_secs, metadata, kind, \
-                 CASE WHEN execute_at < $9 THEN 'DISPATCHED' ELSE 'SCHEDULED' END, \
-                 CASE WHEN execute_at < $9 THEN 1 ELSE 0 END, \
-                 CASE WHEN execute_at < $9 THEN $10 END, \
-                 CASE WHEN execute_at < $9 THEN now() END, \
-                 CASE WHEN execute_at < $9 \
-                     THEN GREATEST(execute_at, now()) + make_interval(secs => $11) END \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int4[], \
-                 $6::int4[], $7::jsonb[], $8::text[]) \
-                 AS t(id, name, command, execute_at, max_retries, timeout_secs, metadata, kind) \
-             RETURNING {DISPATCH_COLUMNS}, jobs.status"
-        ))
-        .await?;
-    let rows = client
-        .query(
-            &statement,
-            &[
-                &ids,
-                &names,
-                &commands,
-                &times,
-                &retries,
-                &timeouts,
-                &metadata,
-                &kinds,
-                &dispatch_before,
-                &instance,
-                &seconds(grace),
-            ],
-        )
-        .await?;
-    rows.iter()
+    let rows: Vec<(&NewJob, Option<Duration>)> = jobs
+        .iter()
+        .map(|job| (job, (job.execute_at < dispatch_before).then_some(grace)))
+        .collect();
+    super::jobs::insert_rows(pool, &rows, instance)
+        .await?
+        .iter()
         .filter(|row| {
             row.try_get::<_, &str>("status")
                 .is_ok_and(|status| status == "DISPATCHED")

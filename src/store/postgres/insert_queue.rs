@@ -96,7 +96,9 @@ async fn write(
             .drain(..)
             .map(|(job, claim, answer)| ((job, claim), answer))
             .unzip();
-        match insert_many(&pool, &rows, &instance).await {
+        let borrowed: Vec<(&NewJob, Option<Duration>)> =
+            rows.iter().map(|(job, claim)| (job, *claim)).collect();
+        match insert_many(&pool, &borrowed, &instance).await {
             Ok(inserted) => {
                 for (answer, row) in answers.into_iter().zip(inserted) {
                     let _ = answer.send(Ok(row));
@@ -110,7 +112,7 @@ async fn write(
             Err(error) => {
                 tracing::warn!(%error, jobs = rows.len(), "a batch of creates was refused; storing them one by one");
                 for (row, answer) in rows.into_iter().zip(answers) {
-                    let result = insert_many(&pool, std::slice::from_ref(&row), &instance)
+                    let result = insert_many(&pool, &[(&row.0, row.1)], &instance)
                         .await
                         .map_err(|error| error.to_string())
                         .and_then(|mut inserted| {

@@ -59,9 +59,35 @@ pub(super) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
 /// [`StoreError`] when the database cannot be reached or refuses a row.
 pub async fn insert_many(
     pool: &Pool,
-    jobs: &[(NewJob, Option<Duration>)],
+    jobs: &[(&NewJob, Option<Duration>)],
     instance: &str,
 ) -> Result<Vec<(Job, Dispatch)>, StoreError> {
+    let rows = insert_rows(pool, jobs, instance).await?;
+    let mut inserted: HashMap<Uuid, (Job, Dispatch)> = rows
+        .iter()
+        .map(|row| {
+            let job = job_from_row(row)?;
+            Ok((job.id, (job, dispatch_from_row(row)?)))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    jobs.iter()
+        .map(|(job, _)| {
+            let id = job.id;
+            inserted.remove(&id).ok_or(StoreError::Corrupt {
+                column: "jobs.id",
+                value: format!("{id} (inserted, but not returned)"),
+            })
+        })
+        .collect()
+}
+
+/// [`insert_many`]'s statement: the rows inserted, as [`JOB_COLUMNS`] and `lost_attempts`,
+/// in no particular order.
+pub(super) async fn insert_rows(
+    pool: &Pool,
+    jobs: &[(&NewJob, Option<Duration>)],
+    instance: &str,
+) -> Result<Vec<Row>, StoreError> {
     let ids: Vec<Uuid> = jobs.iter().map(|(job, _)| job.id).collect();
     let names: Vec<Option<&str>> = jobs.iter().map(|(job, _)| job.name.as_deref()).collect();
     let commands: Vec<&str> = jobs.iter().map(|(job, _)| job.command.as_str()).collect();
@@ -96,7 +122,7 @@ pub async fn insert_many(
              RETURNING {JOB_COLUMNS}, lost_attempts"
         ))
         .await?;
-    let rows = client
+    Ok(client
         .query(
             &statement,
             &[
@@ -112,22 +138,7 @@ pub async fn insert_many(
                 &graces,
             ],
         )
-        .await?;
-    let mut inserted: HashMap<Uuid, (Job, Dispatch)> = rows
-        .iter()
-        .map(|row| {
-            let job = job_from_row(row)?;
-            Ok((job.id, (job, dispatch_from_row(row)?)))
-        })
-        .collect::<Result<_, StoreError>>()?;
-    ids.iter()
-        .map(|id| {
-            inserted.remove(id).ok_or(StoreError::Corrupt {
-                column: "jobs.id",
-                value: format!("{id} (inserted, but not returned)"),
-            })
-        })
-        .collect()
+        .await?)
 }
 
 /// The job `id` and its attempts, oldest first; `None` when there is no such job.
