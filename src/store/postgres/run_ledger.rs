@@ -28,7 +28,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::store::{RunKey, StoreError};
@@ -42,24 +44,22 @@ const BUSY_PAUSE: Duration = Duration::from_millis(5);
 /// Holds written per round, at most, so that a flood of them cannot hold releases back.
 const HOLDS_PER_ROUND: usize = 500;
 
-/// Claims, holds and releases queued for the ledger's tasks. Claims have a task (and a
-/// connection) of their own: a release can wait on a row the result writer has locked, and
-/// must not hold back the start of a due job meanwhile.
+/// Claims, holds and releases queued for the ledger's tasks. Claims have tasks (and
+/// connections) of their own, [`CLAIM_WORKERS`] taking turns, so that nothing else delays
+/// the start of a due job and a herd's claims are written two statements at a time.
 #[derive(Debug, Clone)]
 pub struct RunLedger {
-    claims: mpsc::UnboundedSender<Request>,
+    claims: mpsc::UnboundedSender<PendingClaim>,
     requests: mpsc::UnboundedSender<Request>,
 }
+
+/// Claim tasks taking turns.
+const CLAIM_WORKERS: usize = 2;
 
 #[derive(Debug)]
 enum Request {
     Hold {
         key: RunKey,
-    },
-    Claim {
-        key: RunKey,
-        lease: Duration,
-        answer: oneshot::Sender<Result<bool, String>>,
     },
     Release {
         key: RunKey,
@@ -88,7 +88,14 @@ impl RunLedger {
     pub fn start(pool: Pool, instance: String) -> Self {
         let (claims, claim_receiver) = mpsc::unbounded_channel();
         let (requests, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool.clone(), instance.clone(), claim_receiver));
+        let claim_receiver = Arc::new(Mutex::new(claim_receiver));
+        for _ in 0..CLAIM_WORKERS {
+            tokio::spawn(claim_runs_queued(
+                pool.clone(),
+                instance.clone(),
+                Arc::clone(&claim_receiver),
+            ));
+        }
         tokio::spawn(run(pool, instance, receiver));
         RunLedger { claims, requests }
     }
@@ -106,7 +113,7 @@ impl RunLedger {
     pub async fn claim(&self, key: RunKey, lease: Duration) -> Result<bool, LedgerError> {
         let (answer, answered) = oneshot::channel();
         self.claims
-            .send(Request::Claim { key, lease, answer })
+            .send((key, lease, answer))
             .map_err(|_| LedgerError::Stopped)?;
         answered
             .await
@@ -152,21 +159,13 @@ async fn run(pool: Pool, instance: String, mut receiver: mpsc::UnboundedReceiver
                 }
             }
         }
-        let mut claims = Vec::new();
         // Releases of rows that were busy last round go again.
         let mut releases = std::mem::take(&mut retry);
         for request in queued.drain(..) {
             match request {
                 Request::Hold { key } => holds.push(key),
-                Request::Claim { key, lease, answer } => claims.push((key, lease, answer)),
                 Request::Release { key, answer } => releases.push((key, answer)),
             }
-        }
-        // Claims are sorted by job id, the order in which the result writer locks its batch
-        // (see `reports`), so that the two cannot deadlock; releases skip locked rows.
-        if !claims.is_empty() {
-            claims.sort_unstable_by_key(|(key, _, _)| key.job_id);
-            execute_claims(&pool, &instance, claims).await;
         }
         if !releases.is_empty() {
             releases.sort_unstable_by_key(|(key, _)| key.job_id);
@@ -205,6 +204,31 @@ type PendingRelease = (RunKey, oneshot::Sender<Result<(), String>>);
 
 /// A claim waiting for its batch: what to claim, for how long, and who to answer.
 type PendingClaim = (RunKey, Duration, oneshot::Sender<Result<bool, String>>);
+
+/// A claim task: takes whatever claims have queued (up to [`MAX_BATCH`]) and writes them
+/// with one statement, while the other task does the same with the next ones.
+async fn claim_runs_queued(
+    pool: Pool,
+    instance: String,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<PendingClaim>>>,
+) {
+    let mut claims = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if receiver
+            .lock()
+            .await
+            .recv_many(&mut claims, MAX_BATCH)
+            .await
+            == 0
+        {
+            return;
+        }
+        // Sorted by job id, the order in which the result writer locks its batch (see
+        // `reports`), so that the two cannot deadlock.
+        claims.sort_unstable_by_key(|(key, _, _)| key.job_id);
+        execute_claims(&pool, &instance, std::mem::take(&mut claims)).await;
+    }
+}
 
 async fn execute_claims(pool: &Pool, instance: &str, claims: Vec<PendingClaim>) {
     // A job may be claimed once per statement; a second claim of the same job in one batch
