@@ -4,11 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kairos::config::{Backend, Role, Settings, Sources};
+use kairos::config::{Role, Settings, Sources};
 use kairos::startup::Application;
-use kairos::store::Store;
-use kairos::store::postgres::PostgresStore;
-use kairos::store::sqlite::SqliteStore;
 use kairos::telemetry;
 
 #[derive(Debug, Parser)]
@@ -113,14 +110,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {
     let instance = format!("kairos-migrate-{}", std::process::id());
-    let location = match settings.backend() {
-        Backend::Standalone => SqliteStore::open(&settings.standalone.data_dir, &instance)
-            .await?
-            .location(),
-        Backend::Distributed => PostgresStore::open(&settings.database, &instance)
-            .await?
-            .location(),
-    };
-    tracing::info!(store = %location, "migrations applied");
+    let store = kairos::startup::open_store(&settings, &instance).await?;
+    tracing::info!(store = %store.location(), "migrations applied");
     Ok(())
 }

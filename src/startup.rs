@@ -212,6 +212,29 @@ async fn open_backend(
     settings: &Settings,
     instance: &str,
 ) -> Result<(Arc<dyn Store>, Arc<dyn Bus>), StartupError> {
+    let store = open_store(settings, instance).await?;
+    let bus: Arc<dyn Bus> = match settings.backend() {
+        Backend::Standalone => Arc::new(InProcessBus::new()),
+        Backend::Distributed => {
+            Arc::new(KafkaBus::connect(&settings.kafka).await.map_err(|source| {
+                StartupError::Bus {
+                    address: format!("Kafka at {}", settings.kafka.bootstrap_servers()),
+                    source,
+                }
+            })?)
+        }
+    };
+    Ok((store, bus))
+}
+
+/// The store of the configured mode, its migrations applied (`kairos migrate` stops here).
+///
+/// # Errors
+/// [`StartupError::Store`] naming where the store was looked for.
+pub async fn open_store(
+    settings: &Settings,
+    instance: &str,
+) -> Result<Arc<dyn Store>, StartupError> {
     match settings.backend() {
         Backend::Standalone => {
             let data_dir = &settings.standalone.data_dir;
@@ -221,29 +244,16 @@ async fn open_backend(
                     address: format!("SQLite in {}", data_dir.display()),
                     source,
                 })?;
-            Ok((Arc::new(store), Arc::new(InProcessBus::new())))
+            Ok(Arc::new(store))
         }
         Backend::Distributed => {
-            let database = &settings.database;
-            let store = PostgresStore::open(database, instance)
+            let store = PostgresStore::open(&settings.database, instance)
                 .await
                 .map_err(|source| StartupError::Store {
-                    address: format!(
-                        "PostgreSQL at {}:{}/{}",
-                        database.host(),
-                        database.port,
-                        database.name
-                    ),
+                    address: settings.database.location(),
                     source,
                 })?;
-            let bus =
-                KafkaBus::connect(&settings.kafka)
-                    .await
-                    .map_err(|source| StartupError::Bus {
-                        address: format!("Kafka at {}", settings.kafka.bootstrap_servers()),
-                        source,
-                    })?;
-            Ok((Arc::new(store), Arc::new(bus)))
+            Ok(Arc::new(store))
         }
     }
 }

@@ -259,11 +259,7 @@ impl ExecutorActor {
         let settings = &self.runtime.settings.executor;
         ShellCommand {
             command: self.dispatch.command.clone(),
-            timeout: Duration::from_secs(
-                u64::try_from(self.dispatch.timeout_secs)
-                    .unwrap_or(1)
-                    .max(1),
-            ),
+            timeout: self.run_timeout(),
             env: vec![
                 ("KAIROS_JOB_ID".into(), self.dispatch.job_id.to_string()),
                 ("KAIROS_ATTEMPT".into(), self.attempt.to_string()),

@@ -36,13 +36,13 @@ pub async fn create(
     let job = if new_job.execute_at < Utc::now() + settings.scanner.horizon() {
         let (job, dispatch) = runtime
             .store
-            .insert_dispatched(&new_job, settings.recovery.grace)
+            .insert_dispatched(new_job, settings.recovery.grace)
             .await?;
         // A dispatch that cannot be published is released for the next scan.
         publish_all(runtime, std::slice::from_ref(&dispatch)).await;
         job
     } else {
-        runtime.store.insert_job(&new_job).await?
+        runtime.store.insert_job(new_job).await?
     };
     runtime.metrics.jobs_created.inc();
     Ok(HttpResponse::Created()
@@ -66,14 +66,14 @@ pub async fn create_batch(
     let settings = &runtime.settings;
     let body = read_limited(body, settings.jobs.max_batch_body_bytes).await?;
     let jobs = parse_batch(&body, &settings.jobs)?;
+    let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
     let dispatch_before = Utc::now() + settings.scanner.horizon();
     let dispatches = runtime
         .store
-        .insert_batch(&jobs, dispatch_before, settings.recovery.grace)
+        .insert_batch(jobs, dispatch_before, settings.recovery.grace)
         .await?;
-    runtime.metrics.jobs_created.inc_by(jobs.len() as u64);
+    runtime.metrics.jobs_created.inc_by(ids.len() as u64);
     publish_all(runtime, &dispatches).await;
-    let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
     Ok(HttpResponse::Created().json(json!({ "ids": ids })))
 }
 

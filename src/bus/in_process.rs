@@ -54,15 +54,6 @@ impl InProcessBus {
         });
         Arc::clone(topic)
     }
-
-    /// Records waiting in `topic` (the tests read dead-letter topics with it).
-    pub fn waiting(&self, topic: &str) -> usize {
-        let topic = self.topic(topic);
-        topic
-            .receiver
-            .try_lock()
-            .map_or(0, |receiver| receiver.len())
-    }
 }
 
 #[async_trait::async_trait]

@@ -131,6 +131,11 @@ impl std::fmt::Debug for DatabaseSettings {
 }
 
 impl DatabaseSettings {
+    /// `PostgreSQL at host:port/name`, for logs and errors.
+    pub fn location(&self) -> String {
+        format!("PostgreSQL at {}:{}/{}", self.host(), self.port, self.name)
+    }
+
     /// The configured host (empty when none is, which validation allows only standalone).
     pub fn host(&self) -> &str {
         self.host.as_deref().unwrap_or_default()

@@ -100,13 +100,13 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Stores a new job as `SCHEDULED`.
-    async fn insert_job(&self, job: &NewJob) -> Result<Job, StoreError>;
+    async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError>;
 
     /// Stores a new job already claimed for dispatch (`DISPATCHED`, epoch 1, a lease until
     /// its time plus `grace`), because it is due within the horizon already scanned.
     async fn insert_dispatched(
         &self,
-        job: &NewJob,
+        job: NewJob,
         grace: Duration,
     ) -> Result<(Job, Dispatch), StoreError>;
 
@@ -114,7 +114,7 @@ pub trait Store: Send + Sync {
     /// [`Store::insert_dispatched`] does, and returned for publishing.
     async fn insert_batch(
         &self,
-        jobs: &[NewJob],
+        jobs: Vec<NewJob>,
         dispatch_before: DateTime<Utc>,
         grace: Duration,
     ) -> Result<Vec<Dispatch>, StoreError>;

@@ -247,20 +247,13 @@ async fn api_calls_need_a_token_when_tokens_are_configured() {
 #[actix_web::test]
 async fn a_batch_is_all_or_nothing() {
     let app = spawn_app().await;
-    let url = format!("{}/api/v1/jobs:batch", app.address);
     let now = chrono::Utc::now().to_rfc3339();
     let bad = json!({"jobs": [
         {"kind": "noop", "execute_at": now},
         {"command": "", "execute_at": now},
         {"kind": "noop"},
     ]});
-    let response = app
-        .client
-        .post(&url)
-        .json(&bad)
-        .send()
-        .await
-        .expect("answered");
+    let response = app.post_batch(&bad).await;
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.expect("JSON");
     assert_eq!(error["error"]["code"], "invalid_batch");
@@ -287,13 +280,7 @@ async fn a_batch_is_all_or_nothing() {
         {"command": "echo batched", "execute_at": now},
         {"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"},
     ]});
-    let response = app
-        .client
-        .post(&url)
-        .json(&good)
-        .send()
-        .await
-        .expect("answered");
+    let response = app.post_batch(&good).await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.expect("JSON");
     let ids: Vec<uuid::Uuid> = created["ids"]

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, ignored_reports, in_secs, metric, settings_for, spawn_app_with, time,
+    TestApp, assert_started_on_time, ignored_reports, in_secs, metric, settings_for,
+    spawn_app_with, time,
 };
 
 /// Declares each contract test once per backend: `standalone::<name>` and
@@ -98,15 +99,7 @@ async fn a_job_runs_once_at_its_time(backend: Backend) {
     assert_eq!(done["job"]["status"], "SUCCESS");
     assert_eq!(done["job"]["last_output"], "ran 1\n");
     assert_eq!(attempt_statuses(&done), ["SUCCEEDED"]);
-    let lateness = time(&done["attempts"][0]["started_at"]) - time(&done["job"]["execute_at"]);
-    assert!(
-        lateness >= chrono::Duration::zero(),
-        "started {lateness} early"
-    );
-    assert!(
-        lateness < chrono::Duration::seconds(1),
-        "started {lateness} late"
-    );
+    assert_started_on_time(&done);
 }
 
 async fn a_failing_job_is_retried_until_it_succeeds(backend: Backend) {
@@ -249,13 +242,7 @@ async fn a_batch_runs_every_job(backend: Backend) {
     let jobs: Vec<Value> = (0..200)
         .map(|n| json!({"kind": "noop", "name": format!("n{n}"), "execute_at": in_secs(0.5)}))
         .collect();
-    let response = app
-        .client
-        .post(format!("{}/api/v1/jobs:batch", app.address))
-        .json(&json!({ "jobs": jobs }))
-        .send()
-        .await
-        .expect("answered");
+    let response = app.post_batch(&json!({ "jobs": jobs })).await;
     assert_eq!(response.status(), 201);
     let created: Value = response.json().await.expect("JSON");
     let ids: Vec<Uuid> = created["ids"]

@@ -155,6 +155,16 @@ impl TestApp {
             .expect("the request is answered")
     }
 
+    /// `POST /api/v1/jobs:batch` with a JSON body.
+    pub async fn post_batch(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/jobs:batch", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("the request is answered")
+    }
+
     /// Creates a job and returns its id; panics unless it is created.
     pub async fn create_job(&self, body: &Value) -> Uuid {
         let response = self.post_job(body).await;
@@ -224,6 +234,20 @@ pub fn time(value: &Value) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339(value.as_str().expect("a time"))
         .expect("RFC 3339")
         .with_timezone(&chrono::Utc)
+}
+
+/// Asserts that the first attempt of `job` (as `GET /api/v1/jobs/{id}` shows it) started at
+/// its time: never early, and less than a second late.
+pub fn assert_started_on_time(job: &Value) {
+    let lateness = time(&job["attempts"][0]["started_at"]) - time(&job["job"]["execute_at"]);
+    assert!(
+        lateness >= chrono::Duration::zero(),
+        "started {lateness} early"
+    );
+    assert!(
+        lateness < chrono::Duration::seconds(1),
+        "started {lateness} late"
+    );
 }
 
 /// How often a waiting test looks again.

@@ -7,7 +7,9 @@ use kairos::domain::{AttemptReport, Dispatch};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{WAIT_LIMIT, ignored_reports, in_secs, metric, read_until, spawn_app, time};
+use crate::helpers::{
+    WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric, read_until, spawn_app,
+};
 
 /// A job due in 2 s runs once, at its time (not at the next 60 s scan, and never early), ends
 /// SUCCESS with its output, and both topics carry its records.
@@ -29,15 +31,7 @@ async fn a_job_due_in_two_seconds_runs_once_on_time() {
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0]["status"], "SUCCEEDED");
     assert_eq!(attempts[0]["exit_code"], 0);
-    let lateness = time(&attempts[0]["started_at"]) - time(&done["job"]["execute_at"]);
-    assert!(
-        lateness >= chrono::Duration::zero(),
-        "started {lateness} early"
-    );
-    assert!(
-        lateness < chrono::Duration::seconds(1),
-        "started {lateness} late"
-    );
+    assert_started_on_time(&done);
 
     let key = id.to_string();
     let dispatches = read_until(&app.settings, &app.settings.kafka.topic.jobs, |records| {

@@ -141,12 +141,7 @@ impl PostgresStore {
             pool,
             heartbeat_pool,
             instance: instance.to_owned(),
-            location: format!(
-                "PostgreSQL at {}:{}/{}",
-                settings.host(),
-                settings.port,
-                settings.name
-            ),
+            location: settings.location(),
         })
     }
 
@@ -166,25 +161,25 @@ impl Store for PostgresStore {
         ping(&self.pool).await
     }
 
-    async fn insert_job(&self, job: &NewJob) -> Result<Job, StoreError> {
-        Ok(self.inserts.insert(job.clone(), None).await?.0)
+    async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError> {
+        Ok(self.inserts.insert(job, None).await?.0)
     }
 
     async fn insert_dispatched(
         &self,
-        job: &NewJob,
+        job: NewJob,
         grace: Duration,
     ) -> Result<(Job, Dispatch), StoreError> {
-        self.inserts.insert(job.clone(), Some(grace)).await
+        self.inserts.insert(job, Some(grace)).await
     }
 
     async fn insert_batch(
         &self,
-        jobs: &[NewJob],
+        jobs: Vec<NewJob>,
         dispatch_before: DateTime<Utc>,
         grace: Duration,
     ) -> Result<Vec<Dispatch>, StoreError> {
-        dispatch::insert_batch(&self.pool, jobs, dispatch_before, &self.instance, grace).await
+        dispatch::insert_batch(&self.pool, &jobs, dispatch_before, &self.instance, grace).await
     }
 
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {

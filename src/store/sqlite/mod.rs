@@ -137,8 +137,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_job(&self, job: &NewJob) -> Result<Job, StoreError> {
-        let job = job.clone();
+    async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError> {
         let inserted =
             self.call(move |connection, _| queries::insert_job(connection, &job, None, Utc::now()));
         Ok(inserted.await?.0)
@@ -146,10 +145,9 @@ impl Store for SqliteStore {
 
     async fn insert_dispatched(
         &self,
-        job: &NewJob,
+        job: NewJob,
         grace: Duration,
     ) -> Result<(Job, Dispatch), StoreError> {
-        let job = job.clone();
         self.call(move |connection, instance| {
             queries::insert_job(connection, &job, Some((instance, grace)), Utc::now())
         })
@@ -158,11 +156,10 @@ impl Store for SqliteStore {
 
     async fn insert_batch(
         &self,
-        jobs: &[NewJob],
+        jobs: Vec<NewJob>,
         dispatch_before: DateTime<Utc>,
         grace: Duration,
     ) -> Result<Vec<Dispatch>, StoreError> {
-        let jobs = jobs.to_vec();
         self.call(move |connection, instance| {
             queries::insert_batch(connection, &jobs, dispatch_before, instance, grace)
         })
