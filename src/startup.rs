@@ -201,8 +201,9 @@ async fn shutdown(state: &AppState) {
     if let Some(result_writer) = &state.result_writer {
         let _ = result_writer.send(Drain).await;
     }
-    if let Err(error) = state.runtime.store.forget_instance().await {
-        tracing::warn!(%error, "cannot remove this instance's heartbeat");
+    let grace = state.runtime.settings.recovery.grace;
+    if let Err(error) = state.runtime.store.retire_instance(grace).await {
+        tracing::warn!(%error, "cannot record that this instance stopped");
     }
     tracing::info!("shutdown complete");
 }

@@ -4,9 +4,10 @@
 //! Life: waits until `execute_at` (never starts early), takes a run slot
 //! (`executor.max_concurrent_runs`), claims the attempt's run in the store (so that however
 //! often, and wherever, a dispatch is delivered, each attempt starts once, and a superseded
-//! dispatch never starts), reports `RUNNING`, runs the command under its timeout, then
-//! reports `SUCCESS`, or `RETRYING` and waits for its backoff before the next attempt, or
-//! `FAILED` once `1 + max_retries` attempts have failed. Reports go out in order through an
+//! dispatch never starts; the claim makes the job `RUNNING` in the store), runs the command
+//! under its timeout, reports `RUNNING` if it is still running after
+//! `executor.running_report_after`, then reports `SUCCESS`, or `RETRYING` and waits for its
+//! backoff before the next attempt, or `FAILED` once `1 + max_retries` attempts have failed. Reports go out in order through an
 //! outbox that retries each until the bus acknowledges it. When the final report is
 //! acknowledged the executor tells the dispatcher, which drops its address, and it ends.
 //!
@@ -190,7 +191,12 @@ impl ExecutorActor {
                 actor.runtime.metrics.fire_lateness.observe(lateness.as_secs_f64());
             }
             actor.enter(Phase::Running(started_at));
-            actor.send_report(actor.report(JobStatus::Running, AttemptOutcome::Running, started_at, None), ctx);
+            // A short attempt reports only its result: one record and one write fewer.
+            ctx.run_later(actor.runtime.settings.executor.running_report_after, move |actor, ctx| {
+                if actor.phase == Phase::Running(started_at) {
+                    actor.send_report(actor.report(JobStatus::Running, AttemptOutcome::Running, started_at, None), ctx);
+                }
+            });
             let spec = actor.shell_command();
             let kind = actor.dispatch.kind;
             let run = async move {
@@ -380,18 +386,6 @@ impl ExecutorActor {
             while let Err(error) = runtime.publisher.report(&report).await {
                 tracing::error!(%error, job_id = %report.job_id, "cannot publish a report; retrying");
                 tokio::time::sleep(REPORT_RETRY).await;
-            }
-            if report.outcome != AttemptOutcome::Running {
-                // The result is safe on the bus: the job no longer needs this process.
-                let key = RunKey {
-                    job_id: report.job_id,
-                    epoch: report.epoch,
-                    attempt: report.attempt,
-                };
-                while let Err(error) = runtime.store.release_run(key).await {
-                    tracing::warn!(%error, job_id = %key.job_id, "cannot record that the attempt was reported; retrying");
-                    tokio::time::sleep(REPORT_RETRY).await;
-                }
             }
         };
         ctx.spawn(actix::fut::wrap_future(publish).map(

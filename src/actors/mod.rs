@@ -20,6 +20,7 @@ pub mod executor;
 pub mod result_writer;
 pub mod scanner;
 pub mod supervision;
+pub mod written_reports;
 
 use std::sync::Arc;
 

@@ -6,7 +6,9 @@
 //! to `kafka.topic.jobs`. (A job created inside that horizon is claimed and published by the
 //! API at once, so it never waits for a scan.) Every `recovery.interval` it looks for jobs
 //! whose lease ran out (see [`crate::store::Store::recover_expired`]) and publishes them again under a new
-//! epoch. Passes of one kind never overlap. Scanners of several processes need no leader:
+//! epoch; a job that was running on a process that died is taken back only once the result
+//! writers have written every report that process could have published (see
+//! [`super::written_reports`]). Passes of one kind never overlap. Scanners of several processes need no leader:
 //! claims use `FOR UPDATE SKIP LOCKED`.
 //!
 //! Receives: [`Shutdown`], [`Fail`]. Sends: dispatch records to Kafka.
@@ -16,14 +18,17 @@
 //! restarts it. A claimed job whose dispatch cannot be published is released (back to
 //! `SCHEDULED`) so that the next scan claims it again.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use actix::prelude::*;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 
 use super::supervision::{self, Fail};
+use super::written_reports::WrittenReports;
 use super::{ActorKind, Runtime};
 use crate::domain::Dispatch;
-use crate::store::StoreError;
+use crate::store::{Heartbeats, StoreError};
 
 /// Consecutive failed passes after which the actor restarts itself.
 pub const FAILURES_BEFORE_RESTART: u32 = 3;
@@ -55,6 +60,8 @@ pub struct ScannerActor {
     stopped: bool,
     /// Since when every pass reached the database (reset by a failed pass).
     reachable_since: std::time::Instant,
+    /// How far the result writers have caught up; read by recovery passes, one at a time.
+    written_reports: Arc<Mutex<WrittenReports>>,
 }
 
 impl ScannerActor {
@@ -66,6 +73,7 @@ impl ScannerActor {
             failures: 0,
             stopped: false,
             reachable_since: std::time::Instant::now(),
+            written_reports: Arc::default(),
         }
     }
 
@@ -80,10 +88,24 @@ impl ScannerActor {
         *busy = true;
         let runtime = self.runtime.clone();
         let check_heartbeats = self.reachable_since.elapsed() > runtime.settings.recovery.grace;
+        let written_reports = Arc::clone(&self.written_reports);
         let work = async move {
             match pass {
                 Pass::Due => claim_until_caught_up(&runtime).await,
-                Pass::Recovery => recover_lost(&runtime, check_heartbeats).await,
+                Pass::Recovery => {
+                    let heartbeats = if check_heartbeats {
+                        Heartbeats::Checked {
+                            reports_written_before: reports_written_before(
+                                &runtime,
+                                &written_reports,
+                            )
+                            .await,
+                        }
+                    } else {
+                        Heartbeats::Unchecked
+                    };
+                    recover_lost(&runtime, heartbeats).await
+                }
             }
         };
         ctx.spawn(actix::fut::wrap_future(work).map(
@@ -137,8 +159,37 @@ async fn claim_until_caught_up(runtime: &Runtime) -> Result<usize, StoreError> {
     }
 }
 
+/// Reads where the result writers stand on the results topic; returns the instant before
+/// which every report has been written, if one is known. `None` while the bus cannot be
+/// read: recovery then leaves running jobs alone.
+async fn reports_written_before(
+    runtime: &Runtime,
+    written_reports: &Mutex<WrittenReports>,
+) -> Option<DateTime<Utc>> {
+    let settings = &runtime.settings;
+    let noted = Utc::now();
+    match runtime
+        .publisher
+        .bus()
+        .position(
+            &settings.result_writer.group_id,
+            &settings.kafka.topic.updated_jobs,
+        )
+        .await
+    {
+        Ok(position) => written_reports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .observe(noted, &position),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the result writers' position; running jobs of silent instances wait");
+            None
+        }
+    }
+}
+
 /// Dispatches again the jobs whose lease ran out; returns how many were published.
-async fn recover_lost(runtime: &Runtime, check_heartbeats: bool) -> Result<usize, StoreError> {
+async fn recover_lost(runtime: &Runtime, heartbeats: Heartbeats) -> Result<usize, StoreError> {
     let settings = &runtime.settings;
     let recovered = runtime
         .store
@@ -146,7 +197,7 @@ async fn recover_lost(runtime: &Runtime, check_heartbeats: bool) -> Result<usize
             settings.scanner.batch_size,
             settings.recovery.grace,
             settings.recovery.max_lost_attempts,
-            check_heartbeats,
+            heartbeats,
         )
         .await?;
     let metrics = &runtime.metrics;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 
-use super::{Bus, BusError, Record, Subscription};
+use super::{Bus, BusError, GroupPosition, Record, Subscription};
 
 /// Topics in memory, created on first use.
 #[derive(Debug, Default)]
@@ -85,6 +85,10 @@ impl Bus for InProcessBus {
             payload: payload.map(<[u8]>::to_vec),
         };
         topic.sender.send(record).map_err(|_| BusError::Closed)
+    }
+
+    async fn position(&self, _group: &str, _topic: &str) -> Result<GroupPosition, BusError> {
+        Ok(GroupPosition::default())
     }
 
     fn subscribe(&self, _group: &str, topic: &str) -> Result<Arc<dyn Subscription>, BusError> {

@@ -1,20 +1,22 @@
 //! Kafka: the bus of the distributed mode. Clients are configured the same way everywhere;
 //! [`KafkaBus::connect`] creates the topics Kairos needs.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::stream::BoxStream;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Bus, BusError, Record, Subscription};
+use super::{Bus, BusError, GroupPosition, PartitionPosition, Record, Subscription};
 use crate::config::{KafkaSettings, TopicSettings};
 
 /// The settings every Kairos client shares.
@@ -123,6 +125,8 @@ pub fn consumer(
 pub struct KafkaBus {
     producer: FutureProducer,
     settings: KafkaSettings,
+    /// Per group, a consumer that never subscribes: it only reads the group's positions.
+    position_readers: Mutex<HashMap<String, Arc<BaseConsumer>>>,
 }
 
 impl KafkaBus {
@@ -136,8 +140,72 @@ impl KafkaBus {
         Ok(Self {
             producer: producer(settings)?,
             settings: settings.clone(),
+            position_readers: Mutex::new(HashMap::new()),
         })
     }
+
+    fn position_reader(&self, group: &str) -> Result<Arc<BaseConsumer>, BusError> {
+        let mut readers = self
+            .position_readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(reader) = readers.get(group) {
+            return Ok(Arc::clone(reader));
+        }
+        let reader: Arc<BaseConsumer> = Arc::new(
+            client_config(&self.settings)
+                .set("group.id", group)
+                .set("enable.auto.commit", "false")
+                .create()?,
+        );
+        readers.insert(group.to_owned(), Arc::clone(&reader));
+        Ok(reader)
+    }
+}
+
+/// Reads where `group` stands in `topic`: the committed positions first, then the ends.
+fn read_position(
+    reader: &BaseConsumer,
+    group: &str,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> Result<GroupPosition, BusError> {
+    let metadata = reader.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|found| found.name() == topic)
+        .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(BusError::NoPartitions(topic.to_owned()));
+    }
+    let mut wanted = TopicPartitionList::new();
+    for partition in &partitions {
+        wanted.add_partition(topic, *partition);
+    }
+    let committed = reader.committed_offsets(wanted, timeout)?;
+    let mut position = GroupPosition::default();
+    for partition in partitions {
+        let (start, end) = reader.fetch_watermarks(topic, partition, timeout)?;
+        let committed =
+            committed
+                .find_partition(topic, partition)
+                .and_then(|element| match element.offset() {
+                    Offset::Offset(offset) => Some(offset),
+                    _ => None,
+                });
+        position.partitions.insert(
+            partition,
+            PartitionPosition {
+                start,
+                end,
+                committed,
+            },
+        );
+    }
+    tracing::trace!(group, topic, ?position, "consumer group position");
+    Ok(position)
 }
 
 #[async_trait::async_trait]
@@ -187,6 +255,14 @@ impl Bus for KafkaBus {
             .await
             .map_err(|(error, _)| error)?;
         Ok(())
+    }
+
+    async fn position(&self, group: &str, topic: &str) -> Result<GroupPosition, BusError> {
+        let reader = self.position_reader(group)?;
+        let (group, topic) = (group.to_owned(), topic.to_owned());
+        let timeout = self.settings.request_timeout();
+        // librdkafka's offset and metadata calls block their thread.
+        tokio::task::spawn_blocking(move || read_position(&reader, &group, &topic, timeout)).await?
     }
 
     fn subscribe(&self, group: &str, topic: &str) -> Result<Arc<dyn Subscription>, BusError> {

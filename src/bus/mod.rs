@@ -15,6 +15,7 @@
 pub mod in_process;
 pub mod kafka;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub enum BusError {
     Join(#[from] tokio::task::JoinError),
     #[error("cannot encode a record: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("topic `{0}` has no partitions")]
+    NoPartitions(String),
     #[error("the in-process bus is closed")]
     Closed,
 }
@@ -67,6 +70,33 @@ impl Record {
     }
 }
 
+/// Where a consumer group stands in one partition of a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionPosition {
+    /// The offset of the oldest record the partition still holds.
+    pub start: i64,
+    /// The offset the next record appended will get.
+    pub end: i64,
+    /// The group's committed position: the next record it will read. `None` when the group
+    /// has committed nothing on this partition.
+    pub committed: Option<i64>,
+}
+
+impl PartitionPosition {
+    /// Whether the group has handled every record below `end`.
+    pub fn handled_below(&self, end: i64) -> bool {
+        end <= self.start || self.committed.is_some_and(|committed| committed >= end)
+    }
+}
+
+/// Where a consumer group stands in a topic, per partition. The committed positions are read
+/// before the ends, so a partition whose committed position reaches its end had truly been
+/// read to the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupPosition {
+    pub partitions: HashMap<i32, PartitionPosition>,
+}
+
 /// Topics that carry records between processes.
 #[async_trait::async_trait]
 pub trait Bus: Send + Sync {
@@ -85,6 +115,11 @@ pub trait Bus: Send + Sync {
         payload: Option<&[u8]>,
         headers: &[(&str, &str)],
     ) -> Result<(), BusError>;
+
+    /// Where consumer group `group` stands in `topic`. A bus whose records do not outlive the
+    /// process that published them answers with no partitions: whoever published them is
+    /// the process asking.
+    async fn position(&self, group: &str, topic: &str) -> Result<GroupPosition, BusError>;
 
     /// Joins consumer group `group` on `topic`. Reading starts where the group left off (at
     /// the beginning for a new group).

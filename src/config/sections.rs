@@ -234,6 +234,10 @@ pub struct ExecutorSettings {
     pub retry_backoff_base: Duration,
     #[serde(with = "humantime_serde")]
     pub retry_backoff_max: Duration,
+    /// How long an attempt runs before its `RUNNING` report goes out; one that ends sooner
+    /// reports only its result.
+    #[serde(with = "humantime_serde")]
+    pub running_report_after: Duration,
 }
 
 /// The result writer that records reports in PostgreSQL.

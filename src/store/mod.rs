@@ -69,6 +69,21 @@ pub struct Applied {
     pub ignored: u64,
 }
 
+/// What a recovery pass may conclude from the instances' heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeats {
+    /// Nothing yet: this process has not reached the store for a full grace, and live
+    /// instances may not have had the time to beat again.
+    Unchecked,
+    /// An instance silent for a grace is dead. A `RUNNING` job of a dead instance may have
+    /// its final report on the bus, not yet written: it is taken back only if its instance
+    /// was already silent at `reports_written_before`, the instant before which every report
+    /// on the bus has been written (`None`: unknown, such jobs wait).
+    Checked {
+        reports_written_before: Option<DateTime<Utc>>,
+    },
+}
+
 /// What a recovery pass did.
 #[derive(Debug, Default)]
 pub struct Recovered {
@@ -159,14 +174,15 @@ pub trait Store: Send + Sync {
         limit: i64,
         grace: Duration,
         max_lost: i32,
-        check_heartbeats: bool,
+        heartbeats: Heartbeats,
     ) -> Result<Recovered, StoreError>;
 
     /// Records that this instance is alive.
     async fn heartbeat(&self) -> Result<(), StoreError>;
 
-    /// Removes this instance's heartbeat (it stops cleanly).
-    async fn forget_instance(&self) -> Result<(), StoreError>;
+    /// Records that this instance stopped cleanly: its heartbeat is set `grace` back, so that
+    /// it counts as silent from now on and what it still holds is recovered at once.
+    async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError>;
 
     /// Applies `reports` atomically, in arrival order per job, so that a repeated, reordered
     /// or stale report changes nothing.
@@ -183,7 +199,4 @@ pub trait Store: Send + Sync {
     /// dispatch is current and the attempt has not started). The job becomes `RUNNING` with
     /// a lease of `lease`.
     async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError>;
-
-    /// Releases this instance's hold on `run`, whose final report is safe on the bus.
-    async fn release_run(&self, run: RunKey) -> Result<(), StoreError>;
 }

@@ -136,6 +136,12 @@ impl Cluster {
     /// Starts one instance per entry of `roles` (each a `--roles` list), with a fresh
     /// database and fresh topics. The first must have the `api` role.
     pub async fn start_with_roles(name: &str, roles: &[&str]) -> Cluster {
+        Self::start_with(name, roles, &[]).await
+    }
+
+    /// [`Cluster::start_with_roles`], with `settings` (environment variables) over the
+    /// scenarios' usual ones.
+    pub async fn start_with(name: &str, roles: &[&str], settings: &[(&str, &str)]) -> Cluster {
         let id = Uuid::new_v4().simple().to_string();
         let database = format!("kairos_test_{id}");
         admin_client()
@@ -146,7 +152,7 @@ impl Cluster {
         let logs = crate_dir().join("target").join("chaos").join(&id);
         std::fs::create_dir_all(&logs).expect("log folder");
         let run_log = logs.join("runs.log");
-        let env = vec![
+        let env: Vec<(String, String)> = [
             ("KAIROS_ENV".into(), "distributed".into()),
             ("KAIROS__DATABASE__NAME".into(), database.clone()),
             ("KAIROS__DATABASE__POOL_SIZE".into(), "8".into()),
@@ -177,7 +183,14 @@ impl Cluster {
             ("KAIROS__RECOVERY__INTERVAL".into(), "500ms".into()),
             ("KAIROS__SHUTDOWN__GRACE".into(), "20s".into()),
             ("RUST_LOG".into(), "warn,kairos=info".into()),
-        ];
+        ]
+        .into_iter()
+        .chain(
+            settings
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        )
+        .collect();
         let mut cluster = Cluster {
             name: name.to_owned(),
             instances: Vec::new(),
@@ -240,6 +253,20 @@ impl Cluster {
             .json()
             .await
             .expect("JSON")
+    }
+
+    /// A connection to the cluster's database.
+    pub async fn database(&self) -> tokio_postgres::Client {
+        connect(&self.database).await
+    }
+
+    /// The lines of the run log: one `<job id> <attempt>` per run.
+    pub fn runs(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.run_log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Kills instance `index` with SIGKILL and starts a new process on its port.

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, SERIAL, services};
+use crate::cluster::{Cluster, SERIAL, free_port, services};
 
 /// Jobs per scenario.
 const JOBS: usize = 2000;
@@ -141,4 +141,111 @@ async fn roles_deployed_apart_share_the_work() {
     outcome.print_row("roles deployed apart (5 processes)");
     outcome.assert_sound();
     assert_eq!(outcome.duplicate_runs, 0);
+}
+
+/// An executor process dies after its jobs finished and their results reached Kafka, while
+/// no result writer runs: those jobs are not run again. Recovery takes back at once what the
+/// dead process held and had not started, but leaves its running jobs until a writer has
+/// written every report on the topic; then only the one whose attempt was really cut short
+/// runs again.
+#[actix_web::test]
+async fn results_on_the_bus_are_not_run_again_when_their_process_dies() {
+    let _serial = SERIAL.lock().await;
+    // A 20 s horizon, so that a job due in 15 s is dispatched (and held) at once.
+    let mut cluster = Cluster::start_with(
+        "results on the bus",
+        &["api,scanner", "executor"],
+        &[("KAIROS__SCANNER__INTERVAL", "10s")],
+    )
+    .await;
+    let quick = 20;
+    cluster
+        .create_jobs(quick, Duration::from_secs(1), Duration::ZERO, "")
+        .await;
+    // Cut short by the kill; attempt 2 ends at once.
+    cluster
+        .create_jobs(
+            1,
+            Duration::from_secs(1),
+            Duration::ZERO,
+            "[ \"$KAIROS_ATTEMPT\" -gt 1 ] || exec sleep 60; ",
+        )
+        .await;
+    cluster
+        .create_jobs(1, Duration::from_secs(15), Duration::ZERO, "")
+        .await;
+    let database = cluster.database().await;
+
+    // Every quick job ran and its executor is gone (its result acknowledged by Kafka); the
+    // long one runs, the late one waits.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let executors = cluster.actors(1).await["actors"]["executor"]["alive"].clone();
+        if cluster.runs().len() == quick && executors == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "runs {:?}, executors {executors}",
+            cluster.runs().len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.instances[1].kill_hard();
+
+    // Recovery takes the held job back once the dead process is silent for the grace...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let epoch: i64 = database
+            .query_one(
+                "SELECT epoch FROM jobs ORDER BY execute_at DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .expect("the late job")
+            .get(0);
+        if epoch == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the held job was not taken back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ... and in the same passes leaves the running ones: their reports are not written.
+    let rows = database
+        .query(
+            "SELECT status, epoch FROM jobs WHERE execute_at < (SELECT max(execute_at) FROM jobs)",
+            &[],
+        )
+        .await
+        .expect("the running jobs");
+    assert_eq!(rows.len(), quick + 1);
+    for row in rows {
+        let (status, epoch): (String, i64) = (row.get(0), row.get(1));
+        assert_eq!((status.as_str(), epoch), ("RUNNING", 1));
+    }
+
+    // A writer (and an executor) arrive: the reports are written, and only the attempt that
+    // was cut short is recorded lost and runs again.
+    let replacement = cluster
+        .spawn_with_roles(free_port(), "executor,writer")
+        .await;
+    cluster.instances[1] = replacement;
+    cluster.settle(quick + 2).await;
+    let outcome = cluster.outcome(quick + 2).await;
+    outcome.print_row("executor killed with its results unwritten");
+    outcome.assert_sound();
+    assert_eq!(
+        outcome.lost_attempts, 1,
+        "only the cut-short attempt is lost"
+    );
+    assert_eq!(outcome.duplicate_runs, 0, "{outcome:?}");
+    let rerun: i64 = database
+        .query_one(
+            "SELECT count(*) FROM jobs WHERE epoch > 1 AND execute_at < (SELECT max(execute_at) FROM jobs)",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(rerun, 1, "only the cut-short job is dispatched again");
 }

@@ -15,7 +15,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::domain::{Dispatch, JobKind, NewJob};
-use crate::store::{Recovered, StoreError};
+use crate::store::{Heartbeats, Recovered, StoreError};
 
 const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
      jobs.kind, jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs";
@@ -156,12 +156,20 @@ pub async fn redispatch(
 const LIVE_HOLDER_GRACES: f64 = 10.0;
 
 /// Finds up to `limit` jobs in flight that were lost, and dispatches them again under a new
-/// epoch. A job is lost when its lease ran out and no instance holds it (`runner`); or (with
-/// `check_heartbeats`) when the instance that holds or runs it stopped beating for longer
-/// than `grace`; or when its lease ran out [`LIVE_HOLDER_GRACES`] graces ago whoever holds it.
-/// (An overloaded but live instance keeps the jobs it holds: taking them back would only add
-/// work.) The caller checks heartbeats only once it has itself reached the database for
-/// longer than `grace`: after an outage, live instances need time to beat again.
+/// epoch. A job is lost when its lease ran out and no instance holds it (`runner`); or when
+/// its lease ran out [`LIVE_HOLDER_GRACES`] graces ago whoever holds it; or, with
+/// [`Heartbeats::Checked`], when the instance that holds or runs it has been silent for
+/// longer than `grace`. (An overloaded but live instance keeps the jobs it holds: taking them
+/// back would only add work.) The caller checks heartbeats only once it has itself reached
+/// the database for longer than `grace`: after an outage, live instances need time to beat
+/// again.
+///
+/// A `RUNNING` job of a silent instance may have its final report on the bus, not yet
+/// written: it is taken back only if its instance was silent for the grace already at
+/// `reports_written_before` (it beats every fifth of a grace, so it had died by then, and
+/// every report it published is written). That instant comes from the caller's clock and the
+/// heartbeats from the database's: a skew of up to four fifths of the grace is absorbed.
+///
 /// A job lost while `RUNNING` has that attempt recorded as `LOST`; one lost more than
 /// `max_lost` times ends `FAILED` instead.
 ///
@@ -173,7 +181,7 @@ pub async fn recover_expired(
     instance: &str,
     grace: Duration,
     max_lost: i32,
-    check_heartbeats: bool,
+    heartbeats: Heartbeats,
 ) -> Result<Recovered, StoreError> {
     let client = pool.get().await?;
     let statement = client
@@ -188,7 +196,11 @@ pub async fn recover_expired(
                      OR ($5 AND runner IS NOT NULL AND NOT EXISTS ( \
                          SELECT 1 FROM instances \
                          WHERE instances.id = jobs.runner \
-                           AND instances.heartbeat_at > now() - make_interval(secs => $3)))) \
+                           AND instances.heartbeat_at > now() - make_interval(secs => $3)) \
+                       AND (status <> 'RUNNING' OR ($7::timestamptz IS NOT NULL AND NOT EXISTS ( \
+                         SELECT 1 FROM instances \
+                         WHERE instances.id = jobs.runner \
+                           AND instances.heartbeat_at > $7 - make_interval(secs => $3)))))) \
                  ORDER BY lease_until LIMIT $1 \
                  FOR UPDATE SKIP LOCKED), \
              moved AS ( \
@@ -221,6 +233,12 @@ pub async fn recover_expired(
              SELECT * FROM moved"
         ))
         .await?;
+    let (check_heartbeats, reports_written_before) = match heartbeats {
+        Heartbeats::Unchecked => (false, None),
+        Heartbeats::Checked {
+            reports_written_before,
+        } => (true, reports_written_before),
+    };
     let rows = client
         .query(
             &statement,
@@ -231,6 +249,7 @@ pub async fn recover_expired(
                 &max_lost,
                 &check_heartbeats,
                 &LIVE_HOLDER_GRACES,
+                &reports_written_before,
             ],
         )
         .await?;
@@ -266,16 +285,28 @@ pub async fn heartbeat(pool: &Pool, instance: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Removes `instance` (it stops cleanly) and instances silent for over an hour.
+/// Records that `instance` stopped cleanly: its heartbeat goes `grace` back, so that it
+/// counts as silent from now on (and as having stopped now, for the rule on running jobs in
+/// [`recover_expired`]). Instances silent for over an hour are removed.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached.
-pub async fn forget_instance(pool: &Pool, instance: &str) -> Result<(), StoreError> {
+pub async fn retire_instance(
+    pool: &Pool,
+    instance: &str,
+    grace: Duration,
+) -> Result<(), StoreError> {
     let client = pool.get().await?;
     client
         .execute(
-            "DELETE FROM instances WHERE id = $1 OR heartbeat_at < now() - interval '1 hour'",
-            &[&instance],
+            "UPDATE instances SET heartbeat_at = now() - make_interval(secs => $2) WHERE id = $1",
+            &[&instance, &seconds(grace)],
+        )
+        .await?;
+    client
+        .execute(
+            "DELETE FROM instances WHERE heartbeat_at < now() - interval '1 hour'",
+            &[],
         )
         .await?;
     Ok(())

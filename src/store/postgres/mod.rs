@@ -11,7 +11,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-use super::{Applied, Attempt, Recovered, RunKey, Store, StoreError};
+use super::{Applied, Attempt, Heartbeats, Recovered, RunKey, Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
 use insert_queue::InsertQueue;
@@ -229,7 +229,7 @@ impl Store for PostgresStore {
         limit: i64,
         grace: Duration,
         max_lost: i32,
-        check_heartbeats: bool,
+        heartbeats: Heartbeats,
     ) -> Result<Recovered, StoreError> {
         dispatch::recover_expired(
             &self.pool,
@@ -237,7 +237,7 @@ impl Store for PostgresStore {
             &self.instance,
             grace,
             max_lost,
-            check_heartbeats,
+            heartbeats,
         )
         .await
     }
@@ -246,8 +246,8 @@ impl Store for PostgresStore {
         dispatch::heartbeat(&self.heartbeat_pool, &self.instance).await
     }
 
-    async fn forget_instance(&self) -> Result<(), StoreError> {
-        dispatch::forget_instance(&self.pool, &self.instance).await
+    async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError> {
+        dispatch::retire_instance(&self.pool, &self.instance, grace).await
     }
 
     async fn apply_reports(
@@ -264,9 +264,5 @@ impl Store for PostgresStore {
 
     async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError> {
         Ok(self.ledger.claim(run, lease).await?)
-    }
-
-    async fn release_run(&self, run: RunKey) -> Result<(), StoreError> {
-        Ok(self.ledger.release(run).await?)
     }
 }

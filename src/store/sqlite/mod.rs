@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode};
 use uuid::Uuid;
 
-use super::{Applied, Attempt, Recovered, RunKey, Store, StoreError};
+use super::{Applied, Attempt, Heartbeats, Recovered, RunKey, Store, StoreError};
 use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
 
 mod embedded {
@@ -212,17 +212,10 @@ impl Store for SqliteStore {
         limit: i64,
         grace: Duration,
         max_lost: i32,
-        check_heartbeats: bool,
+        heartbeats: Heartbeats,
     ) -> Result<Recovered, StoreError> {
         self.call(move |connection, instance| {
-            queries::recover_expired(
-                connection,
-                limit,
-                instance,
-                grace,
-                max_lost,
-                check_heartbeats,
-            )
+            queries::recover_expired(connection, limit, instance, grace, max_lost, heartbeats)
         })
         .await
     }
@@ -232,8 +225,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn forget_instance(&self) -> Result<(), StoreError> {
-        self.call(|connection, instance| queries::forget_instance(connection, instance))
+    async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError> {
+        self.call(move |connection, instance| queries::retire_instance(connection, instance, grace))
             .await
     }
 
@@ -261,11 +254,6 @@ impl Store for SqliteStore {
 
     async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError> {
         self.call(move |connection, instance| queries::claim_run(connection, run, lease, instance))
-            .await
-    }
-
-    async fn release_run(&self, run: RunKey) -> Result<(), StoreError> {
-        self.call(move |connection, _| queries::release_run(connection, run))
             .await
     }
 }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, Job, JobKind, JobStatus, NewJob};
-use crate::store::{Applied, Attempt, Recovered, RunKey, StoreError};
+use crate::store::{Applied, Attempt, Heartbeats, Recovered, RunKey, StoreError};
 
 const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, status, max_retries, \
      timeout_secs, metadata, attempts, epoch, exit_code, last_output, last_error, created_at, \
@@ -330,8 +330,14 @@ pub(super) fn recover_expired(
     instance: &str,
     grace: Duration,
     max_lost: i32,
-    check_heartbeats: bool,
+    heartbeats: Heartbeats,
 ) -> Result<Recovered, StoreError> {
+    let (check_heartbeats, written_before) = match heartbeats {
+        Heartbeats::Unchecked => (false, None),
+        Heartbeats::Checked {
+            reports_written_before,
+        } => (true, reports_written_before.map(micros)),
+    };
     let transaction = connection.transaction()?;
     let now = micros(Utc::now());
     let grace = span(grace);
@@ -343,19 +349,25 @@ pub(super) fn recover_expired(
                  OR lease_until < ?1 - ?2 * {LIVE_HOLDER_GRACES} \
                  OR (?3 AND runner IS NOT NULL AND NOT EXISTS ( \
                      SELECT 1 FROM instances \
-                     WHERE instances.id = jobs.runner AND instances.heartbeat_at > ?1 - ?2))) \
+                     WHERE instances.id = jobs.runner AND instances.heartbeat_at > ?1 - ?2) \
+                   AND (status <> 'RUNNING' OR (?5 IS NOT NULL AND NOT EXISTS ( \
+                     SELECT 1 FROM instances \
+                     WHERE instances.id = jobs.runner AND instances.heartbeat_at > ?5 - ?2))))) \
              ORDER BY lease_until LIMIT ?4"
         ))?;
         statement
-            .query_map(params![now, grace, check_heartbeats, limit], |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            })?
+            .query_map(
+                params![now, grace, check_heartbeats, limit, written_before],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
+            )?
             .collect::<Result<_, _>>()?
     };
     let mut recovered = Recovered::default();
@@ -423,12 +435,20 @@ pub(super) fn heartbeat(connection: &Connection, instance: &str) -> Result<(), S
     Ok(())
 }
 
-/// `store::postgres::dispatch::forget_instance`.
-pub(super) fn forget_instance(connection: &Connection, instance: &str) -> Result<(), StoreError> {
-    let hour_ago = micros(Utc::now()) - span(Duration::from_secs(3600));
+/// `store::postgres::dispatch::retire_instance`.
+pub(super) fn retire_instance(
+    connection: &Connection,
+    instance: &str,
+    grace: Duration,
+) -> Result<(), StoreError> {
+    let now = micros(Utc::now());
     connection.execute(
-        "DELETE FROM instances WHERE id = ?1 OR heartbeat_at < ?2",
-        params![instance, hour_ago],
+        "UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1",
+        params![instance, now - span(grace)],
+    )?;
+    connection.execute(
+        "DELETE FROM instances WHERE heartbeat_at < ?1",
+        params![now - span(Duration::from_secs(3600))],
     )?;
     Ok(())
 }
@@ -557,16 +577,4 @@ pub(super) fn claim_run(
             span(lease)
         ])?;
     Ok(claimed == 1)
-}
-
-/// `store::postgres::run_ledger`'s release: only `runner` changes.
-pub(super) fn release_run(connection: &Connection, run: RunKey) -> Result<(), StoreError> {
-    connection
-        .prepare_cached(
-            "UPDATE jobs SET runner = NULL \
-             WHERE id = ?1 AND epoch = ?2 AND attempts = ?3 AND status = 'RUNNING' \
-               AND runner IS NOT NULL",
-        )?
-        .execute(params![run.job_id.to_string(), run.epoch, run.attempt])?;
-    Ok(())
 }
