@@ -1,15 +1,16 @@
 //! `ExecutorActor`: one per dispatched job. Holds the job's timer and retry counter, runs each
 //! attempt at its time and reports every change.
 //!
-//! Life: waits until `execute_at` (never starts early), takes a run slot
-//! (`executor.max_concurrent_runs`), claims the attempt's run in the store (so that however
-//! often, and wherever, a dispatch is delivered, each attempt starts once, and a superseded
-//! dispatch never starts; the claim makes the job `RUNNING` in the store), runs the command
-//! under its timeout, reports `RUNNING` if it is still running after
+//! Life: `executor.claim_ahead` before the attempt's time, claims its run in the store (so
+//! that however often, and wherever, a dispatch is delivered, each attempt starts once, and a
+//! superseded dispatch never starts; the claim makes the job `RUNNING` in the store); at its
+//! time (never earlier) takes a run slot (`executor.max_concurrent_runs`; a no-op needs none)
+//! and runs the command under its timeout; reports `RUNNING` if it is still running after
 //! `executor.running_report_after`, then reports `SUCCESS`, or `RETRYING` and waits for its
-//! backoff before the next attempt, or `FAILED` once `1 + max_retries` attempts have failed. Reports go out in order through an
-//! outbox that retries each until the bus acknowledges it. When the final report is
-//! acknowledged the executor tells the dispatcher, which drops its address, and it ends.
+//! backoff before the next attempt, or `FAILED` once `1 + max_retries` attempts have failed.
+//! Reports go out in order through an outbox that retries each until the bus acknowledges
+//! it. When the final report is acknowledged the executor tells the dispatcher, which drops
+//! its address, and it ends.
 //!
 //! Receives: [`Release`], [`Fail`]. Sends: attempt reports to the bus, [`ExecutorFinished`] to
 //! the dispatcher.
@@ -49,8 +50,11 @@ pub struct Release;
 /// Where the executor is in its job's life.
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
-    /// Waiting for `due` (the job's time, or the end of a retry backoff).
+    /// Waiting for `due` (the job's time, or the end of a retry backoff), the run not yet
+    /// claimed.
     Waiting,
+    /// The run is claimed; waiting for `due` to start it.
+    Claimed,
     /// The attempt's command runs, since the given instant.
     Running(DateTime<Utc>),
     /// The final report is queued; nothing is left to run.
@@ -105,120 +109,171 @@ impl ExecutorActor {
     fn enter(&mut self, phase: Phase) {
         let metrics = &self.runtime.metrics;
         match self.phase {
-            Phase::Waiting => metrics.executors_waiting.dec(),
+            Phase::Waiting | Phase::Claimed => metrics.executors_waiting.dec(),
             Phase::Running(_) => metrics.executors_running.dec(),
             Phase::Finishing => 0,
         };
         match phase {
-            Phase::Waiting => metrics.executors_waiting.inc(),
+            Phase::Waiting | Phase::Claimed => metrics.executors_waiting.inc(),
             Phase::Running(_) => metrics.executors_running.inc(),
             Phase::Finishing => 0,
         };
         self.phase = phase;
     }
 
-    /// Arms the timer for the waiting attempt. A time in the past fires at once.
+    /// Arms the timer for the waiting attempt: its run is claimed `executor.claim_ahead`
+    /// before its time (at once if that is past), so that the claim's round trip to the store
+    /// is not paid at the start.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        let delay = (self.due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let ahead = chrono::Duration::from_std(self.runtime.settings.executor.claim_ahead)
+            .unwrap_or_default();
+        let delay = (self.due - ahead - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         let attempt = self.attempt;
         ctx.run_later(delay, move |actor, ctx| {
             if actor.phase == Phase::Waiting && actor.attempt == attempt {
-                actor.start_attempt(ctx);
+                actor.claim_attempt(ctx);
             }
         });
     }
 
-    fn start_attempt(&mut self, ctx: &mut Context<Self>) {
+    /// Claims the waiting attempt's run, then waits for its time ([`Phase::Claimed`]).
+    fn claim_attempt(&mut self, ctx: &mut Context<Self>) {
         let runtime = self.runtime.clone();
         let attempt = self.attempt;
         let (job_id, epoch) = (self.dispatch.job_id, self.dispatch.epoch);
         let grace = runtime.settings.recovery.grace;
-        let lease = self.run_timeout() + grace;
-        let kind = self.dispatch.kind;
+        // The lease runs from the claim: the wait for the attempt's time, then its timeout,
+        // then the grace.
+        let until_due = (self.due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let lease = until_due + self.run_timeout() + grace;
+        let hold_after = until_due + grace / 2;
         let key = RunKey {
             job_id,
             epoch,
             attempt,
         };
         let claim = async move {
-            let start = async {
-                // A command takes a run slot first, so that its start time (and the lateness)
-                // is when it really starts; a no-op runs nothing and needs none.
-                let permit = match kind {
-                    JobKind::Shell => Some(runtime.run_slots.clone().acquire_owned().await.ok()?),
-                    JobKind::Noop => None,
-                };
-                Some((permit, runtime.store.claim_run(key, lease).await))
-            };
-            tokio::pin!(start);
+            let claim = runtime.store.claim_run(key, lease);
+            tokio::pin!(claim);
             tokio::select! {
-                started = &mut start => started,
-                () = tokio::time::sleep(grace / 2) => {
-                    // Still waiting (for a slot, or for the store) half a grace after its
-                    // time: hold the job, so that its lease running out does not make it look
-                    // lost while this process lives.
+                claimed = &mut claim => claimed,
+                () = tokio::time::sleep(hold_after) => {
+                    // Still unclaimed half a grace after its time (the store is slow or away):
+                    // hold the job, so that its lease running out does not make it look lost
+                    // while this process lives.
                     runtime.store.hold_run(key);
-                    start.await
+                    claim.await
                 }
             }
         };
-        ctx.wait(actix::fut::wrap_future(claim).map(move |started, actor: &mut Self, ctx: &mut Context<Self>| {
-            let Some((permit, claimed)) = started else { return };
+        ctx.wait(actix::fut::wrap_future(claim).map(move |claimed, actor: &mut Self, ctx: &mut Context<Self>| {
             if actor.attempt != attempt || actor.phase != Phase::Waiting {
                 return;
             }
             match claimed {
-                Ok(true) => {}
+                Ok(true) => {
+                    actor.enter(Phase::Claimed);
+                    actor.arm_start(ctx);
+                }
                 Ok(false) => {
                     tracing::info!(%job_id, epoch, attempt, "dispatch superseded or attempt already started; not running it");
                     actor.runtime.metrics.dispatches_superseded.inc();
                     actor.enter(Phase::Finishing);
                     actor.drain_outbox(ctx);
-                    return;
                 }
                 Err(error) => {
                     tracing::warn!(%job_id, %error, "cannot claim the run; trying again");
                     ctx.run_later(START_RETRY, move |actor, ctx| {
                         if actor.phase == Phase::Waiting && actor.attempt == attempt {
-                            actor.start_attempt(ctx);
+                            actor.claim_attempt(ctx);
                         }
                     });
+                }
+            }
+        }));
+    }
+
+    /// Starts the claimed attempt at its time (at once if that is past).
+    fn arm_start(&mut self, ctx: &mut Context<Self>) {
+        let delay = (self.due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let attempt = self.attempt;
+        ctx.run_later(delay, move |actor, ctx| {
+            if actor.phase == Phase::Claimed && actor.attempt == attempt {
+                actor.start_attempt(ctx);
+            }
+        });
+    }
+
+    fn start_attempt(&mut self, ctx: &mut Context<Self>) {
+        let attempt = self.attempt;
+        let kind = self.dispatch.kind;
+        // A command takes a run slot first, so that its start time (and the lateness) is when
+        // it really starts; a no-op runs nothing and needs none.
+        let slots = self.runtime.run_slots.clone();
+        let permit = async move {
+            match kind {
+                JobKind::Shell => slots.acquire_owned().await.ok(),
+                JobKind::Noop => None,
+            }
+        };
+        ctx.wait(actix::fut::wrap_future(permit).map(
+            move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
+                if actor.attempt != attempt || actor.phase != Phase::Claimed {
                     return;
                 }
-            }
-            let started_at = Utc::now();
-            if let Ok(lateness) = (started_at - actor.due).to_std() {
-                actor.runtime.metrics.fire_lateness.observe(lateness.as_secs_f64());
-            }
-            actor.enter(Phase::Running(started_at));
-            // A short attempt reports only its result: one record and one write fewer.
-            ctx.run_later(actor.runtime.settings.executor.running_report_after, move |actor, ctx| {
-                if actor.phase == Phase::Running(started_at) {
-                    actor.send_report(actor.report(JobStatus::Running, AttemptOutcome::Running, started_at, None), ctx);
+                let started_at = Utc::now();
+                if let Ok(lateness) = (started_at - actor.due).to_std() {
+                    actor
+                        .runtime
+                        .metrics
+                        .fire_lateness
+                        .observe(lateness.as_secs_f64());
                 }
-            });
-            let spec = actor.shell_command();
-            let kind = actor.dispatch.kind;
-            let run = async move {
-                let result = match kind {
-                    JobKind::Shell => shell::run(&spec).await,
-                    JobKind::Noop => RunResult {
-                        outcome: AttemptOutcome::Succeeded,
-                        exit_code: Some(0),
-                        stdout: String::new(),
-                        stderr: String::new(),
-                        error: None,
+                actor.enter(Phase::Running(started_at));
+                // A short attempt reports only its result: one record and one write fewer.
+                ctx.run_later(
+                    actor.runtime.settings.executor.running_report_after,
+                    move |actor, ctx| {
+                        if actor.phase == Phase::Running(started_at) {
+                            actor.send_report(
+                                actor.report(
+                                    JobStatus::Running,
+                                    AttemptOutcome::Running,
+                                    started_at,
+                                    None,
+                                ),
+                                ctx,
+                            );
+                        }
                     },
+                );
+                let spec = actor.shell_command();
+                let kind = actor.dispatch.kind;
+                let run = async move {
+                    let result = match kind {
+                        JobKind::Shell => shell::run(&spec).await,
+                        JobKind::Noop => RunResult {
+                            outcome: AttemptOutcome::Succeeded,
+                            exit_code: Some(0),
+                            stdout: String::new(),
+                            stderr: String::new(),
+                            error: None,
+                        },
+                    };
+                    drop(permit);
+                    result
                 };
-                drop(permit);
-                result
-            };
-            ctx.spawn(actix::fut::wrap_future(run).map(move |result, actor: &mut Self, ctx: &mut Context<Self>| {
-                if actor.phase == Phase::Running(started_at) {
-                    actor.attempt_ended(started_at, result, ctx);
-                }
-            }));
-        }));
+                ctx.spawn(actix::fut::wrap_future(run).map(
+                    move |result, actor: &mut Self, ctx: &mut Context<Self>| {
+                        if actor.phase == Phase::Running(started_at) {
+                            actor.attempt_ended(started_at, result, ctx);
+                        }
+                    },
+                ));
+            },
+        ));
     }
 
     fn run_timeout(&self) -> Duration {
@@ -230,7 +285,8 @@ impl ExecutorActor {
     }
 
     /// Hands a waiting job to another instance: dispatches it again under a new epoch (so
-    /// this executor's claim can no longer start it) and ends.
+    /// this executor's claim can no longer start it) and ends. A job whose run is claimed
+    /// already (its time is at most `executor.claim_ahead` away) runs here instead.
     fn release(&mut self, ctx: &mut Context<Self>) {
         if self.phase != Phase::Waiting {
             return;
@@ -406,6 +462,7 @@ impl Actor for ExecutorActor {
         self.publishing = false;
         match self.phase.clone() {
             Phase::Waiting => self.arm_timer(ctx),
+            Phase::Claimed => self.arm_start(ctx),
             Phase::Running(started_at) => {
                 // Restarted mid-run: the run was dropped and its process group killed.
                 let interrupted = RunResult {

@@ -234,6 +234,10 @@ pub struct ExecutorSettings {
     pub retry_backoff_base: Duration,
     #[serde(with = "humantime_serde")]
     pub retry_backoff_max: Duration,
+    /// How long before an attempt's time its run is claimed in the store, so that the claim's
+    /// round trip is not paid at the start.
+    #[serde(with = "humantime_serde")]
+    pub claim_ahead: Duration,
     /// How long an attempt runs before its `RUNNING` report goes out; one that ends sooner
     /// reports only its result.
     #[serde(with = "humantime_serde")]

@@ -197,6 +197,6 @@ pub trait Store: Send + Sync {
 
     /// Claims the run of `run` before it starts: true if this caller may start it (the
     /// dispatch is current and the attempt has not started). The job becomes `RUNNING` with
-    /// a lease of `lease`.
+    /// a lease of `lease`; its `started_at` comes later, from the attempt's report.
     async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError>;
 }

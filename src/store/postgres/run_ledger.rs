@@ -6,8 +6,9 @@
 //!   instance, so that while it beats nobody takes the job back, however long it waits for a
 //!   free run slot, and once it stops beating the job is recovered at once rather than at its
 //!   time plus the grace;
-//! - the **claim** of its run before it starts: the job becomes `RUNNING` on this instance
-//!   with a lease of the attempt's timeout plus the recovery grace, only if the dispatch's
+//! - the **claim** of its run, shortly before it starts (`executor.claim_ahead`): the job
+//!   becomes `RUNNING` on this instance with a lease covering the wait for its time, its
+//!   timeout and the recovery grace, only if the dispatch's
 //!   epoch is still current and the attempt has not started yet. So however often, and
 //!   wherever, a dispatch is delivered, each attempt starts once, and a superseded dispatch
 //!   never starts. (`RUNNING` is accepted as the prior status because the report that the
@@ -219,8 +220,7 @@ async fn claim_runs(
     let statement = client
         .prepare_cached(
             "UPDATE jobs SET status = 'RUNNING', attempts = r.attempt, runner = $5, \
-                 lease_until = now() + make_interval(secs => r.lease), \
-                 started_at = COALESCE(jobs.started_at, now()), updated_at = now() \
+                 lease_until = now() + make_interval(secs => r.lease), updated_at = now() \
              FROM UNNEST($1::uuid[], $2::int8[], $3::int4[], $4::float8[]) \
                  AS r(id, epoch, attempt, lease) \
              WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \

@@ -565,7 +565,7 @@ pub(super) fn claim_run(
     let claimed = connection
         .prepare_cached(&format!(
             "UPDATE jobs SET status = 'RUNNING', attempts = ?3, runner = ?4, \
-                 lease_until = ?5 + ?6, started_at = COALESCE(started_at, ?5), updated_at = ?5 \
+                 lease_until = ?5 + ?6, updated_at = ?5 \
              WHERE id = ?1 AND epoch = ?2 AND attempts < ?3 AND status IN {IN_FLIGHT}"
         ))?
         .execute(params![
