@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{JobKind, JobStatus};
+use super::{JobKind, JobStatus, NewJob};
 
 /// What an executor needs to run a job, published on `kafka.topic.jobs`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +27,24 @@ pub struct Dispatch {
     pub execute_at: DateTime<Utc>,
     pub max_retries: i32,
     pub timeout_secs: i32,
+}
+
+impl Dispatch {
+    /// The first dispatch of `job`, claimed as it is stored (epoch 1, attempt 1, nothing
+    /// failed yet).
+    pub fn first(job: &NewJob) -> Self {
+        Dispatch {
+            job_id: job.id,
+            epoch: 1,
+            attempt: 1,
+            failures: 0,
+            kind: job.kind,
+            command: job.command.clone(),
+            execute_at: job.execute_at,
+            max_retries: job.max_retries,
+            timeout_secs: job.timeout_secs,
+        }
+    }
 }
 
 /// How one attempt ended.

@@ -92,15 +92,12 @@ pub async fn insert_batch(
         .iter()
         .map(|job| (job, (job.execute_at < dispatch_before).then_some(grace)))
         .collect();
-    super::jobs::insert_rows(pool, &rows, instance)
-        .await?
+    super::jobs::insert_only(pool, &rows, instance).await?;
+    Ok(rows
         .iter()
-        .filter(|row| {
-            row.try_get::<_, &str>("status")
-                .is_ok_and(|status| status == "DISPATCHED")
-        })
-        .map(dispatch_from_row)
-        .collect()
+        .filter(|(_, claim)| claim.is_some())
+        .map(|(job, _)| Dispatch::first(job))
+        .collect())
 }
 
 /// Hands a claim back (its dispatch could not be published), so that the next scan claims

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::dispatch::dispatch_from_row;
@@ -81,64 +82,107 @@ pub async fn insert_many(
         .collect()
 }
 
+/// Stores `jobs` with one statement, all or none: each with its claim (a grace) is stored
+/// `DISPATCHED` under epoch 1 for `instance` (see [`crate::domain::Dispatch::first`]), each
+/// without `SCHEDULED`.
+const INSERT_JOBS: &str = "\
+    INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
+        kind, status, epoch, claimed_by, claimed_at, lease_until) \
+    SELECT id, name, command, execute_at, max_retries, timeout_secs, metadata, kind, \
+        CASE WHEN claimed_by IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
+        CASE WHEN claimed_by IS NULL THEN 0 ELSE 1 END, claimed_by, \
+        CASE WHEN claimed_by IS NOT NULL THEN now() END, \
+        CASE WHEN claimed_by IS NOT NULL \
+            THEN GREATEST(execute_at, now()) + make_interval(secs => grace) END \
+    FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int4[], \
+        $6::int4[], $7::jsonb[], $8::text[], $9::text[], $10::float8[]) \
+        AS t(id, name, command, execute_at, max_retries, timeout_secs, metadata, kind, \
+             claimed_by, grace)";
+
+/// The columns of [`INSERT_JOBS`], one array each.
+struct Columns<'a> {
+    ids: Vec<Uuid>,
+    names: Vec<Option<&'a str>>,
+    commands: Vec<&'a str>,
+    times: Vec<DateTime<Utc>>,
+    retries: Vec<i32>,
+    timeouts: Vec<i32>,
+    metadata: Vec<&'a serde_json::Value>,
+    kinds: Vec<&'static str>,
+    claimed_by: Vec<Option<&'a str>>,
+    graces: Vec<f64>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(jobs: &[(&'a NewJob, Option<Duration>)], instance: &'a str) -> Self {
+        Columns {
+            ids: jobs.iter().map(|(job, _)| job.id).collect(),
+            names: jobs.iter().map(|(job, _)| job.name.as_deref()).collect(),
+            commands: jobs.iter().map(|(job, _)| job.command.as_str()).collect(),
+            times: jobs.iter().map(|(job, _)| job.execute_at).collect(),
+            retries: jobs.iter().map(|(job, _)| job.max_retries).collect(),
+            timeouts: jobs.iter().map(|(job, _)| job.timeout_secs).collect(),
+            metadata: jobs.iter().map(|(job, _)| &job.metadata).collect(),
+            kinds: jobs.iter().map(|(job, _)| job.kind.as_str()).collect(),
+            claimed_by: jobs
+                .iter()
+                .map(|(_, claim)| claim.map(|_| instance))
+                .collect(),
+            graces: jobs
+                .iter()
+                .map(|(_, claim)| claim.map_or(0.0, |grace| grace.as_secs_f64()))
+                .collect(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+        [
+            &self.ids,
+            &self.names,
+            &self.commands,
+            &self.times,
+            &self.retries,
+            &self.timeouts,
+            &self.metadata,
+            &self.kinds,
+            &self.claimed_by,
+            &self.graces,
+        ]
+    }
+}
+
 /// [`insert_many`]'s statement: the rows inserted, as [`JOB_COLUMNS`] and `lost_attempts`,
 /// in no particular order.
-pub(super) async fn insert_rows(
+async fn insert_rows(
     pool: &Pool,
     jobs: &[(&NewJob, Option<Duration>)],
     instance: &str,
 ) -> Result<Vec<Row>, StoreError> {
-    let ids: Vec<Uuid> = jobs.iter().map(|(job, _)| job.id).collect();
-    let names: Vec<Option<&str>> = jobs.iter().map(|(job, _)| job.name.as_deref()).collect();
-    let commands: Vec<&str> = jobs.iter().map(|(job, _)| job.command.as_str()).collect();
-    let times: Vec<DateTime<Utc>> = jobs.iter().map(|(job, _)| job.execute_at).collect();
-    let retries: Vec<i32> = jobs.iter().map(|(job, _)| job.max_retries).collect();
-    let timeouts: Vec<i32> = jobs.iter().map(|(job, _)| job.timeout_secs).collect();
-    let metadata: Vec<&serde_json::Value> = jobs.iter().map(|(job, _)| &job.metadata).collect();
-    let kinds: Vec<&str> = jobs.iter().map(|(job, _)| job.kind.as_str()).collect();
-    let claimed_by: Vec<Option<&str>> = jobs
-        .iter()
-        .map(|(_, claim)| claim.map(|_| instance))
-        .collect();
-    let graces: Vec<f64> = jobs
-        .iter()
-        .map(|(_, claim)| claim.map_or(0.0, |grace| grace.as_secs_f64()))
-        .collect();
+    let columns = Columns::of(jobs, instance);
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(&format!(
-            "INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
-                 kind, status, epoch, claimed_by, claimed_at, lease_until) \
-             SELECT id, name, command, execute_at, max_retries, timeout_secs, metadata, kind, \
-                 CASE WHEN claimed_by IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
-                 CASE WHEN claimed_by IS NULL THEN 0 ELSE 1 END, claimed_by, \
-                 CASE WHEN claimed_by IS NOT NULL THEN now() END, \
-                 CASE WHEN claimed_by IS NOT NULL \
-                     THEN GREATEST(execute_at, now()) + make_interval(secs => grace) END \
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int4[], \
-                 $6::int4[], $7::jsonb[], $8::text[], $9::text[], $10::float8[]) \
-                 AS t(id, name, command, execute_at, max_retries, timeout_secs, metadata, kind, \
-                      claimed_by, grace) \
-             RETURNING {JOB_COLUMNS}, lost_attempts"
+            "{INSERT_JOBS} RETURNING {JOB_COLUMNS}, lost_attempts"
         ))
         .await?;
-    Ok(client
-        .query(
-            &statement,
-            &[
-                &ids,
-                &names,
-                &commands,
-                &times,
-                &retries,
-                &timeouts,
-                &metadata,
-                &kinds,
-                &claimed_by,
-                &graces,
-            ],
-        )
-        .await?)
+    Ok(client.query(&statement, &columns.params()).await?)
+}
+
+/// Stores `jobs` with one statement, all or none, and returns nothing: the caller knows what
+/// it stored (the batch endpoint, whose 10,000 rows would otherwise come back in full).
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached or refuses a row; nothing is stored.
+pub(super) async fn insert_only(
+    pool: &Pool,
+    jobs: &[(&NewJob, Option<Duration>)],
+    instance: &str,
+) -> Result<(), StoreError> {
+    let columns = Columns::of(jobs, instance);
+    let client = pool.get().await?;
+    let statement = client.prepare_cached(INSERT_JOBS).await?;
+    client.execute(&statement, &columns.params()).await?;
+    Ok(())
 }
 
 /// The job `id` and its attempts, oldest first; `None` when there is no such job.
