@@ -8,6 +8,12 @@ use kairos::config::{Role, Settings, Sources};
 use kairos::startup::Application;
 use kairos::telemetry;
 
+/// mimalloc instead of the system allocator: each job allocates and frees many small buffers
+/// (records, reports, actor state) across threads, where glibc's malloc spent a fifth of the
+/// process's time during a burst (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "kairos", version, about = "A distributed job scheduler")]
 struct Cli {
