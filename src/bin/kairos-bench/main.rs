@@ -49,6 +49,9 @@ pub struct Options {
     /// W4: future jobs in the table when the due-job query is timed.
     #[arg(long, value_delimiter = ',', default_value = "10000,1000000,10000000")]
     pub scan_sizes: Vec<i64>,
+    /// W4: seconds of 1,000 no-op jobs/s run at each table size, for their lateness (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub scan_load_secs: u64,
     /// W6: jobs waiting in memory when resident memory is read.
     #[arg(long, default_value_t = 100_000)]
     pub pending: usize,
