@@ -82,8 +82,8 @@ pub async fn apply_reports(
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     // Lock the batch's jobs first, in id order: the rounds below would otherwise take their
-    // row locks round by round, and a concurrent multi-row update (run claims and releases,
-    // which lock in id order) could deadlock with them.
+    // row locks round by round, and a concurrent multi-row update (a batch of run claims or
+    // holds, whose keys are sorted by id) could deadlock with them.
     let mut ids: Vec<Uuid> = reports.iter().map(|report| report.job_id).collect();
     ids.sort_unstable();
     ids.dedup();
