@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
 use futures_util::StreamExt;
-use kairos::bus::kafka;
+use kairos::bus::Bus;
+use kairos::bus::kafka::{self, KafkaBus};
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureRecord;
@@ -176,4 +177,52 @@ fn an_invalid_configuration_stops_serve_at_start_up() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown role `cook`"), "{stderr}");
+}
+
+/// Where a consumer group stands, as recovery reads it: each partition's end, and the group's
+/// committed position, which reaches the end once the group has acknowledged and committed
+/// every record.
+#[actix_web::test]
+async fn a_consumer_groups_position_follows_its_commits() {
+    let settings = test_settings();
+    let bus = KafkaBus::connect(&settings.kafka).await.expect("bus");
+    let topic = settings.kafka.topic.updated_jobs.clone();
+    let group = format!("test-position-{}", Uuid::new_v4().simple());
+    // One key, so one partition holds the three records.
+    for _ in 0..3 {
+        bus.publish(&topic, Some(b"one key"), Some(b"{}"), &[])
+            .await
+            .expect("the broker acknowledges the record");
+    }
+    let before = bus.position(&group, &topic).await.expect("a position");
+    let (&partition, at) = before
+        .partitions
+        .iter()
+        .find(|(_, at)| at.end > at.start)
+        .expect("a partition holds the records");
+    assert_eq!(at.end - at.start, 3);
+    assert_eq!(at.committed, None, "the group has committed nothing yet");
+    assert!(!at.handled_below(at.end));
+
+    let subscription = bus.subscribe(&group, &topic).expect("subscribed");
+    let mut records = subscription.records();
+    let mut last = None;
+    for _ in 0..3 {
+        let record = tokio::time::timeout(WAIT_LIMIT, records.next())
+            .await
+            .expect("a record within the wait limit")
+            .expect("the stream is open")
+            .expect("no consumer error");
+        last = Some(record);
+    }
+    let last = last.expect("three records");
+    subscription
+        .acknowledge(last.partition, last.offset)
+        .expect("acknowledged");
+    subscription.commit();
+    let after = bus.position(&group, &topic).await.expect("a position");
+    let at = after.partitions[&partition];
+    assert_eq!(at.committed, Some(at.end));
+    assert!(at.handled_below(at.end));
+    subscription.leave();
 }
