@@ -52,7 +52,8 @@ pub struct Options {
     /// W4: seconds of 1,000 no-op jobs/s run at each table size, for their lateness (0: none).
     #[arg(long, default_value_t = 10)]
     pub scan_load_secs: u64,
-    /// W6: jobs waiting in memory when resident memory is read.
+    /// W6: jobs per load; the figure is the growth of resident memory from one load waiting
+    /// to two.
     #[arg(long, default_value_t = 100_000)]
     pub pending: usize,
     /// Run only these workloads (w1, w2, w3, w4, w6; W5 comes with W1) and skip the baselines
