@@ -8,8 +8,8 @@
 //! whose lease ran out (see [`crate::store::Store::recover_expired`]) and publishes them again under a new
 //! epoch; a job that was running on a process that died is taken back only once the result
 //! writers have written every report that process could have published (see
-//! [`super::written_reports`]). Passes of one kind never overlap. Scanners of several processes need no leader:
-//! claims use `FOR UPDATE SKIP LOCKED`.
+//! [`super::written_reports`]). Passes of one kind never overlap. Scanners of several
+//! processes need no leader: claims use `FOR UPDATE SKIP LOCKED`.
 //!
 //! Receives: [`Shutdown`], [`Fail`]. Sends: dispatch records to Kafka.
 //!
@@ -92,20 +92,7 @@ impl ScannerActor {
         let work = async move {
             match pass {
                 Pass::Due => claim_until_caught_up(&runtime).await,
-                Pass::Recovery => {
-                    let heartbeats = if check_heartbeats {
-                        Heartbeats::Checked {
-                            reports_written_before: reports_written_before(
-                                &runtime,
-                                &written_reports,
-                            )
-                            .await,
-                        }
-                    } else {
-                        Heartbeats::Unchecked
-                    };
-                    recover_lost(&runtime, heartbeats).await
-                }
+                Pass::Recovery => recover_lost(&runtime, check_heartbeats, &written_reports).await,
             }
         };
         ctx.spawn(actix::fut::wrap_future(work).map(
@@ -189,7 +176,18 @@ async fn reports_written_before(
 }
 
 /// Dispatches again the jobs whose lease ran out; returns how many were published.
-async fn recover_lost(runtime: &Runtime, heartbeats: Heartbeats) -> Result<usize, StoreError> {
+async fn recover_lost(
+    runtime: &Runtime,
+    check_heartbeats: bool,
+    written_reports: &Mutex<WrittenReports>,
+) -> Result<usize, StoreError> {
+    let heartbeats = if check_heartbeats {
+        Heartbeats::Checked {
+            reports_written_before: reports_written_before(runtime, written_reports).await,
+        }
+    } else {
+        Heartbeats::Unchecked
+    };
     let settings = &runtime.settings;
     let recovered = runtime
         .store

@@ -32,14 +32,14 @@ pub struct Dispatch {
 impl Dispatch {
     /// The first dispatch of `job`, claimed as it is stored (epoch 1, attempt 1, nothing
     /// failed yet).
-    pub fn first(job: &NewJob) -> Self {
+    pub fn first(job: NewJob) -> Self {
         Dispatch {
             job_id: job.id,
             epoch: 1,
             attempt: 1,
             failures: 0,
             kind: job.kind,
-            command: job.command.clone(),
+            command: job.command,
             execute_at: job.execute_at,
             max_retries: job.max_retries,
             timeout_secs: job.timeout_secs,

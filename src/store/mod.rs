@@ -84,6 +84,19 @@ pub enum Heartbeats {
     },
 }
 
+impl Heartbeats {
+    /// As statement parameters: whether to check heartbeats, and the instant before which
+    /// every report is written (`None` when unchecked or unknown).
+    pub fn parameters(self) -> (bool, Option<DateTime<Utc>>) {
+        match self {
+            Heartbeats::Unchecked => (false, None),
+            Heartbeats::Checked {
+                reports_written_before,
+            } => (true, reports_written_before),
+        }
+    }
+}
+
 /// What a recovery pass did.
 #[derive(Debug, Default)]
 pub struct Recovered {

@@ -83,7 +83,7 @@ pub async fn claim_due(
 /// [`StoreError`] when the database cannot be reached or refuses a row; nothing is stored.
 pub async fn insert_batch(
     pool: &Pool,
-    jobs: &[NewJob],
+    jobs: Vec<NewJob>,
     dispatch_before: DateTime<Utc>,
     instance: &str,
     grace: Duration,
@@ -93,10 +93,10 @@ pub async fn insert_batch(
         .map(|job| (job, (job.execute_at < dispatch_before).then_some(grace)))
         .collect();
     super::jobs::insert_only(pool, &rows, instance).await?;
-    Ok(rows
-        .iter()
-        .filter(|(_, claim)| claim.is_some())
-        .map(|(job, _)| Dispatch::first(job))
+    Ok(jobs
+        .into_iter()
+        .filter(|job| job.execute_at < dispatch_before)
+        .map(Dispatch::first)
         .collect())
 }
 
@@ -230,12 +230,7 @@ pub async fn recover_expired(
              SELECT * FROM moved"
         ))
         .await?;
-    let (check_heartbeats, reports_written_before) = match heartbeats {
-        Heartbeats::Unchecked => (false, None),
-        Heartbeats::Checked {
-            reports_written_before,
-        } => (true, reports_written_before),
-    };
+    let (check_heartbeats, reports_written_before) = heartbeats.parameters();
     let rows = client
         .query(
             &statement,

@@ -179,7 +179,7 @@ impl Store for PostgresStore {
         dispatch_before: DateTime<Utc>,
         grace: Duration,
     ) -> Result<Vec<Dispatch>, StoreError> {
-        dispatch::insert_batch(&self.pool, &jobs, dispatch_before, &self.instance, grace).await
+        dispatch::insert_batch(&self.pool, jobs, dispatch_before, &self.instance, grace).await
     }
 
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {

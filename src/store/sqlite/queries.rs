@@ -332,12 +332,8 @@ pub(super) fn recover_expired(
     max_lost: i32,
     heartbeats: Heartbeats,
 ) -> Result<Recovered, StoreError> {
-    let (check_heartbeats, written_before) = match heartbeats {
-        Heartbeats::Unchecked => (false, None),
-        Heartbeats::Checked {
-            reports_written_before,
-        } => (true, reports_written_before.map(micros)),
-    };
+    let (check_heartbeats, written_before) = heartbeats.parameters();
+    let written_before = written_before.map(micros);
     let transaction = connection.transaction()?;
     let now = micros(Utc::now());
     let grace = span(grace);
