@@ -40,6 +40,15 @@ impl ApiError {
         }
     }
 
+    /// A 503 for a request the process can no longer serve because it is stopping.
+    pub fn shutting_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this instance is shutting down; retry on another",
+        )
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }

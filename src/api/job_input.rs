@@ -7,10 +7,13 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::error::Category;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::job_fields::{BatchFields, JobFields};
 use crate::config::JobSettings;
 use crate::domain::{JobKind, NewJob};
 
@@ -70,36 +73,34 @@ pub async fn read_limited(mut body: web::Payload, limit: usize) -> Result<web::B
     Ok(bytes)
 }
 
-/// Parses a body as a JSON object.
+/// Reads a body as a JSON object of the shape `T` (a job's or a batch's fields).
 ///
 /// # Errors
 /// 400 `invalid_json` or `invalid_body`.
-pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not valid JSON: {error}"),
-        )
-    })?;
-    match value {
-        Value::Object(fields) => Ok(fields),
-        _ => Err(ApiError::new(
+pub fn read_object<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| match error.classify() {
+        // The shapes accept any JSON inside an object: only a body of another type gets here.
+        Category::Data => ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_body",
             "the body must be a JSON object",
-        )),
-    }
+        ),
+        Category::Io | Category::Syntax | Category::Eof => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {error}"),
+        ),
+    })
 }
 
 /// Checks one job's fields, so that each problem names its field.
 ///
 /// # Errors
 /// 400 naming the field at fault.
-pub fn parse_job(fields: &Map<String, Value>, limits: &JobSettings) -> Result<NewJob, ApiError> {
-    if let Some(unknown) = fields.keys().find(|key| !FIELDS.contains(&key.as_str())) {
+pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiError> {
+    if let Some(unknown) = fields.unknown {
         return Err(ApiError::invalid(
-            unknown,
+            &unknown,
             "unknown_field",
             format!(
                 "`{unknown}` is not a job field; known fields: {}",
@@ -108,9 +109,9 @@ pub fn parse_job(fields: &Map<String, Value>, limits: &JobSettings) -> Result<Ne
         ));
     }
 
-    let kind = match fields.get("kind") {
-        None | Some(Value::Null) => JobKind::Shell,
-        Some(Value::String(text)) => JobKind::parse(text).ok_or_else(|| {
+    let kind = match fields.kind {
+        None => JobKind::Shell,
+        Some(Value::String(text)) => JobKind::parse(&text).ok_or_else(|| {
             ApiError::invalid("kind", "invalid_field", "`kind` must be `shell` or `noop`")
         })?,
         Some(_) => {
@@ -121,8 +122,8 @@ pub fn parse_job(fields: &Map<String, Value>, limits: &JobSettings) -> Result<Ne
             ));
         }
     };
-    let command = match fields.get("command") {
-        None | Some(Value::Null) if kind == JobKind::Noop => String::new(),
+    let command = match fields.command {
+        None if kind == JobKind::Noop => String::new(),
         Some(_) if kind == JobKind::Noop => {
             return Err(ApiError::invalid(
                 "command",
@@ -130,7 +131,7 @@ pub fn parse_job(fields: &Map<String, Value>, limits: &JobSettings) -> Result<Ne
                 "a `noop` job has no `command`",
             ));
         }
-        None | Some(Value::Null) => {
+        None => {
             return Err(ApiError::invalid(
                 "command",
                 "missing_field",
@@ -144,7 +145,7 @@ pub fn parse_job(fields: &Map<String, Value>, limits: &JobSettings) -> Result<Ne
                 "`command` must not be empty",
             ));
         }
-        Some(Value::String(command)) => command.clone(),
+        Some(Value::String(command)) => command,
         Some(_) => {
             return Err(ApiError::invalid(
                 "command",
@@ -153,21 +154,21 @@ pub fn parse_job(fields: &Map<String, Value>, limits: &JobSettings) -> Result<Ne
             ));
         }
     };
-    let execute_at = match fields.get("execute_at") {
-        None | Some(Value::Null) => return Err(ApiError::invalid("execute_at", "missing_field", "`execute_at` is required")),
-        Some(Value::String(text)) => DateTime::parse_from_rfc3339(text).map(|at| at.with_timezone(&Utc)).map_err(|error| {
+    let execute_at = match fields.execute_at {
+        None => return Err(ApiError::invalid("execute_at", "missing_field", "`execute_at` is required")),
+        Some(Value::String(text)) => DateTime::parse_from_rfc3339(&text).map(|at| at.with_timezone(&Utc)).map_err(|error| {
             ApiError::invalid("execute_at", "invalid_field", format!("`execute_at` must be an RFC 3339 time with an offset, such as 2026-11-27T10:00:00Z ({error})"))
         })?,
         Some(_) => return Err(ApiError::invalid("execute_at", "invalid_field", "`execute_at` must be an RFC 3339 string")),
     };
-    let max_retries = optional_integer(fields, "max_retries", &MAX_RETRIES)?
+    let max_retries = optional_integer(fields.max_retries, "max_retries", &MAX_RETRIES)?
         .map_or(DEFAULT_MAX_RETRIES, |n| n as i32);
     let timeout_range = 1..=i64::from(limits.max_timeout_secs);
-    let timeout_secs = optional_integer(fields, "timeout_secs", &timeout_range)?
+    let timeout_secs = optional_integer(fields.timeout_secs, "timeout_secs", &timeout_range)?
         .map_or(limits.default_timeout_secs, |n| n as i32);
-    let name = match fields.get("name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(name)) if name.chars().count() <= MAX_NAME_CHARS => Some(name.clone()),
+    let name = match fields.name {
+        None => None,
+        Some(Value::String(name)) if name.chars().count() <= MAX_NAME_CHARS => Some(name),
         Some(Value::String(_)) => {
             return Err(ApiError::invalid(
                 "name",
@@ -183,8 +184,8 @@ pub fn parse_job(fields: &Map<String, Value>, limits: &JobSettings) -> Result<Ne
             ));
         }
     };
-    let metadata = match fields.get("metadata") {
-        None | Some(Value::Null) => Value::Object(Map::new()),
+    let metadata = match fields.metadata {
+        None => Value::Object(Map::new()),
         Some(metadata @ Value::Object(_)) => {
             if metadata.to_string().len() > limits.max_metadata_bytes {
                 return Err(ApiError::invalid(
@@ -196,7 +197,7 @@ pub fn parse_job(fields: &Map<String, Value>, limits: &JobSettings) -> Result<Ne
                     ),
                 ));
             }
-            metadata.clone()
+            metadata
         }
         Some(_) => {
             return Err(ApiError::invalid(
@@ -219,12 +220,12 @@ pub fn parse_job(fields: &Map<String, Value>, limits: &JobSettings) -> Result<Ne
 }
 
 fn optional_integer(
-    fields: &Map<String, Value>,
+    value: Option<Value>,
     field: &str,
     range: &std::ops::RangeInclusive<i64>,
 ) -> Result<Option<i64>, ApiError> {
-    match fields.get(field) {
-        None | Some(Value::Null) => Ok(None),
+    match value {
+        None => Ok(None),
         Some(value) => value
             .as_i64()
             .filter(|n| range.contains(n))
@@ -249,15 +250,15 @@ fn optional_integer(
 /// 400 `invalid_batch` with one entry per invalid job (`index`, `code`, `field`, `message`),
 /// or a 400 about the body itself.
 pub fn parse_batch(body: &[u8], limits: &JobSettings) -> Result<Vec<NewJob>, ApiError> {
-    let mut object = parse_object(body)?;
-    if let Some(unknown) = object.keys().find(|key| key.as_str() != "jobs") {
+    let batch: BatchFields = read_object(body)?;
+    if let Some(unknown) = batch.unknown {
         return Err(ApiError::invalid(
-            unknown,
+            &unknown,
             "unknown_field",
             format!("`{unknown}` is not a batch field; the body is {{\"jobs\": [...]}}"),
         ));
     }
-    let Some(Value::Array(items)) = object.remove("jobs") else {
+    let Some(items) = batch.jobs else {
         return Err(ApiError::invalid(
             "jobs",
             "missing_field",
@@ -271,12 +272,13 @@ pub fn parse_batch(body: &[u8], limits: &JobSettings) -> Result<Vec<NewJob>, Api
             format!("`jobs` must hold 1 to {} jobs", limits.max_batch_size),
         ));
     }
-    let mut jobs = Vec::with_capacity(items.len());
+    let count = items.len();
+    let mut jobs = Vec::with_capacity(count);
     let mut problems = Vec::new();
-    for (index, item) in items.iter().enumerate() {
+    for (index, item) in items.into_iter().enumerate() {
         let parsed = match item {
-            Value::Object(fields) => parse_job(fields, limits),
-            _ => Err(ApiError::new(
+            Some(fields) => parse_job(fields, limits),
+            None => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
                 "a job must be a JSON object",
@@ -301,9 +303,113 @@ pub fn parse_batch(body: &[u8], limits: &JobSettings) -> Result<Vec<NewJob>, Api
         format!(
             "{} of {} jobs are invalid; nothing was stored",
             problems.len(),
-            items.len()
+            count
         ),
     );
     error.items = Some(problems);
     Err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn limits() -> JobSettings {
+        JobSettings {
+            default_timeout_secs: 3600,
+            max_timeout_secs: 86_400,
+            max_body_bytes: 65_536,
+            max_metadata_bytes: 16_384,
+            max_batch_size: 3,
+            max_batch_body_bytes: 1 << 20,
+        }
+    }
+
+    fn batch(body: &str) -> Result<Vec<NewJob>, ApiError> {
+        parse_batch(body.as_bytes(), &limits())
+    }
+
+    /// The code and field of a refused body, or of each refused job of a batch.
+    fn refusal(error: &ApiError) -> Value {
+        match &error.items {
+            None => json!([error.code, error.field]),
+            Some(items) => json!(
+                items
+                    .iter()
+                    .map(|item| json!([item["index"], item["code"], item["field"]]))
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    #[test]
+    fn a_batch_body_of_the_wrong_shape_is_refused_naming_the_problem() {
+        let cases = [
+            ("{\"jobs\": [", json!(["invalid_json", null])),
+            ("[]", json!(["invalid_body", null])),
+            ("\"jobs\"", json!(["invalid_body", null])),
+            ("{}", json!(["missing_field", "jobs"])),
+            ("{\"jobs\": null}", json!(["missing_field", "jobs"])),
+            (
+                "{\"jobs\": {\"kind\": \"noop\"}}",
+                json!(["missing_field", "jobs"]),
+            ),
+            ("{\"jobs\": []}", json!(["invalid_field", "jobs"])),
+            (
+                "{\"jobs\": [{}, {}, {}, {}]}",
+                json!(["invalid_field", "jobs"]),
+            ),
+            (
+                "{\"jobs\": [], \"colour\": 1}",
+                json!(["unknown_field", "colour"]),
+            ),
+            ("{\"jobs\": []} trailing", json!(["invalid_json", null])),
+        ];
+        for (body, expected) in cases {
+            let error = batch(body).expect_err(body);
+            assert_eq!(refusal(&error), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn each_refused_job_of_a_batch_is_named_by_index_and_field() {
+        let body = r#"{"jobs": [
+            {"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"},
+            [1, {"kind": "noop"}],
+            {"kind": "noop", "execute_at": "2099-01-01T00:00:00Z", "colour": "blue", "size": 1}
+        ]}"#;
+        let error = batch(body).expect_err("refused");
+        assert_eq!(error.code, "invalid_batch");
+        assert_eq!(
+            refusal(&error),
+            json!([[1, "invalid_body", null], [2, "unknown_field", "colour"]])
+        );
+    }
+
+    #[test]
+    fn fields_read_as_a_json_object_reads_them() {
+        // An escaped name is the same name; a null reads as absent; a repeated field keeps
+        // its last value; metadata keeps its structure.
+        let body = r#"{"jobs": [{
+            "comm\u0061nd": "echo one", "command": "echo two", "execute_at": "2099-01-01T01:00:00+01:00",
+            "name": null, "max_retries": 5, "metadata": {"team": {"name": "billing"}}
+        }]}"#;
+        let jobs = batch(body).expect("accepted");
+        let job = &jobs[0];
+        assert_eq!(job.command, "echo two");
+        assert_eq!(job.kind, JobKind::Shell);
+        assert_eq!(job.execute_at.to_rfc3339(), "2099-01-01T00:00:00+00:00");
+        assert_eq!(job.name, None);
+        assert_eq!((job.max_retries, job.timeout_secs), (5, 3600));
+        assert_eq!(job.metadata, json!({"team": {"name": "billing"}}));
+
+        let single: JobFields =
+            read_object(br#"{"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"}"#)
+                .expect("an object");
+        let job = parse_job(single, &limits()).expect("valid");
+        assert_eq!((job.kind, job.command.as_str()), (JobKind::Noop, ""));
+        assert_eq!(job.metadata, json!({}));
+    }
 }

@@ -1,5 +1,7 @@
 //! `/api/v1/jobs`: create, read and list jobs.
 
+use std::sync::Arc;
+
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
@@ -9,7 +11,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::error::ApiError;
-use super::job_input::{parse_batch, parse_job, parse_object, read_limited, require_json};
+use super::job_input::{parse_batch, parse_job, read_limited, read_object, require_json};
 use crate::actors::scanner::publish_all;
 use crate::domain::JobStatus;
 
@@ -31,7 +33,7 @@ pub async fn create(
     require_json(&request)?;
     let settings = &state.runtime.settings;
     let body = read_limited(body, settings.jobs.max_body_bytes).await?;
-    let new_job = parse_job(&parse_object(&body)?, &settings.jobs)?;
+    let new_job = parse_job(read_object(&body)?, &settings.jobs)?;
     let runtime = &state.runtime;
     let job = if new_job.execute_at < Utc::now() + settings.scanner.horizon() {
         let (job, dispatch) = runtime
@@ -65,7 +67,12 @@ pub async fn create_batch(
     let runtime = &state.runtime;
     let settings = &runtime.settings;
     let body = read_limited(body, settings.jobs.max_batch_body_bytes).await?;
-    let jobs = parse_batch(&body, &settings.jobs)?;
+    // Parsing 10,000 jobs takes tens of milliseconds: on a blocking thread, so that this
+    // worker goes on serving the database connections and requests it drives meanwhile.
+    let shared = Arc::clone(settings);
+    let jobs = web::block(move || parse_batch(&body, &shared.jobs))
+        .await
+        .map_err(|_| ApiError::shutting_down())??;
     let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
     let dispatch_before = Utc::now() + settings.scanner.horizon();
     let dispatches = runtime

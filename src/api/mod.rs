@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod error;
 mod health;
+mod job_fields;
 mod job_input;
 mod jobs;
 

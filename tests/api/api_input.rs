@@ -278,7 +278,7 @@ async fn a_batch_is_all_or_nothing() {
     let good = json!({"jobs": [
         {"kind": "noop", "execute_at": now},
         {"command": "echo batched", "execute_at": now},
-        {"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"},
+        {"kind": "noop", "execute_at": "2099-01-01T00:00:00Z", "metadata": {"team": "billing"}},
     ]});
     let response = app.post_batch(&good).await;
     assert_eq!(response.status(), 201);
@@ -293,7 +293,10 @@ async fn a_batch_is_all_or_nothing() {
     let noop = app.wait_until_finished(ids[0]).await;
     assert_eq!(noop["job"]["status"], "SUCCESS");
     assert_eq!(noop["job"]["kind"], "noop");
+    assert_eq!(noop["job"]["metadata"], json!({}));
     let shell = app.wait_until_finished(ids[1]).await;
     assert_eq!(shell["job"]["last_output"], "batched\n");
-    assert_eq!(app.job(ids[2]).await["job"]["status"], "SCHEDULED");
+    let waiting = app.job(ids[2]).await;
+    assert_eq!(waiting["job"]["status"], "SCHEDULED");
+    assert_eq!(waiting["job"]["metadata"], json!({"team": "billing"}));
 }
