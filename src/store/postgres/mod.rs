@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
@@ -61,8 +61,13 @@ pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    // Last in, first out: a checkout gets the connection used most recently, whose backend
+    // has its caches and memory warm; the others stay idle. First in, first out (the default)
+    // rotated every request through all of them: with 32 connections, a 10,000-job batch
+    // landed on a backend that had not run one yet.
     let pool = Pool::builder(manager)
         .max_size(settings.pool_size)
+        .queue_mode(QueueMode::Lifo)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(settings.connect_timeout()))
         .create_timeout(Some(settings.connect_timeout()))
