@@ -19,12 +19,24 @@ pub struct Row {
     pub ratio: Option<f64>,
 }
 
+/// A figure sampled over time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    pub workload: String,
+    pub figure: String,
+    pub unit: String,
+    /// Seconds between samples.
+    pub every_secs: f64,
+    pub values: Vec<f64>,
+}
+
 /// All rows of a run.
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub machine: String,
     pub date: String,
     pub rows: Vec<Row>,
+    pub series: Vec<Series>,
 }
 
 /// Whether larger or smaller is better for a bar.
@@ -53,6 +65,7 @@ impl Report {
             machine: format!("{cores} cores, {memory}"),
             date: chrono::Utc::now().to_rfc3339(),
             rows: Vec::new(),
+            series: Vec::new(),
         }
     }
 
@@ -91,6 +104,32 @@ impl Report {
             format_value(row.value, &row.unit)
         );
         self.rows.push(row);
+    }
+
+    /// Adds a figure sampled every `every_secs`, and prints it at once, in thousands.
+    pub fn add_series(
+        &mut self,
+        workload: &str,
+        figure: &str,
+        unit: &str,
+        every_secs: f64,
+        values: Vec<f64>,
+    ) {
+        let thousands: Vec<String> = values
+            .iter()
+            .map(|value| format!("{:.1}", value / 1000.0))
+            .collect();
+        println!(
+            "  {workload} {figure}, every {every_secs} s, thousands of {unit}: {}",
+            thousands.join(" ")
+        );
+        self.series.push(Series {
+            workload: workload.into(),
+            figure: figure.into(),
+            unit: unit.into(),
+            every_secs,
+            values,
+        });
     }
 
     /// The value of an earlier row, for ratios.
