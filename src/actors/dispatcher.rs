@@ -258,9 +258,9 @@ impl Handler<ExecutorFinished> for DispatcherActor {
 }
 
 impl Handler<Shutdown> for DispatcherActor {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         self.stopped = true;
         if let Some(stream) = self.stream.take() {
             ctx.cancel_future(stream);
@@ -268,12 +268,18 @@ impl Handler<Shutdown> for DispatcherActor {
         // Commit what was handled, then leave the group so that the partitions move to the
         // other instances before the waiting jobs are handed over.
         self.subscription.commit();
-        self.subscription.leave();
-        for (_, executor) in self.live.values() {
-            if let Err(error) = executor.try_send(Release) {
-                tracing::warn!(%error, "cannot release an executor");
-            }
-        }
+        Box::pin(
+            self.subscription
+                .leave()
+                .into_actor(self)
+                .map(|(), actor, _| {
+                    for (_, executor) in actor.live.values() {
+                        if let Err(error) = executor.try_send(Release) {
+                            tracing::warn!(%error, "cannot release an executor");
+                        }
+                    }
+                }),
+        )
     }
 }
 

@@ -253,10 +253,12 @@ impl Handler<Drain> for ResultWriterActor {
         // `flush` waits on the context, so this handler's answer follows the commit.
         self.flush(ctx);
         ctx.wait(
-            actix::fut::wrap_future(async {}).map(|(), actor: &mut Self, _| {
-                actor.subscription.commit();
-                actor.subscription.leave();
-            }),
+            actix::fut::wrap_future(async {})
+                .map(|(), actor: &mut Self, _| {
+                    actor.subscription.commit();
+                    actor.subscription.leave()
+                })
+                .then(|leaving, _, _| actix::fut::wrap_future(leaving)),
         );
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use rdkafka::ClientConfig;
 use rdkafka::Message;
@@ -273,6 +274,11 @@ impl Bus for KafkaBus {
     }
 }
 
+/// How long leaving a group may take before the process goes on without it.
+const LEAVE_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long each poll of a leaving consumer waits.
+const LEAVE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A consumer in a group, subscribed to one topic.
 struct KafkaSubscription {
     consumer: Arc<StreamConsumer>,
@@ -318,7 +324,24 @@ impl Subscription for KafkaSubscription {
         }
     }
 
-    fn leave(&self) {
-        self.consumer.unsubscribe();
+    fn leave(&self) -> BoxFuture<'static, ()> {
+        let consumer = Arc::clone(&self.consumer);
+        Box::pin(async move {
+            consumer.unsubscribe();
+            // librdkafka gives the partitions up, and then tells the group coordinator that
+            // this member leaves, only while the consumer is polled; nothing reads its records
+            // any more (the owner stopped its stream), so poll here until the assignment is
+            // empty. Unserved, the group would wait for this member's session to time out
+            // before handing its partitions to anyone: seconds without dispatches. A record
+            // read meanwhile is not acknowledged: the partition's next owner reads it.
+            let deadline = tokio::time::Instant::now() + LEAVE_LIMIT;
+            while tokio::time::Instant::now() < deadline
+                && consumer
+                    .assignment()
+                    .is_ok_and(|assignment| assignment.count() > 0)
+            {
+                let _ = tokio::time::timeout(LEAVE_POLL, consumer.recv()).await;
+            }
+        })
     }
 }

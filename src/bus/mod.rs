@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -143,8 +144,9 @@ pub trait Subscription: Send + Sync {
     /// Makes the acknowledgements durable now (at shutdown).
     fn commit(&self);
 
-    /// Leaves the group, so that others take its partitions (at shutdown).
-    fn leave(&self);
+    /// Leaves the group, so that others take its partitions at once (at shutdown). Resolves
+    /// once the partitions are given up, or after a few seconds if the bus does not answer.
+    fn leave(&self) -> BoxFuture<'static, ()>;
 }
 
 /// Publishes Kairos's records: dispatches, attempt reports and dead letters. Records are JSON

@@ -224,5 +224,104 @@ async fn a_consumer_groups_position_follows_its_commits() {
     let at = after.partitions[&partition];
     assert_eq!(at.committed, Some(at.end));
     assert!(at.handled_below(at.end));
-    subscription.leave();
+    subscription.leave().await;
+}
+
+/// A subscription that leaves its group is gone from it at once, so that its partitions move
+/// to the other members now rather than when its session (10 s) times out.
+#[actix_web::test]
+async fn a_subscription_that_leaves_is_gone_from_its_group_at_once() {
+    let settings = test_settings();
+    let bus = KafkaBus::connect(&settings.kafka).await.expect("bus");
+    let topic = settings.kafka.topic.updated_jobs.clone();
+    let group = format!("test-leave-{}", Uuid::new_v4().simple());
+    bus.publish(&topic, Some(b"a key"), Some(b"{}"), &[])
+        .await
+        .expect("the broker acknowledges the record");
+    let subscription = bus.subscribe(&group, &topic).expect("subscribed");
+    let mut records = subscription.records();
+    // A record read: the member holds partitions.
+    tokio::time::timeout(WAIT_LIMIT, records.next())
+        .await
+        .expect("a record within the wait limit")
+        .expect("the stream is open")
+        .expect("no consumer error");
+    assert_eq!(group_members(&settings.kafka, &group), 1);
+    // The owner stops reading before it leaves, as the actors do at shutdown.
+    drop(records);
+    subscription.leave().await;
+
+    // Well inside the session timeout: the member left, it did not time out.
+    let bound = Duration::from_secs(3);
+    let started = std::time::Instant::now();
+    while group_members(&settings.kafka, &group) > 0 {
+        assert!(
+            started.elapsed() < bound,
+            "the member is still in the group {bound:?} after leaving"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The members the group coordinator counts in `group`.
+fn group_members(settings: &kairos::config::KafkaSettings, group: &str) -> usize {
+    let admin: rdkafka::consumer::BaseConsumer =
+        kafka::client_config(settings).create().expect("a client");
+    let groups = admin
+        .fetch_group_list(Some(group), Duration::from_secs(5))
+        .expect("the group list");
+    groups
+        .groups()
+        .iter()
+        .map(|found| found.members().len())
+        .sum()
+}
+
+/// Deleting jobs (an operator's clean-up) deletes their attempt history with them, and only
+/// theirs.
+#[actix_web::test]
+async fn deleting_jobs_deletes_their_attempts() {
+    let app = spawn_app().await;
+    let now = Utc::now().to_rfc3339();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let response = app
+            .post_job(&serde_json::json!({"kind": "noop", "execute_at": now}))
+            .await;
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.expect("JSON");
+        let id: Uuid = created["job"]["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("an id");
+        ids.push(id);
+    }
+    for id in &ids {
+        assert_eq!(
+            app.wait_until_finished(*id).await["job"]["status"],
+            "SUCCESS"
+        );
+    }
+    let client = app.pool().get().await.expect("connection");
+    let attempts = |ids: Vec<Uuid>| {
+        let client = &client;
+        async move {
+            let count: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM job_attempts WHERE job_id = ANY($1)",
+                    &[&ids],
+                )
+                .await
+                .expect("count")
+                .get(0);
+            count
+        }
+    };
+    assert_eq!(attempts(ids.clone()).await, 3);
+    client
+        .execute("DELETE FROM jobs WHERE id = ANY($1)", &[&ids[..2].to_vec()])
+        .await
+        .expect("deleted");
+    assert_eq!(attempts(ids[..2].to_vec()).await, 0);
+    assert_eq!(attempts(vec![ids[2]]).await, 1);
 }
