@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::Supervisor;
+use actix::{Arbiter, Supervisor};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use tokio::sync::Semaphore;
@@ -97,7 +97,11 @@ impl Application {
         let state = AppState {
             scanner,
             dispatcher: dispatcher.map(|actor| Supervisor::start(move |_| actor)),
-            result_writer: result_writer.map(|actor| Supervisor::start(move |_| actor)),
+            // A thread of its own: on the one shared with the executors, a burst of jobs left
+            // the writer a few hundred results a second until the burst was over.
+            result_writer: result_writer.map(|actor| {
+                Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| actor)
+            }),
             runtime,
         };
 

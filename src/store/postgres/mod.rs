@@ -121,6 +121,10 @@ pub struct PostgresStore {
     /// A connection of its own for the heartbeat, so that a busy pool cannot delay it past
     /// the recovery grace (which would make a live process look dead).
     heartbeat_pool: Pool,
+    /// The result writer's connections. Each pooled connection does its I/O on the thread
+    /// that opened it; opened by the writer (which runs on a thread of its own), these are not
+    /// queued behind the executors, as the shared pool's are.
+    reports_pool: Pool,
     ledger: RunLedger,
     inserts: InsertQueue,
     instance: String,
@@ -140,11 +144,16 @@ impl PostgresStore {
             pool_size: 1,
             ..settings.clone()
         })?;
+        let reports_pool = connect(&DatabaseSettings {
+            pool_size: 2,
+            ..settings.clone()
+        })?;
         Ok(Self {
             ledger: RunLedger::start(pool.clone(), instance.to_owned()),
             inserts: InsertQueue::start(pool.clone(), instance.to_owned()),
             pool,
             heartbeat_pool,
+            reports_pool,
             instance: instance.to_owned(),
             location: settings.location(),
         })
@@ -260,7 +269,7 @@ impl Store for PostgresStore {
         reports: &[AttemptReport],
         retry_lease: Duration,
     ) -> Result<Applied, StoreError> {
-        reports::apply_reports(&self.pool, reports, retry_lease).await
+        reports::apply_reports(&self.reports_pool, reports, retry_lease).await
     }
 
     fn hold_run(&self, run: RunKey) {
