@@ -20,6 +20,14 @@ use crate::Options;
 use crate::baselines::percentile;
 use crate::report::{Bar, Report};
 
+/// A burn-down's rates (jobs per second).
+struct Throughput {
+    /// To the last result recorded in PostgreSQL.
+    recorded: f64,
+    /// To the last attempt's end, as its executor reported it.
+    finished: f64,
+}
+
 /// Jobs per batch request.
 const BATCH: usize = 10_000;
 /// How often a burn-down is sampled.
@@ -177,7 +185,7 @@ impl Bench {
     }
 
     /// Waits until the database shows all `count` jobs named `tag` final. Polled only once
-    /// the executors are done (the query scans the table).
+    /// the executors are done.
     async fn wait_recorded(
         &self,
         tag: &str,
@@ -185,16 +193,19 @@ impl Bench {
         deadline: Instant,
     ) -> anyhow::Result<()> {
         let client = self.pool.get().await?;
+        // Counts the jobs still in flight, through the listing index: a count of the
+        // finished ones would read the whole table at every poll, beside the writer.
         let query = format!(
-            "{MARK} SELECT count(*) FROM jobs WHERE name = $1 AND status IN ('SUCCESS', 'FAILED')"
+            "{MARK} SELECT count(*) FROM jobs WHERE name = $1 \
+             AND status IN ('SCHEDULED', 'DISPATCHED', 'RUNNING', 'RETRYING')"
         );
         loop {
-            let recorded: i64 = client.query_one(&query, &[&tag]).await?.get(0);
-            if recorded >= i64::try_from(count)? {
+            let waiting: i64 = client.query_one(&query, &[&tag]).await?.get(0);
+            if waiting == 0 {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("{tag}: only {recorded} of {count} results recorded in time");
+                bail!("{tag}: {waiting} of {count} results not recorded in time");
             }
             tokio::time::sleep(SAMPLE).await;
         }
@@ -206,17 +217,27 @@ impl Bench {
             + self.metric("kairos_jobs_failed_total").await?)
     }
 
-    /// Jobs per second from the first start to the last finish of the jobs named `tag`.
-    async fn throughput(&self, tag: &str, count: usize) -> anyhow::Result<f64> {
+    /// Jobs per second for the jobs named `tag`, from the first attempt's start to the last
+    /// result recorded in PostgreSQL (the end a user sees: the job reads `SUCCESS`), and to
+    /// the last attempt's end as its executor reported it (the result is recorded after).
+    async fn throughput(&self, tag: &str, count: usize) -> anyhow::Result<Throughput> {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
-                &format!("{MARK} SELECT EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::float8 FROM jobs WHERE name = $1"),
+                &format!(
+                    "{MARK} SELECT \
+                         EXTRACT(EPOCH FROM max(updated_at) - min(started_at))::float8, \
+                         EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::float8 \
+                     FROM jobs WHERE name = $1"
+                ),
                 &[&tag],
             )
             .await?;
-        let seconds: Option<f64> = row.get(0);
-        Ok(count as f64 / seconds.unwrap_or(f64::INFINITY).max(1e-3))
+        let rate = |seconds: Option<f64>| count as f64 / seconds.unwrap_or(f64::INFINITY).max(1e-3);
+        Ok(Throughput {
+            recorded: rate(row.get(0)),
+            finished: rate(row.get(1)),
+        })
     }
 
     /// (statements, commits) the database has executed so far, the bench's own left out.
@@ -264,10 +285,18 @@ impl Bench {
         let peak = samples.iter().copied().fold(0.0, f64::max);
         report.add(
             "W1 burn-down",
-            "no-op jobs/s, first start to last finish",
-            rate,
+            "no-op jobs/s, first start to last result recorded",
+            rate.recorded,
             "jobs/s",
             Some(Bar::AtLeast(20_000.0)),
+            None,
+        );
+        report.add(
+            "W1 burn-down",
+            "no-op jobs/s, first start to last attempt finished (executors)",
+            rate.finished,
+            "jobs/s",
+            None,
             None,
         );
         report.add(
@@ -320,8 +349,8 @@ impl Bench {
         let rate = self.throughput(&shell_tag, shell).await?;
         report.add(
             "W1 burn-down",
-            "shell jobs/s (vs spawn baseline, bar ratio 0.5)",
-            rate,
+            "shell jobs/s to the last result recorded (vs spawn baseline, bar ratio 0.5)",
+            rate.recorded,
             "jobs/s",
             spawn.map(|s| Bar::AtLeast(s * 0.5)),
             spawn,
