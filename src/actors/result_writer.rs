@@ -75,6 +75,10 @@ pub struct ResultWriterActor {
     batch: Batch,
     /// Being written; kept until committed, so a restart writes it again.
     writing: Option<Arc<Batch>>,
+    /// A write is queued or under way in this context. The flush interval's ticks missed
+    /// during a write all fire at once afterwards (actix's `run_interval` catches up), and
+    /// without this each would have queued the same batch again.
+    flushing: bool,
     /// The record stream, while consuming.
     stream: Option<SpawnHandle>,
     stopped: bool,
@@ -98,6 +102,7 @@ impl ResultWriterActor {
             topic,
             batch: Batch::default(),
             writing: None,
+            flushing: false,
             stream: None,
             stopped: false,
         })
@@ -121,6 +126,9 @@ impl ResultWriterActor {
     /// Writes the batch (or the one a restart interrupted). The actor reads nothing else
     /// until the write commits, which is the backpressure while the store is away.
     fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing {
+            return;
+        }
         let batch = match self.writing.clone() {
             Some(batch) => batch,
             None if self.batch.is_empty() => return,
@@ -136,8 +144,10 @@ impl ResultWriterActor {
             let batch = Arc::clone(&batch);
             async move { write_until_committed(&*store, &batch.reports, retry_lease).await }
         };
+        self.flushing = true;
         ctx.wait(actix::fut::wrap_future(write).map(
             move |applied: Applied, actor: &mut Self, _| {
+                actor.flushing = false;
                 actor.writing = None;
                 let metrics = &actor.runtime.metrics;
                 metrics.reports_ignored.inc_by(applied.ignored);
@@ -204,7 +214,9 @@ impl Actor for ResultWriterActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         supervision::on_started(&self.runtime.metrics, KIND);
-        // A batch interrupted by a restart is written before anything else is read.
+        // A write under way died with the old context; its batch is written again before
+        // anything else is read.
+        self.flushing = false;
         if self.writing.is_some() {
             self.flush(ctx);
         }

@@ -261,3 +261,38 @@ async fn a_thousand_jobs_all_succeed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Each result is written once even when writes outlast the writer's flush interval: actix
+/// fires the interval's missed ticks all at once after a write, and none of them may queue the
+/// batch just written again (which showed as ignored reports and a pending count below zero).
+#[actix_web::test]
+async fn each_result_is_written_once_when_writes_outlast_the_flush_interval() {
+    let mut settings = crate::helpers::test_settings();
+    // Every write outlasts this, so ticks pile up behind each one.
+    settings.result_writer.flush_interval = Duration::from_millis(1);
+    let app = crate::helpers::spawn_app_with(settings).await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let jobs: Vec<_> = (0..300)
+        .map(|_| json!({"kind": "noop", "execute_at": now}))
+        .collect();
+    let response = app.post_batch(&json!({ "jobs": jobs })).await;
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value = response.json().await.expect("JSON");
+    for id in created["ids"].as_array().expect("ids") {
+        let id: Uuid = id.as_str().and_then(|id| id.parse().ok()).expect("an id");
+        assert_eq!(
+            app.wait_until_finished(id).await["job"]["status"],
+            "SUCCESS"
+        );
+    }
+    let text = app
+        .wait_for_metrics("no result pending", |text| {
+            metric(text, "kairos_result_writer_pending") == Some(0.0)
+        })
+        .await;
+    assert_eq!(
+        metric(&text, "kairos_reports_ignored_total"),
+        Some(0.0),
+        "a result was written more than once"
+    );
+}
