@@ -1,6 +1,7 @@
 //! The shape of job-creating bodies, read straight from their bytes: each job's fields are
 //! kept as JSON for `job_input` to check, but no map of field names is built per job. Building
-//! and dropping those maps was half of the time a 10,000-job batch spent in parsing.
+//! and dropping those maps cost about a third of Kairos's time per 10,000-job batch
+//! (`docs/performance.md`, item 26).
 //!
 //! Every visitor here accepts any JSON value where it stands and records what it found, so
 //! that the checks, not the reading, decide which problem to answer.
