@@ -41,6 +41,17 @@ macro_rules! scalars_answer {
     };
 }
 
+/// The fields a job may carry: the names [`JobFields`] reads.
+pub const FIELDS: [&str; 7] = [
+    "name",
+    "kind",
+    "command",
+    "execute_at",
+    "max_retries",
+    "timeout_secs",
+    "metadata",
+];
+
 /// One job's fields as given; a JSON `null` reads as absent.
 #[derive(Debug, Default)]
 pub struct JobFields {

@@ -13,20 +13,10 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::job_fields::{BatchFields, JobFields};
+use super::job_fields::{BatchFields, FIELDS, JobFields};
 use crate::config::JobSettings;
 use crate::domain::{JobKind, NewJob};
 
-/// The fields a job may carry.
-const FIELDS: [&str; 7] = [
-    "name",
-    "kind",
-    "command",
-    "execute_at",
-    "max_retries",
-    "timeout_secs",
-    "metadata",
-];
 const MAX_RETRIES: std::ops::RangeInclusive<i64> = 0..=10;
 const DEFAULT_MAX_RETRIES: i32 = 3;
 const MAX_NAME_CHARS: usize = 200;

@@ -285,16 +285,10 @@ async fn deleting_jobs_deletes_their_attempts() {
     let now = Utc::now().to_rfc3339();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let response = app
-            .post_job(&serde_json::json!({"kind": "noop", "execute_at": now}))
-            .await;
-        assert_eq!(response.status(), 201);
-        let created: Value = response.json().await.expect("JSON");
-        let id: Uuid = created["job"]["id"]
-            .as_str()
-            .and_then(|id| id.parse().ok())
-            .expect("an id");
-        ids.push(id);
+        ids.push(
+            app.create_job(&serde_json::json!({"kind": "noop", "execute_at": now}))
+                .await,
+        );
     }
     for id in &ids {
         assert_eq!(
@@ -303,25 +297,23 @@ async fn deleting_jobs_deletes_their_attempts() {
         );
     }
     let client = app.pool().get().await.expect("connection");
-    let attempts = |ids: Vec<Uuid>| {
-        let client = &client;
-        async move {
-            let count: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM job_attempts WHERE job_id = ANY($1)",
-                    &[&ids],
-                )
-                .await
-                .expect("count")
-                .get(0);
-            count
-        }
-    };
-    assert_eq!(attempts(ids.clone()).await, 3);
+    assert_eq!(attempts_of(&client, &ids).await, 3);
     client
-        .execute("DELETE FROM jobs WHERE id = ANY($1)", &[&ids[..2].to_vec()])
+        .execute("DELETE FROM jobs WHERE id = ANY($1)", &[&&ids[..2]])
         .await
         .expect("deleted");
-    assert_eq!(attempts(ids[..2].to_vec()).await, 0);
-    assert_eq!(attempts(vec![ids[2]]).await, 1);
+    assert_eq!(attempts_of(&client, &ids[..2]).await, 0);
+    assert_eq!(attempts_of(&client, &ids[2..]).await, 1);
+}
+
+/// How many attempt rows the jobs `ids` have.
+async fn attempts_of(client: &tokio_postgres::Client, ids: &[Uuid]) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM job_attempts WHERE job_id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .expect("count")
+        .get(0)
 }

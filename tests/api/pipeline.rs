@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric, read_until, spawn_app,
+    spawn_app_with, test_settings,
 };
 
 /// A job due in 2 s runs once, at its time (not at the next 60 s scan, and never early), ends
@@ -267,10 +268,10 @@ async fn a_thousand_jobs_all_succeed() {
 /// batch just written again (which showed as ignored reports and a pending count below zero).
 #[actix_web::test]
 async fn each_result_is_written_once_when_writes_outlast_the_flush_interval() {
-    let mut settings = crate::helpers::test_settings();
+    let mut settings = test_settings();
     // Every write outlasts this, so ticks pile up behind each one.
     settings.result_writer.flush_interval = Duration::from_millis(1);
-    let app = crate::helpers::spawn_app_with(settings).await;
+    let app = spawn_app_with(settings).await;
     let now = chrono::Utc::now().to_rfc3339();
     let jobs: Vec<_> = (0..300)
         .map(|_| json!({"kind": "noop", "execute_at": now}))
