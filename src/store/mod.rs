@@ -197,8 +197,9 @@ pub trait Store: Send + Sync {
     /// it counts as silent from now on and what it still holds is recovered at once.
     async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError>;
 
-    /// Applies `reports` atomically, in arrival order per job, so that a repeated, reordered
-    /// or stale report changes nothing.
+    /// Applies `reports`, each job's atomically and in arrival order, so that a repeated,
+    /// reordered or stale report changes nothing. On an error some jobs' reports may be
+    /// applied: applying the batch again is safe.
     async fn apply_reports(
         &self,
         reports: &[AttemptReport],

@@ -85,6 +85,50 @@ async fn a_long_attempt_appears_in_the_history_while_it_runs() {
     assert_eq!(report_statuses(&reports), ["RUNNING", "SUCCESS"]);
 }
 
+/// A job whose run is claimed (here a minute ahead of its time) shows `RUNNING`, and is
+/// listed as `RUNNING` and not as `DISPATCHED`, before any report of it is written: the row
+/// still says `DISPATCHED` then, and the run lease makes it `RUNNING` (migration V8).
+#[actix_web::test]
+async fn a_claimed_run_shows_and_lists_as_running() {
+    let mut settings = test_settings();
+    settings.executor.claim_ahead = Duration::from_secs(60);
+    let app = spawn_app_with(settings).await;
+    let id = app
+        .create_job(&json!({"command": "true", "execute_at": in_secs(30.0)}))
+        .await;
+    let claimed = app
+        .wait_for_job(id, |job| job["job"]["status"] == "RUNNING")
+        .await;
+    assert_eq!(claimed["attempts"], json!([]));
+    let listed = |status: &'static str| {
+        let app = &app;
+        async move {
+            let page: serde_json::Value = app
+                .get(&format!("/api/v1/jobs?status={status}"))
+                .await
+                .json()
+                .await
+                .expect("JSON");
+            page["jobs"]
+                .as_array()
+                .expect("jobs")
+                .iter()
+                .map(|job| {
+                    (
+                        job["id"].as_str().unwrap_or("").to_owned(),
+                        job["status"].clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed("RUNNING").await,
+        [(id.to_string(), json!("RUNNING"))]
+    );
+    assert_eq!(listed("DISPATCHED").await, []);
+}
+
 fn report_statuses(reports: &[crate::helpers::Record]) -> Vec<String> {
     reports
         .iter()

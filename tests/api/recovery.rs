@@ -9,24 +9,44 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, ignored_reports, metric, spawn_app};
 
-/// Creates a job far in the future, then rewrites it as `status` under epoch 1 with a lease
-/// that ran out a second ago, as a process that died would leave it.
-async fn stage_lost_job(app: &TestApp, status: &str, attempts: i32, lost_attempts: i32) -> Uuid {
+/// Where a process died, as the rows it leaves show it.
+#[derive(Clone, Copy, PartialEq)]
+enum Left {
+    /// Dispatched; its run never claimed.
+    Dispatched,
+    /// Its run claimed (the row still says `DISPATCHED`; the run lease makes it `RUNNING`),
+    /// no report written: a short attempt cut short.
+    Claimed,
+    /// Its `RUNNING` report written: a long attempt cut short.
+    ReportedRunning,
+}
+
+/// Creates a job far in the future, then rewrites it as `left` under epoch 1, its `attempts`
+/// started, with a lease that ran out a second ago, as a process that died would leave it.
+async fn stage_lost_job(app: &TestApp, left: Left, attempts: i32, lost_attempts: i32) -> Uuid {
     let id = app
         .create_job(&json!({"command": "echo recovered", "execute_at": "2099-01-01T00:00:00Z"}))
         .await;
+    let status = if left == Left::ReportedRunning {
+        "RUNNING"
+    } else {
+        "DISPATCHED"
+    };
+    let claimed = left != Left::Dispatched;
+    let reported = left == Left::ReportedRunning;
     let client = app.pool().get().await.expect("connection");
     client
         .execute(
             "UPDATE jobs SET status = $2, epoch = 1, attempts = $3, lost_attempts = $4, \
                  execute_at = now() - interval '5 seconds', lease_until = now() - interval '1 second', \
-                 started_at = CASE WHEN $3 > 0 THEN now() - interval '4 seconds' END \
+                 run_lease_until = CASE WHEN $5 THEN now() - interval '1 second' END, \
+                 started_at = CASE WHEN $6 THEN now() - interval '4 seconds' END \
              WHERE id = $1",
-            &[&id, &status, &attempts, &lost_attempts],
+            &[&id, &status, &attempts, &lost_attempts, &claimed, &reported],
         )
         .await
         .expect("staged");
-    if status == "RUNNING" {
+    if reported {
         client
             .execute(
                 "INSERT INTO job_attempts (job_id, attempt, epoch, status, scheduled_at, started_at) \
@@ -44,7 +64,7 @@ async fn stage_lost_job(app: &TestApp, status: &str, attempts: i32, lost_attempt
 #[actix_web::test]
 async fn a_lost_dispatch_is_dispatched_again() {
     let app = spawn_app().await;
-    let id = stage_lost_job(&app, "DISPATCHED", 0, 0).await;
+    let id = stage_lost_job(&app, Left::Dispatched, 0, 0).await;
     let done = app.wait_until_finished(id).await;
     assert_eq!(done["job"]["status"], "SUCCESS");
     assert_eq!(done["job"]["epoch"], 2);
@@ -57,7 +77,7 @@ async fn a_lost_dispatch_is_dispatched_again() {
 #[actix_web::test]
 async fn a_lost_attempt_is_recorded_and_the_job_runs_again() {
     let app = spawn_app().await;
-    let id = stage_lost_job(&app, "RUNNING", 1, 0).await;
+    let id = stage_lost_job(&app, Left::Claimed, 1, 0).await;
     let done = app.wait_until_finished(id).await;
     assert_eq!(done["job"]["status"], "SUCCESS");
     assert_eq!(done["job"]["attempts"], 2);
@@ -110,7 +130,7 @@ async fn a_lost_attempt_is_recorded_and_the_job_runs_again() {
 async fn a_job_lost_too_often_fails() {
     let app = spawn_app().await;
     let max = app.settings.recovery.max_lost_attempts;
-    let id = stage_lost_job(&app, "RUNNING", max + 1, max).await;
+    let id = stage_lost_job(&app, Left::ReportedRunning, max + 1, max).await;
     let done = app.wait_until_finished(id).await;
     assert_eq!(done["job"]["status"], "FAILED");
     assert_eq!(

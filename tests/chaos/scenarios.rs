@@ -213,7 +213,8 @@ async fn results_on_the_bus_are_not_run_again_when_their_process_dies() {
     // ... and in the same passes leaves the running ones: their reports are not written.
     let rows = database
         .query(
-            "SELECT status, epoch FROM jobs WHERE execute_at < (SELECT max(execute_at) FROM jobs)",
+            "SELECT kairos_shown_status(status, run_lease_until), epoch FROM jobs \
+             WHERE execute_at < (SELECT max(execute_at) FROM jobs)",
             &[],
         )
         .await

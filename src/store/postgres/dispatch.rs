@@ -1,8 +1,10 @@
 //! Claiming jobs for dispatch, starting attempts, and recovering what a crash lost.
 //!
-//! Every job in flight holds a lease (`jobs.lease_until`): a `DISPATCHED` job must start by
-//! its time plus `recovery.grace`, a `RUNNING` attempt must end by its timeout plus the grace,
-//! a `RETRYING` job must start its next attempt by the longest backoff plus the grace. A job
+//! Every job in flight holds a lease: a `DISPATCHED` job must start by its time plus
+//! `recovery.grace` (`jobs.lease_until`), a `RUNNING` attempt must end by its timeout plus the
+//! grace (`jobs.run_lease_until`, set when its run is claimed; `lease_until` stays at or before
+//! it, so the index on `lease_until` finds every lease that ran out), a `RETRYING` job must
+//! start its next attempt by the longest backoff plus the grace. A job
 //! whose lease runs out was lost with its dispatch, its executor or its process;
 //! [`recover_expired`] dispatches it again under a new epoch, which fences off anything the
 //! lost executor might still report.
@@ -109,7 +111,8 @@ pub async fn release(pool: &Pool, job_id: Uuid, epoch: i64) -> Result<(), StoreE
     let client = pool.get().await?;
     client
         .execute(
-            "UPDATE jobs SET status = 'SCHEDULED', lease_until = NULL, updated_at = now() \
+            "UPDATE jobs SET status = 'SCHEDULED', lease_until = NULL, run_lease_until = NULL, \
+                 updated_at = now() \
              WHERE id = $1 AND epoch = $2 AND status = 'DISPATCHED'",
             &[&job_id, &epoch],
         )
@@ -136,7 +139,7 @@ pub async fn redispatch(
         .query_opt(
             &format!(
                 "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, claimed_by = $3, runner = NULL, \
-                     claimed_at = now(), updated_at = now(), \
+                     claimed_at = now(), updated_at = now(), run_lease_until = NULL, \
                      lease_until = GREATEST(execute_at, now()) + make_interval(secs => $4) \
                  WHERE id = $1 AND epoch = $2 AND attempts < $5 \
                      AND status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
@@ -161,13 +164,13 @@ const LIVE_HOLDER_GRACES: f64 = 10.0;
 /// the database for longer than `grace`: after an outage, live instances need time to beat
 /// again.
 ///
-/// A `RUNNING` job of a silent instance may have its final report on the bus, not yet
-/// written: it is taken back only if its instance was silent for the grace already at
+/// A job whose run is claimed (`RUNNING`) of a silent instance may have its final report
+/// on the bus, not yet written: it is taken back only if its instance was silent for the grace already at
 /// `reports_written_before` (it beats every fifth of a grace, so it had died by then, and
 /// every report it published is written). That instant comes from the caller's clock and the
 /// heartbeats from the database's: a skew of up to four fifths of the grace is absorbed.
 ///
-/// A job lost while `RUNNING` has that attempt recorded as `LOST`; one lost more than
+/// A job lost with its run claimed has that attempt recorded as `LOST`; one lost more than
 /// `max_lost` times ends `FAILED` instead.
 ///
 /// # Errors
@@ -184,17 +187,20 @@ pub async fn recover_expired(
     let statement = client
         .prepare_cached(&format!(
             "WITH expired AS ( \
-                 SELECT id, status AS old_status, attempts AS old_attempts, \
-                     lease_until AS old_lease \
+                 SELECT id, run_lease_until IS NOT NULL AS was_claimed, \
+                     attempts AS old_attempts, \
+                     COALESCE(run_lease_until, lease_until) AS old_lease \
                  FROM jobs \
                  WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') AND ( \
                      (lease_until < now() AND runner IS NULL) \
-                     OR lease_until < now() - make_interval(secs => $3::float8 * $6::float8) \
+                     OR (lease_until < now() - make_interval(secs => $3::float8 * $6::float8) \
+                       AND COALESCE(run_lease_until, lease_until) \
+                           < now() - make_interval(secs => $3::float8 * $6::float8)) \
                      OR ($5 AND runner IS NOT NULL AND NOT EXISTS ( \
                          SELECT 1 FROM instances \
                          WHERE instances.id = jobs.runner \
                            AND instances.heartbeat_at > now() - make_interval(secs => $3)) \
-                       AND (status <> 'RUNNING' OR ($7::timestamptz IS NOT NULL AND NOT EXISTS ( \
+                       AND (run_lease_until IS NULL OR ($7::timestamptz IS NOT NULL AND NOT EXISTS ( \
                          SELECT 1 FROM instances \
                          WHERE instances.id = jobs.runner \
                            AND instances.heartbeat_at > $7 - make_interval(secs => $3)))))) \
@@ -202,28 +208,29 @@ pub async fn recover_expired(
                  FOR UPDATE SKIP LOCKED), \
              moved AS ( \
                  UPDATE jobs SET \
-                     lost_attempts = jobs.lost_attempts + (old_status = 'RUNNING')::int, \
-                     status = CASE WHEN old_status = 'RUNNING' AND jobs.lost_attempts >= $4 \
+                     lost_attempts = jobs.lost_attempts + was_claimed::int, \
+                     status = CASE WHEN was_claimed AND jobs.lost_attempts >= $4 \
                          THEN 'FAILED' ELSE 'DISPATCHED' END, \
-                     finished_at = CASE WHEN old_status = 'RUNNING' AND jobs.lost_attempts >= $4 \
+                     finished_at = CASE WHEN was_claimed AND jobs.lost_attempts >= $4 \
                          THEN now() END, \
-                     last_error = CASE WHEN old_status = 'RUNNING' AND jobs.lost_attempts >= $4 \
+                     last_error = CASE WHEN was_claimed AND jobs.lost_attempts >= $4 \
                          THEN 'lost ' || (jobs.lost_attempts + 1) || ' attempts to crashes' \
                          ELSE jobs.last_error END, \
-                     lease_until = CASE WHEN old_status = 'RUNNING' AND jobs.lost_attempts >= $4 \
+                     lease_until = CASE WHEN was_claimed AND jobs.lost_attempts >= $4 \
                          THEN NULL \
                          ELSE GREATEST(jobs.execute_at, now()) + make_interval(secs => $3) END, \
+                     run_lease_until = NULL, \
                      epoch = jobs.epoch + 1, claimed_by = $2, claimed_at = now(), runner = NULL, \
                      updated_at = now() \
                  FROM expired WHERE jobs.id = expired.id \
-                 RETURNING {DISPATCH_COLUMNS}, jobs.status, old_status, old_attempts, old_lease), \
+                 RETURNING {DISPATCH_COLUMNS}, jobs.status, was_claimed, old_attempts, old_lease), \
              lost AS ( \
                  INSERT INTO job_attempts (job_id, attempt, epoch, status, scheduled_at, \
                      started_at, finished_at, error) \
                  SELECT id, old_attempts, epoch - 1, 'LOST', execute_at, \
                      old_lease - make_interval(secs => timeout_secs + $3), now(), \
                      'lost: no result arrived by the lease; its executor or process died' \
-                 FROM moved WHERE old_status = 'RUNNING' \
+                 FROM moved WHERE was_claimed \
                  ON CONFLICT (job_id, attempt) DO UPDATE SET status = 'LOST', \
                      finished_at = EXCLUDED.finished_at, error = EXCLUDED.error \
                  WHERE job_attempts.status = 'RUNNING') \
@@ -247,9 +254,9 @@ pub async fn recover_expired(
         .await?;
     let mut recovered = Recovered::default();
     for row in &rows {
-        let old_status: String = row.try_get("old_status")?;
+        let was_claimed: bool = row.try_get("was_claimed")?;
         let status: String = row.try_get("status")?;
-        if old_status == "RUNNING" {
+        if was_claimed {
             recovered.lost_attempts += 1;
         }
         if status == "FAILED" {

@@ -13,7 +13,10 @@ use super::dispatch::dispatch_from_row;
 use crate::domain::{Dispatch, Job, JobKind, JobStatus, NewJob};
 use crate::store::{Attempt, StoreError};
 
-pub(super) const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, status, max_retries, timeout_secs, \
+/// A job's columns as the API shows them: a job whose run is claimed shows `RUNNING`
+/// (migration V8).
+pub(super) const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, \
+     kairos_shown_status(status, run_lease_until) AS status, max_retries, timeout_secs, \
      metadata, attempts, epoch, exit_code, last_output, last_error, created_at, updated_at, \
      started_at, finished_at";
 
@@ -239,8 +242,8 @@ pub async fn get(pool: &Pool, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, S
     Ok(Some((job, attempts)))
 }
 
-/// Up to `limit` jobs, newest first, optionally of one status, starting after the job
-/// `after` (keyset pagination: the cursor is the last id of the previous page).
+/// Up to `limit` jobs, newest first, optionally of one status (as shown), starting after the
+/// job `after` (keyset pagination: the cursor is the last id of the previous page).
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached.
@@ -250,16 +253,39 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Job>, StoreError> {
+    // UUIDv7 ids grow with creation time: ordering by id is ordering by age. Each branch
+    // reads the listing index `(status, id)` backwards from the cursor; `RUNNING` merges two.
+    let branches: &[&str] = match status {
+        None => &["true"],
+        Some(JobStatus::Running) => &[
+            "status = 'RUNNING'",
+            "status = 'DISPATCHED' AND run_lease_until IS NOT NULL",
+        ],
+        Some(JobStatus::Dispatched) => &["status = 'DISPATCHED' AND run_lease_until IS NULL"],
+        Some(JobStatus::Scheduled) => &["status = 'SCHEDULED'"],
+        Some(JobStatus::Retrying) => &["status = 'RETRYING'"],
+        Some(JobStatus::Success) => &["status = 'SUCCESS'"],
+        Some(JobStatus::Failed) => &["status = 'FAILED'"],
+    };
+    let selects: Vec<String> = branches
+        .iter()
+        .map(|branch| {
+            format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE {branch} AND id < $1 \
+                 ORDER BY id DESC LIMIT $2"
+            )
+        })
+        .collect();
+    let query = match selects.as_slice() {
+        [select] => select.clone(),
+        _ => format!(
+            "({}) ORDER BY id DESC LIMIT $2",
+            selects.join(") UNION ALL (")
+        ),
+    };
     let client = pool.get().await?;
-    let status = status.map(JobStatus::as_str);
-    // UUIDv7 ids grow with creation time: ordering by id is ordering by age.
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs \
-             WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR id < $2) \
-             ORDER BY id DESC LIMIT $3"
-        ))
-        .await?;
-    let rows = client.query(&statement, &[&status, &after, &limit]).await?;
+    let statement = client.prepare_cached(&query).await?;
+    let after = after.unwrap_or(Uuid::max());
+    let rows = client.query(&statement, &[&after, &limit]).await?;
     rows.iter().map(job_from_row).collect()
 }

@@ -121,7 +121,7 @@ pub struct PostgresStore {
     /// A connection of its own for the heartbeat, so that a busy pool cannot delay it past
     /// the recovery grace (which would make a live process look dead).
     heartbeat_pool: Pool,
-    /// The result writer's connections. Each pooled connection does its I/O on the thread
+    /// The result writer's connections, one per concurrent transaction. Each pooled connection does its I/O on the thread
     /// that opened it; opened by the writer (which runs on a thread of its own), these are not
     /// queued behind the executors, as the shared pool's are.
     reports_pool: Pool,
@@ -145,7 +145,7 @@ impl PostgresStore {
             ..settings.clone()
         })?;
         let reports_pool = connect(&DatabaseSettings {
-            pool_size: 2,
+            pool_size: reports::WRITERS,
             ..settings.clone()
         })?;
         Ok(Self {

@@ -24,8 +24,10 @@ use crate::store::{Applied, StoreError};
 ///
 /// A report moves its job only if it carries the job's current epoch and lies ahead of what
 /// is stored (a later attempt, or a later status of the same attempt), and never moves a
-/// finished job. A `RETRYING` job gets a lease for its next attempt; a final one loses its
-/// lease.
+/// finished job. A claimed attempt is stored `DISPATCHED` until its first report (see
+/// `run_ledger`), so every report of it moves the job. A `RUNNING` job's lease becomes its
+/// run lease; a `RETRYING` job gets a lease for its next attempt, not yet claimed; a final
+/// one loses both.
 const MOVE_JOBS: &str = "\
     UPDATE jobs SET status = r.status, attempts = r.attempt, \
         started_at = COALESCE(jobs.started_at, r.started_at), \
@@ -34,7 +36,10 @@ const MOVE_JOBS: &str = "\
         last_output = CASE WHEN r.finished THEN r.stdout ELSE jobs.last_output END, \
         last_error = CASE WHEN r.finished THEN r.error ELSE jobs.last_error END, \
         lease_until = CASE WHEN r.status = 'RETRYING' THEN now() + make_interval(secs => $11) \
-            WHEN r.status IN ('SUCCESS', 'FAILED') THEN NULL ELSE jobs.lease_until END, \
+            WHEN r.status IN ('SUCCESS', 'FAILED') THEN NULL \
+            ELSE COALESCE(jobs.run_lease_until, jobs.lease_until) END, \
+        run_lease_until = CASE WHEN r.status = 'RUNNING' \
+            THEN COALESCE(jobs.run_lease_until, jobs.lease_until) END, \
         runner = CASE WHEN r.status IN ('SUCCESS', 'FAILED') THEN NULL ELSE jobs.runner END, \
         updated_at = now() \
     FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::timestamptz[], \
@@ -69,14 +74,48 @@ const UPSERT_ATTEMPTS: &str = "\
            AND EXCLUDED.status <> 'RUNNING') \
     RETURNING job_id";
 
-/// Applies `reports` in one transaction, in arrival order per job, so that a repeated,
-/// reordered or stale report changes nothing.
+/// Transactions a batch is split into, written at once: the result writer's pool holds as
+/// many connections. One transaction at a time left a core idle while the writer caught up
+/// after a burst.
+pub(super) const WRITERS: usize = 2;
+
+/// Applies `reports` in [`WRITERS`] concurrent transactions, each job's reports in the same
+/// one and in arrival order, so that a repeated, reordered or stale report changes nothing.
+/// The transactions hold disjoint sets of jobs, so they neither wait for nor deadlock with
+/// each other.
 ///
 /// # Errors
-/// [`StoreError`] when the database cannot be reached; nothing is applied then.
+/// [`StoreError`] when the database cannot be reached; the reports of some jobs may be
+/// applied then, and applying them again changes nothing.
 pub async fn apply_reports(
     pool: &Pool,
     reports: &[AttemptReport],
+    retry_lease: std::time::Duration,
+) -> Result<Applied, StoreError> {
+    let mut parts: [Vec<&AttemptReport>; WRITERS] = Default::default();
+    for report in reports {
+        let (_, low) = report.job_id.as_u64_pair();
+        parts[usize::try_from(low % WRITERS as u64).unwrap_or_default()].push(report);
+    }
+    let written = futures_util::future::try_join_all(
+        parts
+            .iter()
+            .filter(|part| !part.is_empty())
+            .map(|part| apply_in_transaction(pool, part, retry_lease)),
+    )
+    .await?;
+    Ok(written
+        .into_iter()
+        .fold(Applied::default(), |total, part| Applied {
+            applied: total.applied + part.applied,
+            ignored: total.ignored + part.ignored,
+        }))
+}
+
+/// Applies `reports` in one transaction, in arrival order per job.
+async fn apply_in_transaction(
+    pool: &Pool,
+    reports: &[&AttemptReport],
     retry_lease: std::time::Duration,
 ) -> Result<Applied, StoreError> {
     let mut client = pool.get().await?;
@@ -174,12 +213,12 @@ type Weighted<'a> = (&'a AttemptReport, u64);
 
 /// Drops every report that a later report of the same attempt (job, epoch, attempt) in
 /// `reports` moves past, to a higher status rank; keeps the rest in arrival order.
-fn supersede(reports: &[AttemptReport]) -> Vec<Weighted<'_>> {
+fn supersede<'a>(reports: &[&'a AttemptReport]) -> Vec<Weighted<'a>> {
     // From the last report back: the highest rank seen so far per attempt, and where the
     // report that holds it is kept.
     let mut highest: HashMap<(Uuid, i64, i32), (i32, usize)> = HashMap::new();
-    let mut kept: Vec<Weighted<'_>> = Vec::with_capacity(reports.len());
-    for report in reports.iter().rev() {
+    let mut kept: Vec<Weighted<'a>> = Vec::with_capacity(reports.len());
+    for &report in reports.iter().rev() {
         let key = (report.job_id, report.epoch, report.attempt);
         let rank = report.status.rank();
         match highest.get(&key) {
@@ -280,6 +319,7 @@ mod tests {
             report(1, 2, JobStatus::Success),
             report(2, 1, JobStatus::Running),
         ];
+        let reports: Vec<&AttemptReport> = reports.iter().collect();
         let kept: Vec<(u128, i32, JobStatus, u64)> = supersede(&reports)
             .iter()
             .map(|(r, weight)| (r.job_id.as_u128(), r.attempt, r.status, *weight))

@@ -7,15 +7,20 @@
 //!   free run slot, and once it stops beating the job is recovered at once rather than at its
 //!   time plus the grace;
 //! - the **claim** of its run, shortly before it starts (`executor.claim_ahead`): the job
-//!   becomes `RUNNING` on this instance with a lease covering the wait for its time, its
-//!   timeout and the recovery grace, only if the dispatch's
-//!   epoch is still current and the attempt has not started yet. So however often, and
-//!   wherever, a dispatch is delivered, each attempt starts once, and a superseded dispatch
-//!   never starts. (`RUNNING` is accepted as the prior status because the report that the
-//!   previous attempt failed may not be written yet.) The job keeps naming this instance as
-//!   its runner until the result writer records the final report; a running job of a dead
-//!   instance is recovered only once every report on the bus is written (see
-//!   `dispatch::recover_expired`), so an attempt whose report is out is never run again.
+//!   shows `RUNNING` on this instance with a run lease (`run_lease_until`) covering the wait
+//!   for its time, its timeout and the recovery grace, only if the dispatch's epoch is still
+//!   current and the attempt has not started yet. So however often, and wherever, a dispatch
+//!   is delivered, each attempt starts once, and a superseded dispatch never starts. (A prior
+//!   `RUNNING` or `RETRYING` is accepted because the report that the previous attempt failed
+//!   may not be written yet.) The job keeps naming this instance as its runner until the
+//!   result writer records the final report; a claimed job of a dead instance is recovered
+//!   only once every report on the bus is written (see `dispatch::recover_expired`), so an
+//!   attempt whose report is out is never run again.
+//!
+//! The claim changes no indexed column on a first attempt: `status` stays `DISPATCHED` (the
+//! run lease is what makes it show `RUNNING`, migration V8) and `lease_until` stays below the
+//! run lease. PostgreSQL then rewrites the row within its page and adds no index entry (a
+//! HOT update): the claim had been the largest statement per job, three index entries each.
 //!
 //! Executed one by one they cost a round trip and a commit each.
 //!
@@ -207,6 +212,11 @@ async fn hold_runs(pool: &Pool, instance: &str, runs: &[RunKey]) -> Result<(), S
 }
 
 /// Claims many runs at once; returns the jobs whose run was claimed.
+///
+/// `status` becomes `DISPATCHED`, which it already is for a first attempt (an unchanged
+/// value keeps the update HOT): after a failed attempt it held `RETRYING` or `RUNNING` of the
+/// previous attempt, and the result writer ranks a report against the claimed attempt's
+/// stored status.
 async fn claim_runs(
     pool: &Pool,
     instance: &str,
@@ -219,8 +229,10 @@ async fn claim_runs(
     let client = pool.get().await?;
     let statement = client
         .prepare_cached(
-            "UPDATE jobs SET status = 'RUNNING', attempts = r.attempt, runner = $5, \
-                 lease_until = now() + make_interval(secs => r.lease), updated_at = now() \
+            "UPDATE jobs SET status = 'DISPATCHED', attempts = r.attempt, runner = $5, \
+                 run_lease_until = now() + make_interval(secs => r.lease), \
+                 lease_until = LEAST(jobs.lease_until, now() + make_interval(secs => r.lease)), \
+                 updated_at = now() \
              FROM UNNEST($1::uuid[], $2::int8[], $3::int4[], $4::float8[]) \
                  AS r(id, epoch, attempt, lease) \
              WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
