@@ -1,8 +1,8 @@
 //! `ResultWriterActor`: records attempt reports from `kafka.topic.updatedJobs` in the store.
 //!
-//! Owns a batch of reports not yet written. Reports are written in one transaction per batch
-//! (`result_writer.batch_size`, or whatever arrived within `result_writer.flush_interval`),
-//! and the batch's offsets are stored only after that transaction commits: a report is
+//! Owns a batch of reports not yet written. A batch is written once it holds
+//! `result_writer.batch_size` reports, or `result_writer.flush_interval` after its first one
+//! arrived, and the batch's offsets are stored only after that transaction commits: a report is
 //! never acknowledged before it is durable. Writes are idempotent and never move a job
 //! backwards (see [`crate::store::Store::apply_reports`]), so a report delivered twice
 //! changes nothing. A record that is not a report is set aside on `<topic>.dlt`.
@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -46,6 +46,8 @@ struct Batch {
     reports: Vec<AttemptReport>,
     /// The highest offset per partition covered by the batch.
     offsets: HashMap<i32, i64>,
+    /// When the first record arrived.
+    opened: Option<Instant>,
 }
 
 impl Batch {
@@ -75,10 +77,11 @@ pub struct ResultWriterActor {
     batch: Batch,
     /// Being written; kept until committed, so a restart writes it again.
     writing: Option<Arc<Batch>>,
-    /// A write is queued or under way in this context. The flush interval's ticks missed
-    /// during a write all fire at once afterwards (actix's `run_interval` catches up), and
-    /// without this each would have queued the same batch again.
+    /// A write is queued or under way in this context: a second flush meanwhile would queue
+    /// the batch being written (`writing`) again.
     flushing: bool,
+    /// Batches opened so far: a batch's flush timer finds it still open by its number.
+    opened: u64,
     /// The record stream, while consuming.
     stream: Option<SpawnHandle>,
     stopped: bool,
@@ -103,12 +106,46 @@ impl ResultWriterActor {
             batch: Batch::default(),
             writing: None,
             flushing: false,
+            opened: 0,
             stream: None,
             stopped: false,
         })
     }
 
+    /// Notes that the batch, empty until now, takes its first record: it is written
+    /// `flush_interval` later unless it fills up first.
+    fn open_batch(&mut self, ctx: &mut Context<Self>) {
+        self.opened += 1;
+        self.batch.opened = Some(Instant::now());
+        self.arm_flush_timer(ctx);
+    }
+
+    /// Writes the open batch when its time comes, if it is still open then. (A timer per
+    /// batch rather than an interval: an interval's ticks fall anywhere in a batch's life,
+    /// and right after a long write they found batches of a few reports.)
+    fn arm_flush_timer(&mut self, ctx: &mut Context<Self>) {
+        let batch = self.opened;
+        let waited = self
+            .batch
+            .opened
+            .map_or(Duration::ZERO, |opened| opened.elapsed());
+        let delay = self
+            .runtime
+            .settings
+            .result_writer
+            .flush_interval
+            .saturating_sub(waited);
+        ctx.run_later(delay, move |actor, ctx| {
+            if actor.opened == batch {
+                actor.flush(ctx);
+            }
+        });
+    }
+
     fn on_record(&mut self, message: Record, ctx: &mut Context<Self>) {
+        if self.batch.is_empty() {
+            self.open_batch(ctx);
+        }
         let parsed = message.decode::<AttemptReport>();
         match parsed {
             Ok(report) => {
@@ -133,6 +170,8 @@ impl ResultWriterActor {
             Some(batch) => batch,
             None if self.batch.is_empty() => return,
             None => {
+                // No longer open: its timer must not flush the next batch.
+                self.opened += 1;
                 let batch = Arc::new(std::mem::take(&mut self.batch));
                 self.writing = Some(Arc::clone(&batch));
                 batch
@@ -223,11 +262,11 @@ impl Actor for ResultWriterActor {
         if self.stopped {
             return;
         }
+        // The open batch's timer died with the old context.
+        if self.batch.opened.is_some() {
+            self.arm_flush_timer(ctx);
+        }
         self.stream = Some(ctx.add_stream(self.subscription.records()));
-        ctx.run_interval(
-            self.runtime.settings.result_writer.flush_interval,
-            |actor, ctx| actor.flush(ctx),
-        );
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

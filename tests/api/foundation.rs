@@ -284,26 +284,29 @@ async fn deleting_jobs_deletes_their_attempts() {
     let app = spawn_app().await;
     let now = Utc::now().to_rfc3339();
     let mut ids = Vec::new();
+    // A retried job has a row per attempt (a job's only attempt may live in its own row).
     for _ in 0..3 {
         ids.push(
-            app.create_job(&serde_json::json!({"kind": "noop", "execute_at": now}))
-                .await,
+            app.create_job(
+                &serde_json::json!({"command": "exit 3", "max_retries": 1, "execute_at": now}),
+            )
+            .await,
         );
     }
     for id in &ids {
         assert_eq!(
             app.wait_until_finished(*id).await["job"]["status"],
-            "SUCCESS"
+            "FAILED"
         );
     }
     let client = app.pool().get().await.expect("connection");
-    assert_eq!(attempts_of(&client, &ids).await, 3);
+    assert_eq!(attempts_of(&client, &ids).await, 6);
     client
         .execute("DELETE FROM jobs WHERE id = ANY($1)", &[&&ids[..2]])
         .await
         .expect("deleted");
     assert_eq!(attempts_of(&client, &ids[..2]).await, 0);
-    assert_eq!(attempts_of(&client, &ids[2..]).await, 1);
+    assert_eq!(attempts_of(&client, &ids[2..]).await, 2);
 }
 
 /// How many attempt rows the jobs `ids` have.

@@ -129,6 +129,81 @@ async fn a_claimed_run_shows_and_lists_as_running() {
     assert_eq!(listed("DISPATCHED").await, []);
 }
 
+/// A job that ends with its only attempt, before that attempt reports `RUNNING`, keeps the
+/// attempt in its own row (no `job_attempts` row is written, migration V9): its history still
+/// shows the attempt whole, and a late `RUNNING` report of it changes nothing.
+#[actix_web::test]
+async fn a_single_quick_attempt_is_shown_whole_and_a_late_report_changes_nothing() {
+    let app = spawn_app().await;
+    let id = app
+        .create_job(&json!({
+            "command": "echo out; echo err >&2; exit 4",
+            "max_retries": 0,
+            "execute_at": in_secs(0.0),
+        }))
+        .await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "FAILED");
+    let attempts = done["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1);
+    let attempt = &attempts[0];
+    assert_eq!(
+        (
+            &attempt["attempt"],
+            &attempt["epoch"],
+            &attempt["status"],
+            &attempt["exit_code"]
+        ),
+        (&json!(1), &json!(1), &json!("FAILED"), &json!(4))
+    );
+    assert_eq!(
+        (&attempt["stdout"], &attempt["stderr"]),
+        (&json!("out\n"), &json!("err\n"))
+    );
+    assert_eq!(attempt["started_at"], done["job"]["started_at"]);
+    assert!(!attempt["finished_at"].is_null());
+    let client = app.pool().get().await.expect("connection");
+    let rows: i64 = client
+        .query_one(
+            "SELECT count(*) FROM job_attempts WHERE job_id = $1",
+            &[&id],
+        )
+        .await
+        .expect("counted")
+        .get(0);
+    assert_eq!(rows, 0, "the attempt is kept in the job's row");
+
+    let reports = read_until(
+        &app.settings,
+        &app.settings.kafka.topic.updated_jobs,
+        |records| !records.is_empty(),
+    )
+    .await;
+    let mut late: AttemptReport = serde_json::from_slice(&reports[0].1).expect("a report");
+    late.status = kairos::domain::JobStatus::Running;
+    late.outcome = kairos::domain::AttemptOutcome::Running;
+    (
+        late.finished_at,
+        late.exit_code,
+        late.stdout,
+        late.stderr,
+        late.error,
+    ) = (None, None, None, None, None);
+    let ignored_before = ignored_reports(&app).await;
+    let payload = serde_json::to_vec(&late).expect("JSON");
+    app.publish(
+        &app.settings.kafka.topic.updated_jobs,
+        &id.to_string(),
+        &payload,
+    )
+    .await;
+    app.wait_for_metrics("the late report ignored", |text| {
+        metric(text, "kairos_reports_ignored_total").is_some_and(|ignored| ignored > ignored_before)
+    })
+    .await;
+    assert_eq!(app.job(id).await, done);
+}
+
 fn report_statuses(reports: &[crate::helpers::Record]) -> Vec<String> {
     reports
         .iter()

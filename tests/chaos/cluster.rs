@@ -334,9 +334,9 @@ impl Cluster {
         let row = client
             .query_one(
                 "SELECT count(*) FILTER (WHERE status = 'SUCCESS'), \
-                     (SELECT count(*) FROM job_attempts WHERE status = 'LOST'), \
+                     (SELECT count(*) FROM job_history WHERE status = 'LOST'), \
                      (SELECT COALESCE(EXTRACT(EPOCH FROM max(started_at - scheduled_at)), 0)::float8 \
-                          FROM job_attempts WHERE status = 'SUCCEEDED'), \
+                          FROM job_history WHERE status = 'SUCCEEDED'), \
                      COALESCE((SELECT EXTRACT(EPOCH FROM max(finished_at - execute_at))::float8 \
                           FROM jobs WHERE epoch > 1), 0) \
                  FROM jobs",

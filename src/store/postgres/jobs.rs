@@ -1,4 +1,5 @@
-//! The `jobs` and `job_attempts` tables: every statement that touches them.
+//! The `jobs` and `job_attempts` tables: every statement that touches them (attempts are read
+//! through the view `job_history`, migration V9).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -218,7 +219,7 @@ pub async fn get(pool: &Pool, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, S
         .query(
             "SELECT attempt, epoch, status, scheduled_at, started_at, finished_at, exit_code, \
                  stdout, stderr, error \
-             FROM job_attempts WHERE job_id = $1 ORDER BY attempt",
+             FROM job_history WHERE job_id = $1 ORDER BY attempt",
             &[&id],
         )
         .await?;

@@ -35,6 +35,8 @@ const MOVE_JOBS: &str = "\
         exit_code = CASE WHEN r.finished THEN r.exit_code ELSE jobs.exit_code END, \
         last_output = CASE WHEN r.finished THEN r.stdout ELSE jobs.last_output END, \
         last_error = CASE WHEN r.finished THEN r.error ELSE jobs.last_error END, \
+        last_stderr = CASE WHEN r.finished THEN r.stderr ELSE jobs.last_stderr END, \
+        last_outcome = CASE WHEN r.finished THEN r.outcome ELSE jobs.last_outcome END, \
         lease_until = CASE WHEN r.status = 'RETRYING' THEN now() + make_interval(secs => $11) \
             WHEN r.status IN ('SUCCESS', 'FAILED') THEN NULL \
             ELSE COALESCE(jobs.run_lease_until, jobs.lease_until) END, \
@@ -43,8 +45,10 @@ const MOVE_JOBS: &str = "\
         runner = CASE WHEN r.status IN ('SUCCESS', 'FAILED') THEN NULL ELSE jobs.runner END, \
         updated_at = now() \
     FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::timestamptz[], \
-        $6::timestamptz[], $7::bool[], $8::int4[], $9::text[], $10::text[]) \
-        AS r(id, epoch, status, attempt, started_at, finished_at, finished, exit_code, stdout, error) \
+        $6::timestamptz[], $7::bool[], $8::int4[], $9::text[], $10::text[], $12::text[], \
+        $13::text[]) \
+        AS r(id, epoch, status, attempt, started_at, finished_at, finished, exit_code, stdout, error, \
+             stderr, outcome) \
     WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
       AND jobs.status NOT IN ('SUCCESS', 'FAILED') \
       AND (jobs.attempts < r.attempt OR (jobs.attempts = r.attempt \
@@ -55,15 +59,27 @@ const MOVE_JOBS: &str = "\
 const LOCK_JOBS: &str = "SELECT 1 FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE";
 
 /// An attempt's row is written only under the job's current epoch, and a finished attempt is
-/// never changed again (nor set back to `RUNNING`).
+/// never changed again (nor set back to `RUNNING`). A job that ended with its first attempt
+/// and has no row for it keeps that attempt in its own row (migration V9, the view
+/// `job_history`): no report of it makes a row then, not even a late `RUNNING`. The jobs
+/// moved by the round are already moved when this runs. (The first condition, on the report
+/// alone, spares the job's lookup for the common case: a first attempt's result that ends
+/// the job.)
 const UPSERT_ATTEMPTS: &str = "\
     INSERT INTO job_attempts (job_id, attempt, epoch, status, scheduled_at, started_at, \
         finished_at, exit_code, stdout, stderr, error) \
-    SELECT r.* FROM UNNEST($1::uuid[], $2::int4[], $3::int8[], $4::text[], $5::timestamptz[], \
-        $6::timestamptz[], $7::timestamptz[], $8::int4[], $9::text[], $10::text[], $11::text[]) \
+    SELECT r.job_id, r.attempt, r.epoch, r.status, r.scheduled_at, r.started_at, r.finished_at, \
+        r.exit_code, r.stdout, r.stderr, r.error \
+    FROM UNNEST($1::uuid[], $2::int4[], $3::int8[], $4::text[], $5::timestamptz[], \
+        $6::timestamptz[], $7::timestamptz[], $8::int4[], $9::text[], $10::text[], $11::text[], \
+        $12::bool[]) \
         AS r(job_id, attempt, epoch, status, scheduled_at, started_at, finished_at, exit_code, \
-             stdout, stderr, error) \
-    WHERE EXISTS (SELECT 1 FROM jobs WHERE jobs.id = r.job_id AND jobs.epoch = r.epoch) \
+             stdout, stderr, error, ends_job) \
+    WHERE (r.attempt <> 1 OR NOT r.ends_job OR EXISTS (SELECT 1 FROM job_attempts a \
+               WHERE a.job_id = r.job_id AND a.attempt = 1)) \
+      AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = r.job_id AND jobs.epoch = r.epoch \
+        AND (r.attempt <> 1 OR NOT (jobs.attempts = 1 AND jobs.status IN ('SUCCESS', 'FAILED')) \
+             OR EXISTS (SELECT 1 FROM job_attempts a WHERE a.job_id = r.job_id AND a.attempt = 1))) \
     ON CONFLICT (job_id, attempt) DO UPDATE SET \
         epoch = EXCLUDED.epoch, status = EXCLUDED.status, \
         started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, \
@@ -151,6 +167,7 @@ async fn apply_in_transaction(
         // Why the attempt failed; stderr stays in the attempt's row.
         let errors: Vec<Option<&str>> = round.iter().map(|r| r.error.as_deref()).collect();
         let outcomes: Vec<&str> = round.iter().map(|r| r.outcome.as_str()).collect();
+        let ends_job: Vec<bool> = round.iter().map(|r| r.status.is_final()).collect();
         let scheduled: Vec<DateTime<Utc>> = round.iter().map(|r| r.scheduled_at).collect();
 
         let moved_jobs: HashSet<Uuid> = transaction
@@ -168,6 +185,8 @@ async fn apply_in_transaction(
                     &stdouts,
                     &errors,
                     &retry_lease,
+                    &stderrs,
+                    &outcomes,
                 ],
             )
             .await?
@@ -189,6 +208,7 @@ async fn apply_in_transaction(
                     &stdouts,
                     &stderrs,
                     &errors,
+                    &ends_job,
                 ],
             )
             .await?

@@ -84,7 +84,7 @@ impl Bench {
                          percentile_cont(0.99) WITHIN GROUP (ORDER BY late), \
                          max(late), count(*) FILTER (WHERE late < 0)::float8 \
                      FROM (SELECT EXTRACT(EPOCH FROM a.started_at - a.scheduled_at)::float8 * 1000 AS late \
-                           FROM job_attempts a JOIN jobs j ON j.id = a.job_id \
+                           FROM job_history a JOIN jobs j ON j.id = a.job_id \
                            WHERE j.name = $1 AND a.attempt = 1) AS l"
                 ),
                 &[&tag],
