@@ -17,6 +17,15 @@ use crate::report::Report;
 
 const PG_ROWS: usize = 100_000;
 const PG_BATCH: usize = 1_000;
+/// Jobs taken through their row writes by each of [`LIFECYCLE_CONNECTIONS`], in batches of
+/// the API's largest create request.
+const LIFECYCLE_JOBS: usize = 50_000;
+const LIFECYCLE_BATCH: usize = 10_000;
+const LIFECYCLE_CONNECTIONS: usize = 2;
+/// Run claims and results per statement, as the run ledger and the result writer send them
+/// under load.
+const CLAIMS_PER_STATEMENT: usize = 256;
+const RESULTS_PER_STATEMENT: usize = 500;
 const KAFKA_MESSAGES: usize = 100_000;
 const SPAWNS: usize = 2_000;
 const TIMERS: usize = 2_000;
@@ -31,6 +40,14 @@ pub async fn run(settings: &Settings, pool: &Pool, report: &mut Report) -> anyho
         "PostgreSQL batched insert",
         postgres_insert_rate(pool).await?,
         "rows/s",
+        None,
+        None,
+    );
+    report.add(
+        "baseline",
+        PG_LIFECYCLE,
+        postgres_lifecycle_rate(pool).await?,
+        "jobs/s",
         None,
         None,
     );
@@ -95,6 +112,79 @@ async fn postgres_insert_rate(pool: &Pool) -> anyhow::Result<f64> {
     let rate = PG_ROWS as f64 / started.elapsed().as_secs_f64();
     client.batch_execute("DROP TABLE bench_rows").await?;
     Ok(rate)
+}
+
+/// The name of [`postgres_lifecycle_rate`]'s figure, which W1 is compared with.
+pub const PG_LIFECYCLE: &str =
+    "PostgreSQL alone: a job's row writes (insert, run claim, result), 2 connections";
+
+/// Jobs per second taken through the writes a job costs PostgreSQL in the pipeline, on a copy
+/// of `jobs` (same columns, indexes and fill factor): inserted already dispatched, its run
+/// claimed (a HOT update), its result recorded, each statement its own transaction, with the
+/// pipeline's batch sizes, on two connections at once. No Kafka, no Kairos: what PostgreSQL
+/// alone allows W1 on this machine.
+async fn postgres_lifecycle_rate(pool: &Pool) -> anyhow::Result<f64> {
+    let client = pool.get().await?;
+    client
+        .batch_execute(
+            "DROP TABLE IF EXISTS bench_jobs; \
+             CREATE TABLE bench_jobs (LIKE jobs INCLUDING ALL); \
+             ALTER TABLE bench_jobs SET (fillfactor = 70)",
+        )
+        .await?;
+    let started = Instant::now();
+    let written: Vec<anyhow::Result<()>> =
+        futures_util::future::join_all((0..LIFECYCLE_CONNECTIONS).map(|_| async {
+            let client = pool.get().await?;
+            for _ in 0..LIFECYCLE_JOBS / LIFECYCLE_BATCH {
+                write_lifecycle_batch(&client).await?;
+            }
+            Ok(())
+        }))
+        .await;
+    let rate = (LIFECYCLE_JOBS * LIFECYCLE_CONNECTIONS) as f64 / started.elapsed().as_secs_f64();
+    client.batch_execute("DROP TABLE bench_jobs").await?;
+    written.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(rate)
+}
+
+/// Inserts [`LIFECYCLE_BATCH`] jobs, claims their runs, then records their results.
+async fn write_lifecycle_batch(client: &deadpool_postgres::Client) -> anyhow::Result<()> {
+    let ids: Vec<Uuid> = (0..LIFECYCLE_BATCH).map(|_| Uuid::now_v7()).collect();
+    client
+        .execute(
+            "INSERT INTO bench_jobs (id, command, execute_at, timeout_secs, kind, status, epoch, \
+                 claimed_by, claimed_at, lease_until) \
+             SELECT unnest($1::uuid[]), '', now(), 300, 'noop', 'DISPATCHED', 1, 'bench', now(), \
+                 now() + interval '30 seconds'",
+            &[&ids],
+        )
+        .await?;
+    for part in ids.chunks(CLAIMS_PER_STATEMENT) {
+        client
+            .execute(
+                "UPDATE bench_jobs SET status = 'DISPATCHED', attempts = 1, runner = 'bench', \
+                     run_lease_until = now() + interval '330 seconds', \
+                     lease_until = LEAST(lease_until, now() + interval '330 seconds'), \
+                     updated_at = now() \
+                 WHERE id = ANY($1) AND epoch = 1 AND attempts < 1",
+                &[&part],
+            )
+            .await?;
+    }
+    for part in ids.chunks(RESULTS_PER_STATEMENT) {
+        client
+            .execute(
+                "UPDATE bench_jobs SET status = 'SUCCESS', started_at = now(), \
+                     finished_at = now(), exit_code = 0, last_outcome = 'SUCCEEDED', \
+                     lease_until = NULL, run_lease_until = NULL, runner = NULL, \
+                     updated_at = now() \
+                 WHERE id = ANY($1) AND epoch = 1 AND status NOT IN ('SUCCESS', 'FAILED')",
+                &[&part],
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// Messages per second produced with Kairos's producer settings, and consumed back.

@@ -290,7 +290,7 @@ impl Bench {
             rate.recorded,
             "jobs/s",
             Some(Bar::AtLeast(20_000.0)),
-            None,
+            report.value("baseline", crate::baselines::PG_LIFECYCLE),
         );
         report.add(
             "W1 burn-down",
