@@ -480,10 +480,12 @@ impl Bench {
             Some(Bar::AtMost(2048.0)),
             None,
         );
-        // Let them run before the next workload starts.
+        // Let them run, and their results be recorded, before the next workload starts: W1
+        // had begun while the result writer still wrote these 200,000 results.
         self.wait_finished(&tag, pending * 2, ended, Duration::from_secs(300))
             .await?;
-        Ok(())
+        self.wait_recorded(&tag, pending * 2, Instant::now() + Duration::from_secs(300))
+            .await
     }
 
     /// The deployment's resident memory once it stops falling: the lowest of the samples
