@@ -265,6 +265,24 @@ pub async fn ignored_reports(app: &TestApp) -> f64 {
     metric(&text, "kairos_reports_ignored_total").unwrap_or(0.0)
 }
 
+/// Publishes `report` to the results topic, keyed by its job, and waits until the result
+/// writer has ignored it.
+pub async fn publish_ignored_report(app: &TestApp, report: &kairos::domain::AttemptReport) {
+    let ignored_before = ignored_reports(app).await;
+    let payload = serde_json::to_vec(report).expect("JSON");
+    app.publish(
+        &app.settings.kafka.topic.updated_jobs,
+        &report.job_id.to_string(),
+        &payload,
+    )
+    .await;
+    app.wait_for_metrics("the report ignored", |text| {
+        metric(text, "kairos_reports_ignored_total")
+            .is_some_and(|ignored| ignored >= ignored_before + 1.0)
+    })
+    .await;
+}
+
 /// A consumer that reads `topic` from its beginning, in a group of its own.
 pub fn reader(settings: &Settings, topic: &str) -> StreamConsumer {
     let consumer: StreamConsumer = kafka::client_config(&settings.kafka)

@@ -8,8 +8,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric, read_until, spawn_app,
-    spawn_app_with, test_settings,
+    WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric, publish_ignored_report,
+    read_until, spawn_app, spawn_app_with, test_settings,
 };
 
 /// A job due in 2 s runs once, at its time (not at the next 60 s scan, and never early), ends
@@ -189,18 +189,7 @@ async fn a_single_quick_attempt_is_shown_whole_and_a_late_report_changes_nothing
         late.stderr,
         late.error,
     ) = (None, None, None, None, None);
-    let ignored_before = ignored_reports(&app).await;
-    let payload = serde_json::to_vec(&late).expect("JSON");
-    app.publish(
-        &app.settings.kafka.topic.updated_jobs,
-        &id.to_string(),
-        &payload,
-    )
-    .await;
-    app.wait_for_metrics("the late report ignored", |text| {
-        metric(text, "kairos_reports_ignored_total").is_some_and(|ignored| ignored > ignored_before)
-    })
-    .await;
+    publish_ignored_report(&app, &late).await;
     assert_eq!(app.job(id).await, done);
 }
 

@@ -7,7 +7,7 @@ use kairos::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, ignored_reports, metric, spawn_app};
+use crate::helpers::{TestApp, metric, publish_ignored_report, spawn_app};
 
 /// Where a process died, as the rows it leaves show it.
 #[derive(Clone, Copy, PartialEq)]
@@ -109,19 +109,7 @@ async fn a_lost_attempt_is_recorded_and_the_job_runs_again() {
         stderr: None,
         error: Some("zombie".into()),
     };
-    let ignored_before = ignored_reports(&app).await;
-    let payload = serde_json::to_vec(&zombie).expect("JSON");
-    app.publish(
-        &app.settings.kafka.topic.updated_jobs,
-        &id.to_string(),
-        &payload,
-    )
-    .await;
-    app.wait_for_metrics("the zombie report ignored", |text| {
-        metric(text, "kairos_reports_ignored_total")
-            .is_some_and(|ignored| ignored >= ignored_before + 1.0)
-    })
-    .await;
+    publish_ignored_report(&app, &zombie).await;
     assert_eq!(app.job(id).await, done);
 }
 
