@@ -19,6 +19,9 @@ enum Left {
     Claimed,
     /// Its `RUNNING` report written: a long attempt cut short.
     ReportedRunning,
+    /// Its run claimed by a process of the version before migration V8 (the row says
+    /// `RUNNING` and has no run lease), as during an upgrade.
+    ClaimedByThePreviousVersion,
 }
 
 /// Creates a job far in the future, then rewrites it as `left` under epoch 1, its `attempts`
@@ -27,12 +30,11 @@ async fn stage_lost_job(app: &TestApp, left: Left, attempts: i32, lost_attempts:
     let id = app
         .create_job(&json!({"command": "echo recovered", "execute_at": "2099-01-01T00:00:00Z"}))
         .await;
-    let status = if left == Left::ReportedRunning {
-        "RUNNING"
-    } else {
-        "DISPATCHED"
+    let status = match left {
+        Left::Dispatched | Left::Claimed => "DISPATCHED",
+        Left::ReportedRunning | Left::ClaimedByThePreviousVersion => "RUNNING",
     };
-    let claimed = left != Left::Dispatched;
+    let run_lease = matches!(left, Left::Claimed | Left::ReportedRunning);
     let reported = left == Left::ReportedRunning;
     let client = app.pool().get().await.expect("connection");
     client
@@ -42,7 +44,7 @@ async fn stage_lost_job(app: &TestApp, left: Left, attempts: i32, lost_attempts:
                  run_lease_until = CASE WHEN $5 THEN now() - interval '1 second' END, \
                  started_at = CASE WHEN $6 THEN now() - interval '4 seconds' END \
              WHERE id = $1",
-            &[&id, &status, &attempts, &lost_attempts, &claimed, &reported],
+            &[&id, &status, &attempts, &lost_attempts, &run_lease, &reported],
         )
         .await
         .expect("staged");
@@ -111,6 +113,27 @@ async fn a_lost_attempt_is_recorded_and_the_job_runs_again() {
     };
     publish_ignored_report(&app, &zombie).await;
     assert_eq!(app.job(id).await, done);
+}
+
+/// A run claimed the way the version before migration V8 claimed it (`RUNNING`, no run
+/// lease) is recovered as a lost attempt too: an upgrade loses nothing.
+#[actix_web::test]
+async fn a_run_claimed_by_the_previous_version_is_recovered_as_lost() {
+    let app = spawn_app().await;
+    let id = stage_lost_job(&app, Left::ClaimedByThePreviousVersion, 1, 0).await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(
+        (&done["job"]["attempts"], &done["job"]["epoch"]),
+        (&json!(2), &json!(2))
+    );
+    let statuses: Vec<&str> = done["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| a["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(statuses, ["LOST", "SUCCEEDED"]);
 }
 
 /// A job lost more often than `recovery.max_lost_attempts` ends FAILED, saying why.
