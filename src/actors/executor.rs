@@ -3,7 +3,7 @@
 //!
 //! Life: `executor.claim_ahead` before the attempt's time, claims its run in the store (so
 //! that however often, and wherever, a dispatch is delivered, each attempt starts once, and a
-//! superseded dispatch never starts; the claim makes the job `RUNNING` in the store); at its
+//! superseded dispatch never starts; from the claim on, the job reads `RUNNING`); at its
 //! time (never earlier) takes a run slot (`executor.max_concurrent_runs`; a no-op needs none)
 //! and runs the command under its timeout; reports `RUNNING` if it is still running after
 //! `executor.running_report_after`, then reports `SUCCESS`, or `RETRYING` and waits for its

@@ -210,7 +210,8 @@ pub trait Store: Send + Sync {
     fn hold_run(&self, run: RunKey);
 
     /// Claims the run of `run` before it starts: true if this caller may start it (the
-    /// dispatch is current and the attempt has not started). The job becomes `RUNNING` with
-    /// a lease of `lease`; its `started_at` comes later, from the attempt's report.
+    /// dispatch is current and the attempt has not started). The job reads `RUNNING` from
+    /// then, with a lease of `lease` (PostgreSQL records it as a run lease on a row that stays
+    /// `DISPATCHED`, migration V8); its `started_at` comes later, from the attempt's report.
     async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError>;
 }
