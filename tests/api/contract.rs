@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, assert_started_on_time, ignored_reports, in_secs, metric, settings_for,
-    spawn_app_with, time,
+    TestApp, assert_started_on_time, attempt_statuses, ignored_reports, in_secs, metric,
+    settings_for, spawn_app_with, time,
 };
 
 /// Declares each contract test once per backend: `standalone::<name>` and
@@ -48,15 +48,6 @@ contract!(
 
 async fn spawn(backend: Backend) -> TestApp {
     spawn_app_with(settings_for(backend)).await
-}
-
-fn attempt_statuses(job: &Value) -> Vec<&str> {
-    job["attempts"]
-        .as_array()
-        .expect("attempts")
-        .iter()
-        .map(|attempt| attempt["status"].as_str().expect("a status"))
-        .collect()
 }
 
 async fn a_created_job_is_stored(backend: Backend) {

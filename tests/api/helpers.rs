@@ -265,6 +265,16 @@ pub async fn ignored_reports(app: &TestApp) -> f64 {
     metric(&text, "kairos_reports_ignored_total").unwrap_or(0.0)
 }
 
+/// The statuses of a job's attempts, in order, from its `GET /api/v1/jobs/{id}` body.
+pub fn attempt_statuses(job: &Value) -> Vec<&str> {
+    job["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|attempt| attempt["status"].as_str().expect("a status"))
+        .collect()
+}
+
 /// Publishes `report` to the results topic, keyed by its job, and waits until the result
 /// writer has ignored it.
 pub async fn publish_ignored_report(app: &TestApp, report: &kairos::domain::AttemptReport) {

@@ -7,7 +7,7 @@ use kairos::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, metric, publish_ignored_report, spawn_app};
+use crate::helpers::{TestApp, attempt_statuses, metric, publish_ignored_report, spawn_app};
 
 /// Where a process died, as the rows it leaves show it.
 #[derive(Clone, Copy, PartialEq)]
@@ -84,13 +84,7 @@ async fn a_lost_attempt_is_recorded_and_the_job_runs_again() {
     assert_eq!(done["job"]["status"], "SUCCESS");
     assert_eq!(done["job"]["attempts"], 2);
     assert_eq!(done["job"]["epoch"], 2);
-    let statuses: Vec<&str> = done["attempts"]
-        .as_array()
-        .expect("attempts")
-        .iter()
-        .map(|a| a["status"].as_str().unwrap_or(""))
-        .collect();
-    assert_eq!(statuses, ["LOST", "SUCCEEDED"]);
+    assert_eq!(attempt_statuses(&done), ["LOST", "SUCCEEDED"]);
     app.wait_for_metrics("a lost attempt", |text| {
         metric(text, "kairos_attempts_lost_total") == Some(1.0)
     })
@@ -127,13 +121,7 @@ async fn a_run_claimed_by_the_previous_version_is_recovered_as_lost() {
         (&done["job"]["attempts"], &done["job"]["epoch"]),
         (&json!(2), &json!(2))
     );
-    let statuses: Vec<&str> = done["attempts"]
-        .as_array()
-        .expect("attempts")
-        .iter()
-        .map(|a| a["status"].as_str().unwrap_or(""))
-        .collect();
-    assert_eq!(statuses, ["LOST", "SUCCEEDED"]);
+    assert_eq!(attempt_statuses(&done), ["LOST", "SUCCEEDED"]);
 }
 
 /// A job lost more often than `recovery.max_lost_attempts` ends FAILED, saying why.
