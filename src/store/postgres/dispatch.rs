@@ -170,8 +170,9 @@ const LIVE_HOLDER_GRACES: f64 = 10.0;
 /// every report it published is written). That instant comes from the caller's clock and the
 /// heartbeats from the database's: a skew of up to four fifths of the grace is absorbed.
 ///
-/// A run counts as claimed when it has a run lease, or when its row says `RUNNING` (a
-/// process of the version before migration V8 claimed it so, during an upgrade).
+/// A run counts as claimed when the job shows `RUNNING` (`kairos_shown_status`): it has a
+/// run lease, or its row says `RUNNING` (as a process of the version before migration V8
+/// claimed it, during an upgrade).
 ///
 /// A job lost with its run claimed has that attempt recorded as `LOST`; one lost more than
 /// `max_lost` times ends `FAILED` instead.
@@ -190,7 +191,7 @@ pub async fn recover_expired(
     let statement = client
         .prepare_cached(&format!(
             "WITH expired AS ( \
-                 SELECT id, (run_lease_until IS NOT NULL OR status = 'RUNNING') AS was_claimed, \
+                 SELECT id, kairos_shown_status(status, run_lease_until) = 'RUNNING' AS was_claimed, \
                      attempts AS old_attempts, \
                      COALESCE(run_lease_until, lease_until) AS old_lease \
                  FROM jobs \
@@ -203,7 +204,7 @@ pub async fn recover_expired(
                          SELECT 1 FROM instances \
                          WHERE instances.id = jobs.runner \
                            AND instances.heartbeat_at > now() - make_interval(secs => $3)) \
-                       AND ((run_lease_until IS NULL AND status <> 'RUNNING') OR ($7::timestamptz IS NOT NULL AND NOT EXISTS ( \
+                       AND (kairos_shown_status(status, run_lease_until) <> 'RUNNING' OR ($7::timestamptz IS NOT NULL AND NOT EXISTS ( \
                          SELECT 1 FROM instances \
                          WHERE instances.id = jobs.runner \
                            AND instances.heartbeat_at > $7 - make_interval(secs => $3)))))) \

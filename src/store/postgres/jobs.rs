@@ -256,17 +256,16 @@ pub async fn list(
 ) -> Result<Vec<Job>, StoreError> {
     // UUIDv7 ids grow with creation time: ordering by id is ordering by age. Each branch
     // reads the listing index `(status, id)` backwards from the cursor; `RUNNING` merges two.
-    let branches: &[&str] = match status {
-        None => &["true"],
-        Some(JobStatus::Running) => &[
-            "status = 'RUNNING'",
-            "status = 'DISPATCHED' AND run_lease_until IS NOT NULL",
+    let branches: Vec<String> = match status {
+        None => vec!["true".into()],
+        Some(JobStatus::Running) => vec![
+            "status = 'RUNNING'".into(),
+            "status = 'DISPATCHED' AND run_lease_until IS NOT NULL".into(),
         ],
-        Some(JobStatus::Dispatched) => &["status = 'DISPATCHED' AND run_lease_until IS NULL"],
-        Some(JobStatus::Scheduled) => &["status = 'SCHEDULED'"],
-        Some(JobStatus::Retrying) => &["status = 'RETRYING'"],
-        Some(JobStatus::Success) => &["status = 'SUCCESS'"],
-        Some(JobStatus::Failed) => &["status = 'FAILED'"],
+        Some(JobStatus::Dispatched) => {
+            vec!["status = 'DISPATCHED' AND run_lease_until IS NULL".into()]
+        }
+        Some(other) => vec![format!("status = '{}'", other.as_str())],
     };
     let selects: Vec<String> = branches
         .iter()

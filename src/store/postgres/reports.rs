@@ -164,7 +164,7 @@ async fn apply_in_transaction(
         let exit_codes: Vec<Option<i32>> = round.iter().map(|r| r.exit_code).collect();
         let stdouts: Vec<Option<&str>> = round.iter().map(|r| r.stdout.as_deref()).collect();
         let stderrs: Vec<Option<&str>> = round.iter().map(|r| r.stderr.as_deref()).collect();
-        // Why the attempt failed; stderr stays in the attempt's row.
+        // Why the attempt failed (stderr is kept apart).
         let errors: Vec<Option<&str>> = round.iter().map(|r| r.error.as_deref()).collect();
         let outcomes: Vec<&str> = round.iter().map(|r| r.outcome.as_str()).collect();
         let ends_job: Vec<bool> = round.iter().map(|r| r.status.is_final()).collect();
