@@ -38,6 +38,9 @@ pub struct Metrics {
     pub executors_waiting: Gauge,
     /// Executors whose command is running.
     pub executors_running: Gauge,
+    /// Due dispatches waiting in the dispatcher's queue for an executor
+    /// (`executor.max_due_executors`).
+    pub dispatches_queued: Gauge,
     /// Reports received by the result writer and not yet committed.
     pub writer_pending: Gauge,
     pub jobs_created: Counter,
@@ -80,6 +83,7 @@ impl Metrics {
             actor_restarts: Family::default(),
             executors_waiting: Gauge::default(),
             executors_running: Gauge::default(),
+            dispatches_queued: Gauge::default(),
             writer_pending: Gauge::default(),
             jobs_created: Counter::default(),
             jobs_dispatched: Counter::default(),
@@ -116,6 +120,11 @@ impl Metrics {
             "executor_running",
             "Jobs whose command is running",
             metrics.executors_running.clone(),
+        );
+        registry.register(
+            "dispatch_queued",
+            "Due dispatches waiting for an executor (executor.max_due_executors)",
+            metrics.dispatches_queued.clone(),
         );
         registry.register(
             "result_writer_pending",

@@ -7,13 +7,21 @@
 //! told apart by job id and epoch. A record that is not a dispatch is set aside on
 //! `<topic>.dlt` and consumption goes on.
 //!
+//! At most `executor.max_due_executors` executors of due jobs (due within
+//! `executor.claim_ahead`) live at once. During a burst the further dispatches wait in a queue,
+//! in the order they were read, and start as executors end: a queued dispatch costs a tenth
+//! of an executor's memory, and the executors in flight claim, run and report without
+//! hundreds of thousands of others beside them. A queued job still waiting half a grace after
+//! its time is held, as an executor would hold it.
+//!
 //! Receives: bus records (as a stream), [`ExecutorFinished`], [`Shutdown`],
 //! [`CountExecutors`], [`FailExecutor`], [`Fail`].
 //! Sends: starts executors; dead letters to the bus.
 //!
 //! Offsets: a record's offset is stored once its executor is started (or its dead letter is
-//! acknowledged). On failure the actor stops and is restarted with its executors and its
-//! consumer, which resumes where it was.
+//! acknowledged), so a queued dispatch is read again by whoever consumes its partition after
+//! this process. On failure the actor stops and is restarted with its executors, its queue
+//! and its consumer, which resumes where it was.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -78,6 +86,11 @@ pub struct DispatcherActor {
     subscription: Arc<dyn Subscription>,
     topic: String,
     live: HashMap<Uuid, (i64, Addr<ExecutorActor>)>,
+    /// The live executors (job id and epoch) started for a due job: at most
+    /// `executor.max_due_executors`.
+    due: HashSet<(Uuid, i64)>,
+    /// Dispatches read and not started yet, in the order they were read.
+    queue: VecDeque<Queued>,
     recent: RecentDispatches,
     /// The record stream, while consuming.
     stream: Option<SpawnHandle>,
@@ -101,6 +114,8 @@ impl DispatcherActor {
             subscription,
             topic,
             live: HashMap::new(),
+            due: HashSet::new(),
+            queue: VecDeque::new(),
             recent: RecentDispatches::default(),
             stream: None,
             stopped: false,
@@ -110,12 +125,75 @@ impl DispatcherActor {
     fn on_record(&mut self, message: Record, ctx: &mut Context<Self>) {
         let parsed = message.decode::<Dispatch>();
         match parsed {
-            Ok(dispatch) => {
+            // Once one dispatch waits, the ones read after it wait behind it, so that offsets
+            // are stored in order.
+            Ok(dispatch) if self.queue.is_empty() && self.may_start(&dispatch) => {
                 self.start_executor(dispatch, ctx);
-                self.store_offset(&message);
+                self.store_offset(message.partition, message.offset);
+            }
+            Ok(dispatch) => {
+                self.queue.push_back(Queued {
+                    dispatch,
+                    partition: message.partition,
+                    offset: message.offset,
+                    held: false,
+                });
+                self.count_queued();
             }
             Err(reason) => self.dead_letter(message, reason, ctx),
         }
+    }
+
+    /// Whether `dispatch` is due within `executor.claim_ahead`, so that its executor claims
+    /// at once.
+    fn is_due(&self, dispatch: &Dispatch) -> bool {
+        let ahead = chrono::Duration::from_std(self.runtime.settings.executor.claim_ahead)
+            .unwrap_or_default();
+        dispatch.execute_at <= chrono::Utc::now() + ahead
+    }
+
+    /// Whether an executor may start for `dispatch` now: it is not due yet, or fewer than
+    /// `executor.max_due_executors` executors of due jobs live.
+    fn may_start(&self, dispatch: &Dispatch) -> bool {
+        self.due.len() < self.runtime.settings.executor.max_due_executors || !self.is_due(dispatch)
+    }
+
+    /// Starts the queued dispatches, oldest first, while executors may start.
+    fn start_queued(&mut self, ctx: &mut Context<Self>) {
+        while let Some(next) = self.queue.front()
+            && self.may_start(&next.dispatch)
+        {
+            let Some(next) = self.queue.pop_front() else {
+                break;
+            };
+            self.start_executor(next.dispatch, ctx);
+            self.store_offset(next.partition, next.offset);
+        }
+        self.count_queued();
+    }
+
+    /// Holds the queued jobs still waiting half a grace after their time, as their executors
+    /// would (see [`ExecutorActor`]): their lease (their time plus the grace) would otherwise
+    /// run out while this process lives.
+    fn hold_queued(&mut self) {
+        let grace = self.runtime.settings.recovery.grace;
+        let hold_from = chrono::Utc::now() - grace / 2;
+        let store = &self.runtime.store;
+        for queued in self.queue.iter_mut() {
+            if !queued.held && queued.dispatch.execute_at <= hold_from {
+                store.hold_run(RunKey {
+                    job_id: queued.dispatch.job_id,
+                    epoch: queued.dispatch.epoch,
+                    attempt: queued.dispatch.attempt,
+                });
+                queued.held = true;
+            }
+        }
+    }
+
+    fn count_queued(&self) {
+        let queued = i64::try_from(self.queue.len()).unwrap_or(i64::MAX);
+        self.runtime.metrics.dispatches_queued.set(queued);
     }
 
     fn start_executor(&mut self, dispatch: Dispatch, ctx: &mut Context<Self>) {
@@ -135,6 +213,9 @@ impl DispatcherActor {
         let epoch = dispatch.epoch;
         let attempt = dispatch.attempt;
         let due = dispatch.execute_at;
+        if self.is_due(&dispatch) {
+            self.due.insert(key);
+        }
         let executor =
             Supervisor::start(move |_| ExecutorActor::new(runtime, dispatcher, dispatch));
         self.live.insert(job_id, (epoch, executor));
@@ -161,11 +242,8 @@ impl DispatcherActor {
         }));
     }
 
-    fn store_offset(&self, message: &Record) {
-        if let Err(error) = self
-            .subscription
-            .acknowledge(message.partition, message.offset)
-        {
+    fn store_offset(&self, partition: i32, offset: i64) {
+        if let Err(error) = self.subscription.acknowledge(partition, offset) {
             // Happens when the partition was revoked meanwhile; its new owner resumes from
             // the last committed offset and the repeat is recognised by the result writer.
             tracing::warn!(%error, "cannot store a jobs-topic offset");
@@ -193,7 +271,7 @@ impl DispatcherActor {
                         topic: actor.topic.clone(),
                     })
                     .inc();
-                actor.store_offset(&message);
+                actor.store_offset(message.partition, message.offset);
             }),
         );
     }
@@ -210,7 +288,10 @@ impl Actor for DispatcherActor {
         self.beat(ctx);
         ctx.run_interval(
             heartbeat_interval(self.runtime.settings.recovery.grace),
-            |actor, ctx| actor.beat(ctx),
+            |actor, ctx| {
+                actor.beat(ctx);
+                actor.hold_queued();
+            },
         );
     }
 
@@ -244,7 +325,8 @@ impl StreamHandler<Result<Record, BusError>> for DispatcherActor {
 impl Handler<ExecutorFinished> for DispatcherActor {
     type Result = ();
 
-    fn handle(&mut self, finished: ExecutorFinished, _: &mut Context<Self>) {
+    fn handle(&mut self, finished: ExecutorFinished, ctx: &mut Context<Self>) {
+        let key = (finished.job_id, finished.epoch);
         if self
             .live
             .get(&finished.job_id)
@@ -253,7 +335,10 @@ impl Handler<ExecutorFinished> for DispatcherActor {
             // Dropping the last address lets the executor stop for good.
             self.live.remove(&finished.job_id);
         }
-        self.recent.insert((finished.job_id, finished.epoch));
+        self.recent.insert(key);
+        if self.due.remove(&key) {
+            self.start_queued(ctx);
+        }
     }
 }
 
@@ -265,6 +350,9 @@ impl Handler<Shutdown> for DispatcherActor {
         if let Some(stream) = self.stream.take() {
             ctx.cancel_future(stream);
         }
+        // Their offsets are not stored: the partitions' next owners read them again.
+        self.queue.clear();
+        self.count_queued();
         // Commit what was handled, then leave the group so that the partitions move to the
         // other instances before the waiting jobs are handed over.
         self.subscription.commit();
@@ -308,6 +396,16 @@ impl Handler<Fail> for DispatcherActor {
     fn handle(&mut self, how: Fail, ctx: &mut Context<Self>) {
         supervision::fail(KIND, self, ctx, how);
     }
+}
+
+/// A dispatch waiting for an executor, and where its record lies.
+#[derive(Debug)]
+struct Queued {
+    dispatch: Dispatch,
+    partition: i32,
+    offset: i64,
+    /// Held for this process (see [`DispatcherActor::hold_queued`]).
+    held: bool,
 }
 
 /// A bounded memory of finished dispatches; the oldest are forgotten first.

@@ -256,6 +256,9 @@ impl Settings {
         if self.executor.max_concurrent_runs == 0 {
             return invalid("executor.max_concurrent_runs", "must be at least 1");
         }
+        if self.executor.max_due_executors == 0 {
+            return invalid("executor.max_due_executors", "must be at least 1");
+        }
         if self.executor.retry_backoff_max < self.executor.retry_backoff_base {
             return invalid(
                 "executor.retry_backoff_max",

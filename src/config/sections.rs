@@ -229,6 +229,9 @@ impl ScannerSettings {
 pub struct ExecutorSettings {
     pub group_id: String,
     pub max_concurrent_runs: usize,
+    /// Executors of due jobs (claiming, running or reporting) kept at once; further due
+    /// dispatches wait in the dispatcher's queue, in order.
+    pub max_due_executors: usize,
     pub max_output_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub retry_backoff_base: Duration,

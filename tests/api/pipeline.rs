@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric, publish_ignored_report,
-    read_until, spawn_app, spawn_app_with, test_settings,
+    read_until, spawn_app, spawn_app_with, test_settings, time,
 };
 
 /// A job due in 2 s runs once, at its time (not at the next 60 s scan, and never early), ends
@@ -369,6 +369,59 @@ async fn a_thousand_jobs_all_succeed() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// With `executor.max_due_executors` at 1, a due job waits while another due job's executor
+/// lives: it shows in `kairos_dispatch_queued`, starts only once the first has ended, and runs
+/// once. It waits longer than the recovery grace, so its lease runs out meanwhile; being held
+/// by this process, it is not taken for lost and dispatched again: it runs under its first
+/// dispatch.
+#[actix_web::test]
+async fn a_due_job_beyond_the_executor_window_waits_its_turn_and_is_not_taken_for_lost() {
+    let mut settings = test_settings();
+    settings.executor.max_due_executors = 1;
+    let app = spawn_app_with(settings).await;
+    let outlasting_the_grace = app.settings.recovery.grace.as_secs() + 2;
+    let first = app
+        .create_job(&json!({"command": format!("sleep {outlasting_the_grace}"), "execute_at": in_secs(0.0)}))
+        .await;
+    app.wait_for_job(first, |job| job["job"]["status"] == "RUNNING")
+        .await;
+    let second = app
+        .create_job(&json!({"kind": "noop", "execute_at": in_secs(0.0)}))
+        .await;
+    app.wait_for_metrics("the second job queued", |text| {
+        metric(text, "kairos_dispatch_queued") == Some(1.0)
+    })
+    .await;
+
+    let second = app.wait_until_finished(second).await;
+    let first = app.wait_until_finished(first).await;
+    assert_eq!(first["job"]["status"], "SUCCESS");
+    assert_eq!(second["job"]["status"], "SUCCESS");
+    assert_eq!(second["attempts"].as_array().map(Vec::len), Some(1));
+    assert!(
+        time(&second["attempts"][0]["started_at"]) >= time(&first["attempts"][0]["finished_at"]),
+        "the queued job started before the first ended: {first} {second}"
+    );
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(metric(&text, "kairos_jobs_recovered_total"), Some(0.0));
+    assert_eq!(metric(&text, "kairos_dispatch_queued"), Some(0.0));
+    let epoch: i64 = app
+        .pool()
+        .get()
+        .await
+        .expect("connection")
+        .query_one(
+            "SELECT epoch FROM jobs WHERE id = $1",
+            &[&second["job"]["id"]
+                .as_str()
+                .map(|id| id.parse::<Uuid>().expect("an id"))],
+        )
+        .await
+        .expect("the job's row")
+        .get(0);
+    assert_eq!(epoch, 1, "the queued job was dispatched again");
 }
 
 /// Each result is written once even when writes outlast the writer's flush interval: actix

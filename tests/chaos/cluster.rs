@@ -20,6 +20,9 @@ pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// How long a cluster may take to finish every job after the last fault.
 pub const SETTLE_LIMIT: Duration = Duration::from_secs(240);
 
+/// How long [`Cluster::wait_for_metric`] waits.
+const METRIC_LIMIT: Duration = Duration::from_secs(30);
+
 /// One `kairos serve` process.
 pub struct Instance {
     pub port: u16,
@@ -253,6 +256,34 @@ impl Cluster {
             .json()
             .await
             .expect("JSON")
+    }
+
+    /// Waits until the sample `name` of instance `index`'s `/metrics` satisfies `condition`,
+    /// within [`METRIC_LIMIT`].
+    pub async fn wait_for_metric(&self, index: usize, name: &str, condition: impl Fn(f64) -> bool) {
+        let url = format!("http://127.0.0.1:{}/metrics", self.instances[index].port);
+        let deadline = Instant::now() + METRIC_LIMIT;
+        loop {
+            let text = match self.http.get(&url).send().await {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let value = text.lines().find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            });
+            if value.is_some_and(&condition) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: instance {index} never showed the expected {name} (last: {value:?})",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// A connection to the cluster's database.

@@ -101,6 +101,39 @@ async fn sigterm_while_long_jobs_run() {
     assert_eq!(outcome.lost_attempts, 0, "a graceful stop loses no attempt");
 }
 
+/// SIGTERM an instance while its due executors are at their bound
+/// (`executor.max_due_executors`, 10 here) and further dispatches wait in its queue, some of
+/// them held: the queued dispatches, never started, are read again by the other instance, and
+/// every job runs once, with no attempt lost.
+#[actix_web::test]
+async fn sigterm_while_dispatches_wait_for_an_executor() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start_with(
+        "SIGTERM with queued dispatches",
+        &["api,scanner,executor,writer"; 2],
+        &[("KAIROS__EXECUTOR__MAX_DUE_EXECUTORS", "10")],
+    )
+    .await;
+    let jobs = 300;
+    cluster
+        .create_jobs(jobs, Duration::ZERO, Duration::from_secs(1), "sleep 1; ")
+        .await;
+    cluster
+        .wait_for_metric(1, "kairos_dispatch_queued", |queued| queued >= 20.0)
+        .await;
+    let status = cluster.instances[1].terminate(Duration::from_secs(40));
+    assert_eq!(status.code(), Some(0), "a SIGTERM'd instance exits 0");
+    cluster.settle(jobs).await;
+    let outcome = cluster.outcome(jobs).await;
+    outcome.print_row("SIGTERM an instance with queued dispatches");
+    outcome.assert_sound();
+    assert_eq!(
+        outcome.duplicate_runs, 0,
+        "a graceful stop runs nothing twice"
+    );
+    assert_eq!(outcome.lost_attempts, 0, "a graceful stop loses no attempt");
+}
+
 /// The seed's services deployed apart: an API-only process, a scanner, two executors and a
 /// result writer (one executor also writes). Each runs only its actors, and every job runs
 /// once and is recorded.
