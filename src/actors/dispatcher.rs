@@ -9,9 +9,9 @@
 //!
 //! At most `executor.max_due_executors` executors of due jobs (due within
 //! `executor.claim_ahead`) live at once. During a burst the further dispatches wait in a queue,
-//! in the order they were read, and start as executors end: a queued dispatch costs a tenth
-//! of an executor's memory, and the executors in flight claim, run and report without
-//! hundreds of thousands of others beside them. A queued job still waiting half a grace after
+//! in the order they were read, and start as executors end: the queue keeps only the
+//! dispatches, and the executors in flight claim, run and report without hundreds of
+//! thousands of others beside them (docs/performance.md, item 40). A queued job still waiting half a grace after
 //! its time is held, as an executor would hold it.
 //!
 //! Receives: bus records (as a stream), [`ExecutorFinished`], [`Shutdown`],

@@ -88,11 +88,17 @@ async fn sigterm_while_long_jobs_run() {
         )
         .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
+    stop_gracefully_and_check(&mut cluster, jobs, "SIGTERM an instance running long jobs").await;
+}
+
+/// SIGTERMs the cluster's second instance, which must exit 0, then checks that all `jobs`
+/// end, none lost, none run twice, no attempt lost.
+async fn stop_gracefully_and_check(cluster: &mut Cluster, jobs: usize, scenario: &str) {
     let status = cluster.instances[1].terminate(Duration::from_secs(40));
     assert_eq!(status.code(), Some(0), "a SIGTERM'd instance exits 0");
     cluster.settle(jobs).await;
     let outcome = cluster.outcome(jobs).await;
-    outcome.print_row("SIGTERM an instance running long jobs");
+    outcome.print_row(scenario);
     outcome.assert_sound();
     assert_eq!(
         outcome.duplicate_runs, 0,
@@ -121,17 +127,12 @@ async fn sigterm_while_dispatches_wait_for_an_executor() {
     cluster
         .wait_for_metric(1, "kairos_dispatch_queued", |queued| queued >= 20.0)
         .await;
-    let status = cluster.instances[1].terminate(Duration::from_secs(40));
-    assert_eq!(status.code(), Some(0), "a SIGTERM'd instance exits 0");
-    cluster.settle(jobs).await;
-    let outcome = cluster.outcome(jobs).await;
-    outcome.print_row("SIGTERM an instance with queued dispatches");
-    outcome.assert_sound();
-    assert_eq!(
-        outcome.duplicate_runs, 0,
-        "a graceful stop runs nothing twice"
-    );
-    assert_eq!(outcome.lost_attempts, 0, "a graceful stop loses no attempt");
+    stop_gracefully_and_check(
+        &mut cluster,
+        jobs,
+        "SIGTERM an instance with queued dispatches",
+    )
+    .await;
 }
 
 /// The seed's services deployed apart: an API-only process, a scanner, two executors and a
