@@ -387,7 +387,7 @@ async fn a_due_job_beyond_the_executor_window_waits_its_turn_and_is_not_taken_fo
         .await;
     app.wait_for_job(first, |job| job["job"]["status"] == "RUNNING")
         .await;
-    let second = app
+    let second_id = app
         .create_job(&json!({"kind": "noop", "execute_at": in_secs(0.0)}))
         .await;
     app.wait_for_metrics("the second job queued", |text| {
@@ -395,7 +395,7 @@ async fn a_due_job_beyond_the_executor_window_waits_its_turn_and_is_not_taken_fo
     })
     .await;
 
-    let second = app.wait_until_finished(second).await;
+    let second = app.wait_until_finished(second_id).await;
     let first = app.wait_until_finished(first).await;
     assert_eq!(first["job"]["status"], "SUCCESS");
     assert_eq!(second["job"]["status"], "SUCCESS");
@@ -412,12 +412,7 @@ async fn a_due_job_beyond_the_executor_window_waits_its_turn_and_is_not_taken_fo
         .get()
         .await
         .expect("connection")
-        .query_one(
-            "SELECT epoch FROM jobs WHERE id = $1",
-            &[&second["job"]["id"]
-                .as_str()
-                .map(|id| id.parse::<Uuid>().expect("an id"))],
-        )
+        .query_one("SELECT epoch FROM jobs WHERE id = $1", &[&second_id])
         .await
         .expect("the job's row")
         .get(0);
