@@ -4,6 +4,8 @@
 //! The supervision figures (`kairos_actor_*`) are the same numbers `GET /api/v1/admin/actors`
 //! shows: both read the gauges and counters kept here.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +15,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::actors::ActorKind;
+use crate::bus::Subscription;
 
 /// The label of the per-actor-kind metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -24,6 +27,25 @@ pub struct KindLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabel {
     pub topic: String,
+}
+
+/// The label of the per-consumer metrics: `dispatcher` or `result_writer`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConsumerLabel {
+    pub consumer: &'static str,
+}
+
+/// The consumers whose partitions each scrape reads.
+#[derive(Default)]
+struct Consumers(Mutex<Vec<(ConsumerLabel, Arc<dyn Subscription>)>>);
+
+impl std::fmt::Debug for Consumers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let consumers = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_list()
+            .entries(consumers.iter().map(|(label, _)| label.consumer))
+            .finish()
+    }
 }
 
 /// The application's metrics.
@@ -62,6 +84,9 @@ pub struct Metrics {
     pub dead_letters: Family<TopicLabel, Counter>,
     /// The process's resident memory, read at each scrape.
     pub resident_memory: Gauge,
+    /// Partitions each consumer of this process holds, read at each scrape.
+    consumer_partitions: Family<ConsumerLabel, Gauge>,
+    consumers: Consumers,
     /// Seconds between a job's `execute_at` (or retry time) and its command's start.
     pub fire_lateness: Histogram,
     /// Seconds an attempt's command ran.
@@ -97,6 +122,8 @@ impl Metrics {
             reports_ignored: Counter::default(),
             dead_letters: Family::default(),
             resident_memory: Gauge::default(),
+            consumer_partitions: Family::default(),
+            consumers: Consumers::default(),
             fire_lateness: Histogram::new(lateness_buckets),
             run_duration: Histogram::new(duration_buckets),
             registry: Registry::default(),
@@ -201,6 +228,11 @@ impl Metrics {
             "Resident memory of this process",
             metrics.resident_memory.clone(),
         );
+        registry.register(
+            "consumer_partitions",
+            "Partitions of its topic each consumer of this process holds",
+            metrics.consumer_partitions.clone(),
+        );
         for kind in ActorKind::ALL {
             // Present from the start, so that a scrape shows every kind even before it runs.
             drop(metrics.actors_alive.get_or_create(&kind.label()));
@@ -212,10 +244,33 @@ impl Metrics {
         }
     }
 
+    /// Shows the partitions `subscription` holds, as `kairos_consumer_partitions{consumer}`.
+    pub fn watch_consumer(&self, consumer: &'static str, subscription: Arc<dyn Subscription>) {
+        let label = ConsumerLabel { consumer };
+        drop(self.consumer_partitions.get_or_create(&label));
+        self.consumers
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((label, subscription));
+    }
+
     /// The metrics in Prometheus's text exposition format.
     pub fn render(&self) -> String {
         if let Some(bytes) = resident_memory_bytes() {
             self.resident_memory.set(bytes);
+        }
+        for (label, subscription) in self
+            .consumers
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let partitions = i64::try_from(subscription.assigned_partitions()).unwrap_or(i64::MAX);
+            self.consumer_partitions
+                .get_or_create(label)
+                .set(partitions);
         }
         let mut text = String::new();
         // Writing into a String cannot fail.

@@ -109,6 +109,9 @@ impl DispatcherActor {
             .publisher
             .bus()
             .subscribe(&settings.executor.group_id, &topic)?;
+        runtime
+            .metrics
+            .watch_consumer("dispatcher", Arc::clone(&subscription));
         Ok(Self {
             runtime: Arc::new(runtime),
             subscription,

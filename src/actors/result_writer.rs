@@ -99,6 +99,9 @@ impl ResultWriterActor {
             .publisher
             .bus()
             .subscribe(&settings.result_writer.group_id, &topic)?;
+        runtime
+            .metrics
+            .watch_consumer("result_writer", Arc::clone(&subscription));
         Ok(Self {
             runtime,
             subscription,

@@ -127,6 +127,11 @@ impl Subscription for InProcessSubscription {
     fn leave(&self) -> BoxFuture<'static, ()> {
         Box::pin(std::future::ready(()))
     }
+
+    fn assigned_partitions(&self) -> usize {
+        // The topic is one queue, and its only consumer holds it from the start.
+        1
+    }
 }
 
 #[cfg(test)]

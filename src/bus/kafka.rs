@@ -344,4 +344,10 @@ impl Subscription for KafkaSubscription {
             }
         })
     }
+
+    fn assigned_partitions(&self) -> usize {
+        self.consumer
+            .assignment()
+            .map_or(0, |assignment| assignment.count())
+    }
 }

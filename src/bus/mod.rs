@@ -147,6 +147,10 @@ pub trait Subscription: Send + Sync {
     /// Leaves the group, so that others take its partitions at once (at shutdown). Resolves
     /// once the partitions are given up, or after a few seconds if the bus does not answer.
     fn leave(&self) -> BoxFuture<'static, ()>;
+
+    /// The partitions this consumer holds now: none until its group has handed it some, and
+    /// none when the group has more members than the topic has partitions.
+    fn assigned_partitions(&self) -> usize;
 }
 
 /// Publishes Kairos's records: dispatches, attempt reports and dead letters. Records are JSON

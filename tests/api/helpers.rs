@@ -85,17 +85,34 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application with `settings`, first creating its database.
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    if settings.backend() == Backend::Distributed {
+        create_database(&settings.database).await;
+    }
+    start_app(settings).await
+}
+
+/// Starts a second process of `app`'s distributed deployment: the same database, topics and
+/// consumer groups.
+pub async fn spawn_peer(app: &TestApp) -> TestApp {
+    assert_eq!(
+        app.settings.backend(),
+        Backend::Distributed,
+        "a peer shares Kafka"
+    );
+    start_app(app.settings.clone()).await
+}
+
+/// Starts the application with `settings` on its existing database, and waits for its
+/// consumers.
+async fn start_app(settings: Settings) -> TestApp {
     // `TEST_LOG=1 cargo test` shows the application's logs.
     if std::env::var_os("TEST_LOG").is_some() {
         kairos::telemetry::init(&settings.log);
     }
     let pool = match settings.backend() {
-        Backend::Distributed => {
-            create_database(&settings.database).await;
-            Some(
-                store::postgres::connect(&settings.database).expect("a pool for the test database"),
-            )
-        }
+        Backend::Distributed => Some(
+            store::postgres::connect(&settings.database).expect("a pool for the test database"),
+        ),
         Backend::Standalone => None,
     };
     let application = Application::build(settings.clone())
@@ -105,14 +122,16 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
     let handle = application.handle();
     let publisher = application.publisher();
     actix_web::rt::spawn(application.run_until_stopped());
-    TestApp {
+    let app = TestApp {
         address,
         settings,
         pool,
         publisher,
         client: reqwest::Client::new(),
         handle,
-    }
+    };
+    app.wait_for_consumers().await;
+    app
 }
 
 impl TestApp {
@@ -181,6 +200,20 @@ impl TestApp {
         let response = self.get(&format!("/api/v1/jobs/{id}")).await;
         assert_eq!(response.status(), 200);
         response.json().await.expect("JSON")
+    }
+
+    /// Waits until the dispatcher and the result writer each hold a partition of their topic:
+    /// a fresh consumer group takes a moment to form, and a job due meanwhile would be read
+    /// late.
+    pub async fn wait_for_consumers(&self) {
+        let holds = |text: &str, consumer: &str| {
+            let name = format!("kairos_consumer_partitions{{consumer=\"{consumer}\"}}");
+            metric(text, &name).is_some_and(|partitions| partitions >= 1.0)
+        };
+        self.wait_for_metrics("the consumers to hold a partition", |text| {
+            holds(text, "dispatcher") && holds(text, "result_writer")
+        })
+        .await;
     }
 
     /// Waits until job `id` has a final status (`SUCCESS` or `FAILED`), then returns it.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::helpers::{
     WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric, publish_ignored_report,
-    read_until, spawn_app, spawn_app_with, test_settings, time,
+    read_until, spawn_app, spawn_app_with, spawn_peer, test_settings, time,
 };
 
 /// A job due in 2 s runs once, at its time (not at the next 60 s scan, and never early), ends
@@ -368,6 +368,45 @@ async fn a_thousand_jobs_all_succeed() {
             "only {succeeded} of 1000 jobs succeeded in time"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Two processes of one deployment share the work: each of their consumers holds half of its
+/// topic's partitions (4 each, by default), as `kairos_consumer_partitions` shows, and jobs
+/// keyed across the partitions run in both processes and all succeed.
+#[actix_web::test]
+async fn two_processes_share_the_partitions_and_the_jobs() {
+    let first = spawn_app().await;
+    let second = spawn_peer(&first).await;
+    assert_eq!(first.settings.kafka.partitions, 4);
+    let half = |text: &str| {
+        ["dispatcher", "result_writer"].iter().all(|consumer| {
+            let name = format!("kairos_consumer_partitions{{consumer=\"{consumer}\"}}");
+            metric(text, &name) == Some(2.0)
+        })
+    };
+    first.wait_for_metrics("half of the partitions", half).await;
+    second
+        .wait_for_metrics("half of the partitions", half)
+        .await;
+
+    let jobs: Vec<_> = (0..40)
+        .map(|_| json!({"command": "true", "execute_at": in_secs(0.0)}))
+        .collect();
+    let response = first.post_batch(&json!({ "jobs": jobs })).await;
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value = response.json().await.expect("JSON");
+    let ids = created["ids"].as_array().expect("ids");
+    assert_eq!(ids.len(), 40);
+    for id in ids {
+        let id = id.as_str().and_then(|id| Uuid::parse_str(id).ok());
+        let done = first.wait_until_finished(id.expect("a job id")).await;
+        assert_eq!(done["job"]["status"], "SUCCESS");
+    }
+    for app in [&first, &second] {
+        let text = app.get("/metrics").await.text().await.expect("text");
+        let ran = metric(&text, "kairos_jobs_succeeded_total").unwrap_or(0.0);
+        assert!(ran >= 1.0, "a process ran none of the 40 jobs");
     }
 }
 
