@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::dispatcher::{DispatcherActor, ExecutorFinished};
 use super::supervision::{self, Fail};
@@ -197,7 +198,10 @@ impl ExecutorActor {
 
     /// Starts the claimed attempt at its time (at once if that is past).
     fn arm_start(&mut self, ctx: &mut Context<Self>) {
-        let delay = (self.due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let Ok(delay) = (self.due - Utc::now()).to_std() else {
+            self.start_attempt(ctx);
+            return;
+        };
         let attempt = self.attempt;
         ctx.run_later(delay, move |actor, ctx| {
             if actor.phase == Phase::Claimed && actor.attempt == attempt {
@@ -208,70 +212,74 @@ impl ExecutorActor {
 
     fn start_attempt(&mut self, ctx: &mut Context<Self>) {
         let attempt = self.attempt;
-        let kind = self.dispatch.kind;
-        // A command takes a run slot first, so that its start time (and the lateness) is when
-        // it really starts; a no-op runs nothing and needs none.
-        let slots = self.runtime.run_slots.clone();
-        let permit = async move {
-            match kind {
-                JobKind::Shell => slots.acquire_owned().await.ok(),
-                JobKind::Noop => None,
-            }
-        };
-        ctx.wait(actix::fut::wrap_future(permit).map(
-            move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
-                if actor.attempt != attempt || actor.phase != Phase::Claimed {
-                    return;
-                }
-                let started_at = Utc::now();
-                if let Ok(lateness) = (started_at - actor.due).to_std() {
-                    actor
-                        .runtime
-                        .metrics
-                        .fire_lateness
-                        .observe(lateness.as_secs_f64());
-                }
-                actor.enter(Phase::Running(started_at));
-                // A short attempt reports only its result: one record and one write fewer.
-                ctx.run_later(
-                    actor.runtime.settings.executor.running_report_after,
-                    move |actor, ctx| {
-                        if actor.phase == Phase::Running(started_at) {
-                            actor.send_report(
-                                actor.report(
-                                    JobStatus::Running,
-                                    AttemptOutcome::Running,
-                                    started_at,
-                                    None,
-                                ),
-                                ctx,
-                            );
-                        }
-                    },
-                );
-                let spec = actor.shell_command();
-                let kind = actor.dispatch.kind;
-                let run = async move {
-                    let result = match kind {
-                        JobKind::Shell => shell::run(&spec).await,
-                        JobKind::Noop => RunResult {
-                            outcome: AttemptOutcome::Succeeded,
-                            exit_code: Some(0),
-                            stdout: String::new(),
-                            stderr: String::new(),
-                            error: None,
-                        },
-                    };
-                    drop(permit);
-                    result
-                };
-                ctx.spawn(actix::fut::wrap_future(run).map(
-                    move |result, actor: &mut Self, ctx: &mut Context<Self>| {
-                        if actor.phase == Phase::Running(started_at) {
-                            actor.attempt_ended(started_at, result, ctx);
+        match self.dispatch.kind {
+            // A no-op runs nothing and needs no run slot.
+            JobKind::Noop => self.run_attempt(None, ctx),
+            // A command takes a run slot first, so that its start time (and the lateness) is
+            // when it really starts.
+            JobKind::Shell => {
+                let slot = self.runtime.run_slots.clone().acquire_owned();
+                ctx.wait(actix::fut::wrap_future(slot).map(
+                    move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
+                        if actor.attempt == attempt && actor.phase == Phase::Claimed {
+                            actor.run_attempt(permit.ok(), ctx);
                         }
                     },
                 ));
+            }
+        }
+    }
+
+    /// Runs the claimed attempt now, holding `permit` (its run slot) while its command runs.
+    fn run_attempt(&mut self, permit: Option<OwnedSemaphorePermit>, ctx: &mut Context<Self>) {
+        let started_at = Utc::now();
+        if let Ok(lateness) = (started_at - self.due).to_std() {
+            self.runtime
+                .metrics
+                .fire_lateness
+                .observe(lateness.as_secs_f64());
+        }
+        self.enter(Phase::Running(started_at));
+        if self.dispatch.kind == JobKind::Noop {
+            // Nothing to run: the attempt ends as it starts.
+            let result = RunResult {
+                outcome: AttemptOutcome::Succeeded,
+                exit_code: Some(0),
+                stdout: String::new(),
+                stderr: String::new(),
+                error: None,
+            };
+            self.attempt_ended(started_at, result, ctx);
+            return;
+        }
+        // A short attempt reports only its result: one record and one write fewer.
+        ctx.run_later(
+            self.runtime.settings.executor.running_report_after,
+            move |actor, ctx| {
+                if actor.phase == Phase::Running(started_at) {
+                    actor.send_report(
+                        actor.report(
+                            JobStatus::Running,
+                            AttemptOutcome::Running,
+                            started_at,
+                            None,
+                        ),
+                        ctx,
+                    );
+                }
+            },
+        );
+        let spec = self.shell_command();
+        let run = async move {
+            let result = shell::run(&spec).await;
+            drop(permit);
+            result
+        };
+        ctx.spawn(actix::fut::wrap_future(run).map(
+            move |result, actor: &mut Self, ctx: &mut Context<Self>| {
+                if actor.phase == Phase::Running(started_at) {
+                    actor.attempt_ended(started_at, result, ctx);
+                }
             },
         ));
     }

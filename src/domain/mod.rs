@@ -4,6 +4,7 @@
 mod job;
 mod record;
 mod retry;
+pub mod timestamp;
 
 pub use job::{Job, JobKind, JobStatus, NewJob};
 pub use record::{AttemptOutcome, AttemptReport, Dispatch};

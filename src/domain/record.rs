@@ -1,5 +1,6 @@
 //! The two records that cross Kafka: a dispatch (scanner to executors) and an attempt report
-//! (executors to the result writer). Both are JSON, keyed by job id.
+//! (executors to the result writer). Both are JSON, keyed by job id; their instants are
+//! RFC 3339 text in UTC ([`super::timestamp`]).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,7 @@ pub struct Dispatch {
     #[serde(default)]
     pub kind: JobKind,
     pub command: String,
+    #[serde(with = "super::timestamp")]
     pub execute_at: DateTime<Utc>,
     pub max_retries: i32,
     pub timeout_secs: i32,
@@ -84,8 +86,11 @@ pub struct AttemptReport {
     /// The job's status after this change: `RUNNING`, `RETRYING`, `SUCCESS` or `FAILED`.
     pub status: JobStatus,
     pub outcome: AttemptOutcome,
+    #[serde(with = "super::timestamp")]
     pub scheduled_at: DateTime<Utc>,
+    #[serde(with = "super::timestamp")]
     pub started_at: DateTime<Utc>,
+    #[serde(default, with = "super::timestamp::option")]
     pub finished_at: Option<DateTime<Utc>>,
     pub exit_code: Option<i32>,
     pub stdout: Option<String>,
