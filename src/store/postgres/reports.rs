@@ -136,20 +136,27 @@ async fn apply_in_transaction(
 ) -> Result<Applied, StoreError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
-    // Lock the batch's jobs first, in id order: the rounds below would otherwise take their
-    // row locks round by round, and a concurrent multi-row update (a batch of run claims or
-    // holds, whose keys are sorted by id) could deadlock with them.
-    let mut ids: Vec<Uuid> = reports.iter().map(|report| report.job_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let lock = transaction.prepare_cached(LOCK_JOBS).await?;
-    transaction.execute(&lock, &[&ids]).await?;
+    let kept = supersede(reports);
+    let rounds = rounds(&kept);
+    // Row locks are taken in id order, so that a concurrent multi-row update (a batch of run
+    // claims or holds, whose keys are sorted by id too) cannot deadlock with this transaction.
+    // One round's statement takes them in that order by itself: its rows are sorted by id,
+    // and every plan of the join (either side driving, hashed or merged) then yields them in
+    // that order. Several rounds would take them round by round, so the batch's jobs are
+    // locked first; that costs each row a lock record of its own, which a batch of distinct
+    // jobs (the usual one) is spared.
+    if rounds.len() > 1 {
+        let mut ids: Vec<Uuid> = reports.iter().map(|report| report.job_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let lock = transaction.prepare_cached(LOCK_JOBS).await?;
+        transaction.execute(&lock, &[&ids]).await?;
+    }
     let move_jobs = transaction.prepare_cached(MOVE_JOBS).await?;
     let upsert_attempts = transaction.prepare_cached(UPSERT_ATTEMPTS).await?;
     let retry_lease = retry_lease.as_secs_f64();
     let mut outcome = Applied::default();
-    let kept = supersede(reports);
-    for round in rounds(&kept) {
+    for round in rounds {
         let (round, weights): (Vec<&AttemptReport>, Vec<u64>) = round.into_iter().unzip();
         let ids: Vec<Uuid> = round.iter().map(|r| r.job_id).collect();
         let epochs: Vec<i64> = round.iter().map(|r| r.epoch).collect();
@@ -254,7 +261,7 @@ fn supersede<'a>(reports: &[&'a AttemptReport]) -> Vec<Weighted<'a>> {
 }
 
 /// Splits `reports` into rounds holding at most one report per job, keeping each job's
-/// reports in arrival order across rounds.
+/// reports in arrival order across rounds; each round is sorted by job id.
 fn rounds<'a>(reports: &[Weighted<'a>]) -> Vec<Vec<Weighted<'a>>> {
     let mut per_job: HashMap<Uuid, VecDeque<Weighted<'a>>> = HashMap::new();
     let mut order = Vec::new();
@@ -265,6 +272,8 @@ fn rounds<'a>(reports: &[Weighted<'a>]) -> Vec<Vec<Weighted<'a>>> {
         }
         queue.push_back((report, weight));
     }
+    // A round's rows are locked in the order it lists them (see `apply_in_transaction`).
+    order.sort_unstable();
     let mut rounds = Vec::new();
     loop {
         let round: Vec<Weighted<'a>> = order
@@ -327,6 +336,22 @@ mod tests {
                 vec![(1, 2, JobStatus::Running)],
             ]
         );
+    }
+
+    #[test]
+    fn a_round_lists_its_jobs_by_id_whatever_the_arrival_order() {
+        let reports = [
+            report(3, 1, JobStatus::Success),
+            report(1, 1, JobStatus::Running),
+            report(2, 1, JobStatus::Failed),
+            report(1, 1, JobStatus::Success),
+        ];
+        let weighted: Vec<Weighted<'_>> = reports.iter().map(|report| (report, 1)).collect();
+        let ids: Vec<Vec<u128>> = rounds(&weighted)
+            .iter()
+            .map(|round| round.iter().map(|(r, _)| r.job_id.as_u128()).collect())
+            .collect();
+        assert_eq!(ids, [vec![1, 2, 3], vec![1]]);
     }
 
     #[test]
