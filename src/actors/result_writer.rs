@@ -7,19 +7,26 @@
 //! backwards (see [`crate::store::Store::apply_reports`]), so a report delivered twice
 //! changes nothing. A record that is not a report is set aside on `<topic>.dlt`.
 //!
-//! While the store is unreachable the batch is retried with backoff and consumption pauses:
-//! reports wait on the bus.
+//! One batch is written at a time, in the order read, while the next one fills: reading and
+//! decoding the next batch overlaps the write, instead of leaving the database idle between
+//! writes. A next batch that is full (or due) waits for the write before it, and reading pauses
+//! until then. So while the store is unreachable, the batch is retried with backoff, at most
+//! one more batch is read, and the rest of the reports wait on the bus.
 //!
 //! Receives: bus records (as a stream), [`Drain`], [`Fail`]. Sends: writes to the store, dead
 //! letters to the bus.
 //!
-//! On failure: restarted by its supervisor with its batch, which it writes again.
+//! On failure: restarted by its supervisor with its batches. A write under way goes on (it is a
+//! task of its own), and the restarted actor waits for its commit before it reads on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::fut::LocalBoxActorFuture;
 use actix::prelude::*;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 
 use super::supervision::{self, Fail};
 use super::{ActorKind, Runtime};
@@ -64,6 +71,18 @@ impl Batch {
     }
 }
 
+/// A batch being written. The write is a task of its own rather than a future of the actor's
+/// context, so that the actor can wait for its commit (when the next batch is full) without
+/// stalling it, and so that it outlives a restart of the actor, which then waits for it.
+struct Write {
+    batch: Arc<Batch>,
+    /// Resolves when the batch is committed (`None` if the task died without committing).
+    committed: Shared<BoxFuture<'static, Option<Applied>>>,
+    /// The actor's future that notes the commit while the actor goes on reading; `None` once
+    /// the actor waits for the commit instead.
+    watcher: Option<SpawnHandle>,
+}
+
 /// Writes reports to the store.
 #[allow(
     missing_debug_implementations,
@@ -75,11 +94,10 @@ pub struct ResultWriterActor {
     topic: String,
     /// Being filled.
     batch: Batch,
-    /// Being written; kept until committed, so a restart writes it again.
-    writing: Option<Arc<Batch>>,
-    /// A write is queued or under way in this context: a second flush meanwhile would queue
-    /// the batch being written (`writing`) again.
-    flushing: bool,
+    /// The write under way, if any.
+    write: Option<Write>,
+    /// The open batch is full or due, and is written once the write under way commits.
+    next_due: bool,
     /// Batches opened so far: a batch's flush timer finds it still open by its number.
     opened: u64,
     /// The record stream, while consuming.
@@ -107,8 +125,8 @@ impl ResultWriterActor {
             subscription,
             topic,
             batch: Batch::default(),
-            writing: None,
-            flushing: false,
+            write: None,
+            next_due: false,
             opened: 0,
             stream: None,
             stopped: false,
@@ -157,52 +175,139 @@ impl ResultWriterActor {
                 self.runtime.metrics.writer_pending.inc();
                 if self.batch.reports.len() >= self.runtime.settings.result_writer.batch_size {
                     self.flush(ctx);
+                    if self.next_due {
+                        // Full behind a write under way: read on once that one commits.
+                        self.wait_for_write(ctx);
+                    }
                 }
             }
             Err(reason) => self.dead_letter(message, reason, ctx),
         }
     }
 
-    /// Writes the batch (or the one a restart interrupted). The actor reads nothing else
-    /// until the write commits, which is the backpressure while the store is away.
+    fn pause_reading(&mut self, ctx: &mut Context<Self>) {
+        if let Some(stream) = self.stream.take() {
+            ctx.cancel_future(stream);
+        }
+    }
+
+    /// Starts writing the open batch, or notes it due if a write is under way (it follows
+    /// once that one commits).
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing {
+        if self.write.is_some() {
+            self.next_due = !self.batch.is_empty();
             return;
         }
-        let batch = match self.writing.clone() {
-            Some(batch) => batch,
-            None if self.batch.is_empty() => return,
-            None => {
-                // No longer open: its timer must not flush the next batch.
-                self.opened += 1;
-                let batch = Arc::new(std::mem::take(&mut self.batch));
-                self.writing = Some(Arc::clone(&batch));
-                batch
-            }
-        };
+        if self.batch.is_empty() {
+            return;
+        }
+        // No longer open: its timer must not flush the next batch.
+        self.opened += 1;
+        let batch = Arc::new(std::mem::take(&mut self.batch));
+        self.start_write(batch);
+        self.watch_write(ctx);
+    }
+
+    /// Starts the task that writes `batch` until it commits.
+    fn start_write(&mut self, batch: Arc<Batch>) {
         let store = Arc::clone(&self.runtime.store);
         let retry_lease = self.runtime.settings.retry_lease();
-        let write = {
-            let batch = Arc::clone(&batch);
-            async move { write_until_committed(&*store, &batch.reports, retry_lease).await }
-        };
-        self.flushing = true;
-        ctx.wait(actix::fut::wrap_future(write).map(
-            move |applied: Applied, actor: &mut Self, _| {
-                actor.flushing = false;
-                actor.writing = None;
-                let metrics = &actor.runtime.metrics;
-                metrics.reports_ignored.inc_by(applied.ignored);
-                metrics
-                    .writer_pending
-                    .dec_by(i64::try_from(batch.reports.len()).unwrap_or(i64::MAX));
-                for (partition, offset) in &batch.offsets {
-                    if let Err(error) = actor.subscription.acknowledge(*partition, *offset) {
-                        tracing::warn!(%error, partition, "cannot store a results-topic offset");
-                    }
-                }
+        let reports = Arc::clone(&batch);
+        let task = actix::spawn(async move {
+            write_until_committed(&*store, &reports.reports, retry_lease).await
+        });
+        self.write = Some(Write {
+            batch,
+            committed: task.map(Result::ok).boxed().shared(),
+            watcher: None,
+        });
+    }
+
+    /// Notes the commit of the write under way when it comes, while the actor goes on.
+    fn watch_write(&mut self, ctx: &mut Context<Self>) {
+        if let Some(commit) = self.await_commit() {
+            let watcher = ctx.spawn(commit);
+            if let Some(write) = &mut self.write {
+                write.watcher = Some(watcher);
+            }
+        }
+    }
+
+    /// Waits for the write under way to commit, and notes it, before the actor does anything
+    /// else (reads no record, handles no message).
+    fn wait_for_write(&mut self, ctx: &mut Context<Self>) {
+        if let Some(watcher) = self.write.as_mut().and_then(|write| write.watcher.take()) {
+            ctx.cancel_future(watcher);
+        }
+        if let Some(commit) = self.await_commit() {
+            ctx.wait(commit);
+        }
+    }
+
+    /// The commit of the write under way, as a future of the actor that notes it.
+    fn await_commit(&self) -> Option<impl ActorFuture<Self, Output = ()> + use<>> {
+        let write = self.write.as_ref()?;
+        let batch = Arc::clone(&write.batch);
+        Some(actix::fut::wrap_future(write.committed.clone()).map(
+            move |applied, actor: &mut Self, ctx: &mut Context<Self>| {
+                actor.committed(&batch, applied, ctx);
             },
-        ));
+        ))
+    }
+
+    /// Notes that `batch` is written: stores its offsets, then writes the next batch if it is
+    /// due.
+    fn committed(&mut self, batch: &Arc<Batch>, applied: Option<Applied>, ctx: &mut Context<Self>) {
+        // Noted already (by the watcher or a wait, whichever came first).
+        if !self
+            .write
+            .as_ref()
+            .is_some_and(|write| Arc::ptr_eq(&write.batch, batch))
+        {
+            return;
+        }
+        let Some(applied) = applied else {
+            tracing::error!(
+                reports = batch.reports.len(),
+                "a report write died; writing the batch again"
+            );
+            self.start_write(Arc::clone(batch));
+            self.watch_write(ctx);
+            return;
+        };
+        self.write = None;
+        let metrics = &self.runtime.metrics;
+        metrics.reports_ignored.inc_by(applied.ignored);
+        metrics
+            .writer_pending
+            .dec_by(i64::try_from(batch.reports.len()).unwrap_or(i64::MAX));
+        for (partition, offset) in &batch.offsets {
+            if let Err(error) = self.subscription.acknowledge(*partition, *offset) {
+                tracing::warn!(%error, partition, "cannot store a results-topic offset");
+            }
+        }
+        if std::mem::take(&mut self.next_due) && !self.stopped {
+            self.flush(ctx);
+        }
+    }
+
+    /// Writes whatever was read (the write under way, then the open batch), each to its commit,
+    /// before the actor does anything else: when draining.
+    fn write_everything(&mut self, ctx: &mut Context<Self>) -> LocalBoxActorFuture<Self, ()> {
+        if let Some(watcher) = self.write.as_mut().and_then(|write| write.watcher.take()) {
+            ctx.cancel_future(watcher);
+        }
+        if self.write.is_none() && !self.batch.is_empty() {
+            self.opened += 1;
+            let batch = Arc::new(std::mem::take(&mut self.batch));
+            self.start_write(batch);
+        }
+        match self.await_commit() {
+            Some(commit) => {
+                Box::pin(commit.then(|(), actor: &mut Self, ctx| actor.write_everything(ctx)))
+            }
+            None => Box::pin(actix::fut::ready(())),
+        }
     }
 
     /// Publishes `message` to the dead-letter topic, retrying until acknowledged, then lets
@@ -256,12 +361,12 @@ impl Actor for ResultWriterActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         supervision::on_started(&self.runtime.metrics, KIND);
-        // A write under way died with the old context; its batch is written again before
-        // anything else is read.
-        self.flushing = false;
-        if self.writing.is_some() {
-            self.flush(ctx);
+        // After a restart: a write under way outlived the old context (its task goes on), and
+        // the actor waits for its commit before it reads anything else.
+        if let Some(write) = &mut self.write {
+            write.watcher = None;
         }
+        self.wait_for_write(ctx);
         if self.stopped {
             return;
         }
@@ -300,14 +405,13 @@ impl Handler<Drain> for ResultWriterActor {
     type Result = ();
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
-        if let Some(stream) = self.stream.take() {
-            ctx.cancel_future(stream);
-        }
+        self.pause_reading(ctx);
         self.stopped = true;
-        // `flush` waits on the context, so this handler's answer follows the commit.
-        self.flush(ctx);
+        // One chain, in order: every report read is written, then the offsets are committed,
+        // then the group is left.
+        let written = self.write_everything(ctx);
         ctx.wait(
-            actix::fut::wrap_future(async {})
+            written
                 .map(|(), actor: &mut Self, _| {
                     actor.subscription.commit();
                     actor.subscription.leave()

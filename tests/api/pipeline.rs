@@ -458,6 +458,78 @@ async fn a_due_job_beyond_the_executor_window_waits_its_turn_and_is_not_taken_fo
     assert_eq!(epoch, 1, "the queued job was dispatched again");
 }
 
+/// The result writer reads the next batch while one is written, and no further: with its
+/// write held up (the job-history table locked away from it), it holds that write's report
+/// and one more full batch, and the other reports wait on the bus. Once the lock goes, every
+/// result is written, once.
+#[actix_web::test]
+async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
+    let mut settings = test_settings();
+    settings.result_writer.batch_size = 5;
+    let app = spawn_app_with(settings).await;
+    let pending = |text: &str| metric(text, "kairos_result_writer_pending");
+    let mut blocker = app.pool().get().await.expect("connection");
+    let lock = blocker.transaction().await.expect("a transaction");
+    lock.batch_execute("LOCK TABLE job_attempts IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("locked");
+
+    let first = app
+        .create_job(&json!({"kind": "noop", "execute_at": in_secs(0.0)}))
+        .await;
+    let observer = app.pool().get().await.expect("connection");
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_locks \
+                 WHERE relation = 'job_attempts'::regclass AND NOT granted",
+                &[],
+            )
+            .await
+            .expect("pg_locks")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let jobs: Vec<_> = (0..20)
+        .map(|_| json!({"kind": "noop", "execute_at": in_secs(0.0)}))
+        .collect();
+    assert_eq!(app.post_batch(&json!({ "jobs": jobs })).await.status(), 201);
+    app.wait_for_metrics("one more batch read", |text| pending(text) == Some(6.0))
+        .await;
+    // Every report is on the topic by now; the writer still holds 1 + 5.
+    read_until(
+        &app.settings,
+        &app.settings.kafka.topic.updated_jobs,
+        |records| records.len() >= 21,
+    )
+    .await;
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(pending(&text), Some(6.0), "the writer read past one batch");
+
+    lock.rollback().await.expect("unlocked");
+    let text = app
+        .wait_for_metrics("every result written", |text| pending(text) == Some(0.0))
+        .await;
+    assert_eq!(metric(&text, "kairos_reports_ignored_total"), Some(0.0));
+    let client = app.pool().get().await.expect("connection");
+    let succeeded: i64 = client
+        .query_one("SELECT count(*) FROM jobs WHERE status = 'SUCCESS'", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(succeeded, 21);
+    assert_eq!(app.job(first).await["job"]["status"], "SUCCESS");
+}
+
 /// Each result is written once even when writes outlast the writer's flush interval: actix
 /// fires the interval's missed ticks all at once after a write, and none of them may queue the
 /// batch just written again (which showed as ignored reports and a pending count below zero).
