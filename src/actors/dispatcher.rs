@@ -23,11 +23,13 @@
 //! this process. On failure the actor stops and is restarted with its executors, its queue
 //! and its consumer, which resumes where it was.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+// Job ids are hashed for every dispatch a few times over; SipHash showed in the profile.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use uuid::Uuid;
 
 use super::executor::{ExecutorActor, Release};

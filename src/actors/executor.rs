@@ -128,9 +128,10 @@ impl ExecutorActor {
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
         let ahead = chrono::Duration::from_std(self.runtime.settings.executor.claim_ahead)
             .unwrap_or_default();
-        let delay = (self.due - ahead - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO);
+        let Ok(delay) = (self.due - ahead - Utc::now()).to_std() else {
+            self.claim_attempt(ctx);
+            return;
+        };
         let attempt = self.attempt;
         ctx.run_later(delay, move |actor, ctx| {
             if actor.phase == Phase::Waiting && actor.attempt == attempt {

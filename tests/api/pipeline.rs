@@ -482,22 +482,29 @@ async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
     loop {
         let waiting: i64 = observer
             .query_one(
-                "SELECT count(*) FROM pg_locks \
-                 WHERE relation = 'job_attempts'::regclass AND NOT granted",
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                   AND query LIKE 'INSERT INTO job_attempts%'",
                 &[],
             )
             .await
-            .expect("pg_locks")
+            .expect("pg_stat_activity")
             .get(0);
         if waiting > 0 {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the writer never waited for the lock"
+            "the writer's write never waited for the lock"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(
+        pending(&text),
+        Some(1.0),
+        "the held-up write is the first job's"
+    );
 
     let jobs: Vec<_> = (0..20)
         .map(|_| json!({"kind": "noop", "execute_at": in_secs(0.0)}))
