@@ -402,22 +402,22 @@ impl StreamHandler<Result<Record, BusError>> for ResultWriterActor {
 }
 
 impl Handler<Drain> for ResultWriterActor {
-    type Result = ();
+    /// Answers once everything read is written and committed and the group is left.
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
         self.pause_reading(ctx);
         self.stopped = true;
-        // One chain, in order: every report read is written, then the offsets are committed,
-        // then the group is left.
-        let written = self.write_everything(ctx);
-        ctx.wait(
-            written
+        // In order: every report read is written, then the offsets are committed, then the
+        // group is left.
+        Box::pin(
+            self.write_everything(ctx)
                 .map(|(), actor: &mut Self, _| {
                     actor.subscription.commit();
                     actor.subscription.leave()
                 })
                 .then(|leaving, _, _| actix::fut::wrap_future(leaving)),
-        );
+        )
     }
 }
 

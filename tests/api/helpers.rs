@@ -27,6 +27,8 @@ pub struct TestApp {
     pub publisher: Publisher,
     pub client: reqwest::Client,
     handle: ServerHandle,
+    /// The application's run, which ends once it has shut down.
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for TestApp {
@@ -121,7 +123,7 @@ async fn start_app(settings: Settings) -> TestApp {
     let address = format!("http://127.0.0.1:{}", application.port());
     let handle = application.handle();
     let publisher = application.publisher();
-    actix_web::rt::spawn(application.run_until_stopped());
+    let running = actix_web::rt::spawn(application.run_until_stopped());
     let app = TestApp {
         address,
         settings,
@@ -129,6 +131,7 @@ async fn start_app(settings: Settings) -> TestApp {
         publisher,
         client: reqwest::Client::new(),
         handle,
+        running: Some(running),
     };
     app.wait_for_consumers().await;
     app
@@ -200,6 +203,21 @@ impl TestApp {
         let response = self.get(&format!("/api/v1/jobs/{id}")).await;
         assert_eq!(response.status(), 200);
         response.json().await.expect("JSON")
+    }
+
+    /// Stops the application as SIGTERM does and waits (bounded) until its shutdown is over.
+    /// Returns a future, so that a test can act while the shutdown runs.
+    pub fn stop(&mut self) -> impl std::future::Future<Output = ()> + use<> {
+        let handle = self.handle.clone();
+        let running = self.running.take().expect("the application runs");
+        async move {
+            handle.stop(true).await;
+            let stopped = tokio::time::timeout(WAIT_LIMIT * 2, running).await;
+            let result = stopped.expect("the shutdown ends in time");
+            result
+                .expect("the run did not panic")
+                .expect("the run ends cleanly");
+        }
     }
 
     /// Waits until the dispatcher and the result writer each hold a partition of their topic:

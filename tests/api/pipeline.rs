@@ -8,8 +8,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric, publish_ignored_report,
-    read_until, spawn_app, spawn_app_with, spawn_peer, test_settings, time,
+    TestApp, WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric,
+    publish_ignored_report, read_until, spawn_app, spawn_app_with, spawn_peer, test_settings, time,
 };
 
 /// A job due in 2 s runs once, at its time (not at the next 60 s scan, and never early), ends
@@ -477,28 +477,7 @@ async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
     let first = app
         .create_job(&json!({"kind": "noop", "execute_at": in_secs(0.0)}))
         .await;
-    let observer = app.pool().get().await.expect("connection");
-    let deadline = std::time::Instant::now() + WAIT_LIMIT;
-    loop {
-        let waiting: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock' \
-                   AND query LIKE 'INSERT INTO job_attempts%'",
-                &[],
-            )
-            .await
-            .expect("pg_stat_activity")
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the writer's write never waited for the lock"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_a_held_up_write(&app).await;
     let text = app.get("/metrics").await.text().await.expect("text");
     assert_eq!(
         pending(&text),
@@ -535,6 +514,81 @@ async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
         .get(0);
     assert_eq!(succeeded, 21);
     assert_eq!(app.job(first).await["job"]["status"], "SUCCESS");
+}
+
+/// A stopping process writes every result it has read, then commits its offsets, before its
+/// stop returns: a result waiting in the writer's open batch when the stop begins is
+/// recorded, and the result writers' group stands at the end of the results topic.
+#[actix_web::test]
+async fn a_stopping_process_writes_what_it_read_before_it_commits() {
+    let mut settings = test_settings();
+    // The result stays in the open batch until the stop.
+    settings.result_writer.flush_interval = Duration::from_secs(600);
+    let mut app = spawn_app_with(settings).await;
+    let id = app
+        .create_job(&json!({"kind": "noop", "execute_at": in_secs(0.0)}))
+        .await;
+    app.wait_for_metrics("the result read", |text| {
+        metric(text, "kairos_result_writer_pending") == Some(1.0)
+    })
+    .await;
+
+    app.stop().await;
+
+    let status: String = app
+        .pool()
+        .get()
+        .await
+        .expect("connection")
+        .query_one("SELECT status FROM jobs WHERE id = $1", &[&id])
+        .await
+        .expect("the job's row")
+        .get(0);
+    assert_eq!(status, "SUCCESS");
+    let position = app
+        .publisher
+        .bus()
+        .position(
+            &app.settings.result_writer.group_id,
+            &app.settings.kafka.topic.updated_jobs,
+        )
+        .await
+        .expect("the group's position");
+    for (partition, at) in position.partitions {
+        if at.end > at.start {
+            assert_eq!(
+                at.committed,
+                Some(at.end),
+                "partition {partition} not committed"
+            );
+        }
+    }
+}
+
+/// Waits until the result writer's statement waits for a lock on `job_attempts`.
+async fn wait_for_a_held_up_write(app: &TestApp) {
+    let observer = app.pool().get().await.expect("connection");
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    loop {
+        let waiting: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock' \
+                   AND query LIKE 'INSERT INTO job_attempts%'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer's write never waited for the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Each result is written once even when writes outlast the writer's flush interval: actix
