@@ -11,8 +11,8 @@
 //! `executor.claim_ahead`) live at once. During a burst the further dispatches wait in a queue,
 //! in the order they were read, and start as executors end: the queue keeps only the
 //! dispatches, and the executors in flight claim, run and report without hundreds of
-//! thousands of others beside them (docs/performance.md, item 40). A queued job still waiting half a grace after
-//! its time is held, as an executor would hold it.
+//! thousands of others beside them (docs/performance.md, item 40). A queued job still waiting
+//! half a grace after its time is held, as an executor would hold it.
 //!
 //! Receives: bus records (as a stream), [`ExecutorFinished`], [`Shutdown`],
 //! [`CountExecutors`], [`FailExecutor`], [`Fail`].

@@ -21,7 +21,7 @@ pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::
     let mut buffer = [0u8; LONGEST];
     match format(at, &mut buffer) {
         Some(text) => serializer.serialize_str(text),
-        None => serializer.collect_str(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        None => serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
     }
 }
 

@@ -165,12 +165,7 @@ async fn malformed_creates_are_refused_and_store_nothing() {
     let response = app.get("/api/v1/jobs?status=DONE").await;
     assert_eq!(response.status(), 400);
 
-    let client = app.pool().get().await.expect("connection");
-    let count: i64 = client
-        .query_one("SELECT count(*) FROM jobs", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let count: i64 = app.query_value("SELECT count(*) FROM jobs", &[]).await;
     assert_eq!(count, 0, "a refused request stored a job");
 }
 
@@ -267,12 +262,7 @@ async fn a_batch_is_all_or_nothing() {
         (items[1]["index"].clone(), items[1]["field"].clone()),
         (json!(2), json!("execute_at"))
     );
-    let client = app.pool().get().await.expect("connection");
-    let count: i64 = client
-        .query_one("SELECT count(*) FROM jobs", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let count: i64 = app.query_value("SELECT count(*) FROM jobs", &[]).await;
     assert_eq!(count, 0, "a refused batch stored jobs");
 
     let good = json!({"jobs": [

@@ -158,6 +158,17 @@ impl TestApp {
             .expect("published");
     }
 
+    /// The one value `sql` selects from the application's PostgreSQL database.
+    pub async fn query_value<T: tokio_postgres::types::FromSqlOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> T {
+        let client = self.pool().get().await.expect("connection");
+        let row = client.query_one(sql, params).await;
+        row.unwrap_or_else(|error| panic!("{sql}: {error}")).get(0)
+    }
+
     /// `GET {path}` on the application.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client

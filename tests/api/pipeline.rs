@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{
-    TestApp, WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric,
+    POLL, TestApp, WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric,
     publish_ignored_report, read_until, spawn_app, spawn_app_with, spawn_peer, test_settings, time,
 };
 
@@ -447,14 +447,8 @@ async fn a_due_job_beyond_the_executor_window_waits_its_turn_and_is_not_taken_fo
     assert_eq!(metric(&text, "kairos_jobs_recovered_total"), Some(0.0));
     assert_eq!(metric(&text, "kairos_dispatch_queued"), Some(0.0));
     let epoch: i64 = app
-        .pool()
-        .get()
-        .await
-        .expect("connection")
-        .query_one("SELECT epoch FROM jobs WHERE id = $1", &[&second_id])
-        .await
-        .expect("the job's row")
-        .get(0);
+        .query_value("SELECT epoch FROM jobs WHERE id = $1", &[&second_id])
+        .await;
     assert_eq!(epoch, 1, "the queued job was dispatched again");
 }
 
@@ -506,12 +500,9 @@ async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
         .wait_for_metrics("every result written", |text| pending(text) == Some(0.0))
         .await;
     assert_eq!(metric(&text, "kairos_reports_ignored_total"), Some(0.0));
-    let client = app.pool().get().await.expect("connection");
-    let succeeded: i64 = client
-        .query_one("SELECT count(*) FROM jobs WHERE status = 'SUCCESS'", &[])
-        .await
-        .expect("count")
-        .get(0);
+    let succeeded: i64 = app
+        .query_value("SELECT count(*) FROM jobs WHERE status = 'SUCCESS'", &[])
+        .await;
     assert_eq!(succeeded, 21);
     assert_eq!(app.job(first).await["job"]["status"], "SUCCESS");
 }
@@ -536,14 +527,8 @@ async fn a_stopping_process_writes_what_it_read_before_it_commits() {
     app.stop().await;
 
     let status: String = app
-        .pool()
-        .get()
-        .await
-        .expect("connection")
-        .query_one("SELECT status FROM jobs WHERE id = $1", &[&id])
-        .await
-        .expect("the job's row")
-        .get(0);
+        .query_value("SELECT status FROM jobs WHERE id = $1", &[&id])
+        .await;
     assert_eq!(status, "SUCCESS");
     let position = app
         .publisher
@@ -587,7 +572,7 @@ async fn wait_for_a_held_up_write(app: &TestApp) {
             std::time::Instant::now() < deadline,
             "the writer's write never waited for the lock"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(POLL).await;
     }
 }
 
