@@ -27,6 +27,7 @@ use futures_util::future::join_all;
 use super::supervision::{self, Fail};
 use super::written_reports::WrittenReports;
 use super::{ActorKind, Runtime};
+use crate::bus::Pace;
 use crate::domain::Dispatch;
 use crate::store::{Heartbeats, StoreError};
 
@@ -216,10 +217,16 @@ async fn recover_lost(
 }
 
 /// Publishes `dispatches`, releasing the claim of any that cannot be published; returns how
-/// many were published.
+/// many were published. A lone dispatch leaves at once (a job created due soon waits for it);
+/// several travel in batches ([`Pace::Batched`]).
 pub async fn publish_all(runtime: &Runtime, dispatches: &[Dispatch]) -> usize {
-    let sends = dispatches.iter().map(|dispatch| async {
-        match runtime.publisher.dispatch(dispatch).await {
+    let pace = if dispatches.len() > 1 {
+        Pace::Batched
+    } else {
+        Pace::Prompt
+    };
+    let sends = dispatches.iter().map(|dispatch| async move {
+        match runtime.publisher.dispatch(dispatch, pace).await {
             Ok(()) => true,
             Err(error) => {
                 tracing::error!(job_id = %dispatch.job_id, %error, "cannot publish a dispatch; releasing the job");

@@ -19,7 +19,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tokio::sync::mpsc;
 
-use super::{Bus, BusError, GroupPosition, Record, Subscription};
+use super::{Bus, BusError, GroupPosition, Pace, Record, Subscription};
 
 /// Topics in memory, created on first use.
 #[derive(Debug, Default)]
@@ -73,6 +73,8 @@ impl Bus for InProcessBus {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: &[(&str, &str)],
+        // Queued at once either way: there is no request to share.
+        _pace: Pace,
     ) -> Result<(), BusError> {
         let topic = self.topic(topic);
         if let Some((_, reason)) = headers.iter().find(|(key, _)| *key == "kairos-error") {
@@ -145,7 +147,7 @@ mod tests {
         let bus = InProcessBus::new();
         let subscription = bus.subscribe("group", "topic").expect("subscribed");
         for n in 0..3u8 {
-            bus.publish("topic", None, Some(&[n]), &[])
+            bus.publish("topic", None, Some(&[n]), &[], Pace::Prompt)
                 .await
                 .expect("queued");
         }

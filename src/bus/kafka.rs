@@ -17,7 +17,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Bus, BusError, GroupPosition, PartitionPosition, Record, Subscription};
+use super::{Bus, BusError, GroupPosition, Pace, PartitionPosition, Record, Subscription};
 use crate::config::{KafkaSettings, TopicSettings};
 
 /// The settings every Kairos client shares.
@@ -34,17 +34,30 @@ pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
     config
 }
 
+/// How long the prompt producer waits for more records before it sends a batch.
+const PROMPT_LINGER_MS: u64 = 2;
+
 /// A producer that does not lose or duplicate records when a broker or the network fails:
 /// idempotence makes the broker drop the retries of a batch it already wrote, and `acks=all`
-/// confirms a record only once it is replicated.
+/// confirms a record only once it is replicated. It sends a batch within 2 ms of its first
+/// record ([`Pace::Prompt`]).
 ///
 /// # Errors
 /// [`BusError::Client`] when librdkafka rejects the configuration.
 pub fn producer(settings: &KafkaSettings) -> Result<FutureProducer, BusError> {
+    lingering_producer(settings, PROMPT_LINGER_MS)
+}
+
+/// [`producer`], waiting up to `linger_ms` for more records before it sends a batch. Fewer,
+/// larger batches cost the broker and librdkafka less per record ([`Pace::Batched`]).
+fn lingering_producer(
+    settings: &KafkaSettings,
+    linger_ms: u64,
+) -> Result<FutureProducer, BusError> {
     let producer = client_config(settings)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("linger.ms", "2")
+        .set("linger.ms", linger_ms.to_string())
         .set("compression.type", "zstd")
         .create()?;
     Ok(producer)
@@ -118,13 +131,15 @@ pub fn consumer(
     Ok(consumer)
 }
 
-/// The Kafka cluster, through one idempotent producer shared by the whole process.
+/// The Kafka cluster, through two idempotent producers shared by the whole process: one that
+/// sends at once and one that waits `kafka.linger_ms` to fill its batches (see [`Pace`]).
 #[allow(
     missing_debug_implementations,
     reason = "rdkafka's producer has no Debug"
 )]
 pub struct KafkaBus {
     producer: FutureProducer,
+    batching_producer: FutureProducer,
     settings: KafkaSettings,
     /// Per group, a consumer that never subscribes: it only reads the group's positions.
     position_readers: Mutex<HashMap<String, Arc<BaseConsumer>>>,
@@ -140,6 +155,7 @@ impl KafkaBus {
         ensure_topics(settings, &topic_names(&settings.topic)).await?;
         Ok(Self {
             producer: producer(settings)?,
+            batching_producer: lingering_producer(settings, settings.linger_ms)?,
             settings: settings.clone(),
             position_readers: Mutex::new(HashMap::new()),
         })
@@ -232,6 +248,7 @@ impl Bus for KafkaBus {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: &[(&str, &str)],
+        pace: Pace,
     ) -> Result<(), BusError> {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
         if !headers.is_empty() {
@@ -251,7 +268,11 @@ impl Bus for KafkaBus {
         if let Some(payload) = payload {
             record = record.payload(payload);
         }
-        self.producer
+        let producer = match pace {
+            Pace::Prompt => &self.producer,
+            Pace::Batched => &self.batching_producer,
+        };
+        producer
             .send(record, self.settings.request_timeout())
             .await
             .map_err(|(error, _)| error)?;

@@ -47,6 +47,17 @@ pub enum BusError {
     Closed,
 }
 
+/// How soon a published record leaves for the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// At once: a caller waits for this one record (a job created due soon, a dead letter).
+    Prompt,
+    /// With the records published around it, in one request to the broker: waits up to
+    /// `kafka.linger_ms` for them. For records that come in numbers: a batch of dispatches,
+    /// the executors' reports.
+    Batched,
+}
+
 /// A record read from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -107,14 +118,15 @@ pub trait Bus: Send + Sync {
     /// Checks that the bus answers, for the readiness probe.
     async fn ping(&self) -> Result<(), BusError>;
 
-    /// Appends a record to `topic`; returns once the bus holds it durably (for Kafka: once
-    /// the broker acknowledged it).
+    /// Appends a record to `topic`, sent at `pace`; returns once the bus holds it durably
+    /// (for Kafka: once the broker acknowledged it).
     async fn publish(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         headers: &[(&str, &str)],
+        pace: Pace,
     ) -> Result<(), BusError>;
 
     /// Where consumer group `group` stands in `topic`. A bus whose records do not outlive the
@@ -180,9 +192,14 @@ impl Publisher {
     ///
     /// # Errors
     /// [`BusError`] when the bus does not acknowledge the record.
-    pub async fn dispatch(&self, dispatch: &Dispatch) -> Result<(), BusError> {
-        self.send_json(&self.topics.jobs, &dispatch.job_id.to_string(), dispatch)
-            .await
+    pub async fn dispatch(&self, dispatch: &Dispatch, pace: Pace) -> Result<(), BusError> {
+        self.send_json(
+            &self.topics.jobs,
+            &dispatch.job_id.to_string(),
+            dispatch,
+            pace,
+        )
+        .await
     }
 
     /// Publishes an attempt's progress or result on `kafka.topic.updatedJobs`.
@@ -194,6 +211,7 @@ impl Publisher {
             &self.topics.updated_jobs,
             &report.job_id.to_string(),
             report,
+            Pace::Batched,
         )
         .await
     }
@@ -219,6 +237,7 @@ impl Publisher {
                 record.key.as_deref(),
                 record.payload.as_deref(),
                 &headers,
+                Pace::Prompt,
             )
             .await
         {
@@ -232,10 +251,11 @@ impl Publisher {
         topic: &str,
         key: &str,
         value: &impl Serialize,
+        pace: Pace,
     ) -> Result<(), BusError> {
         let payload = serde_json::to_vec(value)?;
         self.bus
-            .publish(topic, Some(key.as_bytes()), Some(&payload), &[])
+            .publish(topic, Some(key.as_bytes()), Some(&payload), &[], pace)
             .await
     }
 }

@@ -27,6 +27,8 @@ const MIXED_CASE_KEYS: &[&str] = &["kafka.topic.updatedJobs"];
 
 /// Keys holding lists; their environment variables are comma-separated.
 const LIST_KEYS: &[&str] = &["auth.tokens", "roles"];
+/// A longer wait would hold every report and every batch of dispatches as long.
+const MAX_LINGER_MS: u64 = 1000;
 
 /// A configuration that could not be loaded or is invalid.
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +222,9 @@ impl Settings {
         }
         if self.kafka.request_timeout_ms == 0 {
             return invalid("kafka.request_timeout_ms", "must be at least 1");
+        }
+        if self.kafka.linger_ms > MAX_LINGER_MS {
+            return invalid("kafka.linger_ms", "must be at most 1000");
         }
         check_topic_name("kafka.topic.jobs", &self.kafka.topic.jobs)?;
         check_topic_name("kafka.topic.updatedJobs", &self.kafka.topic.updated_jobs)?;

@@ -158,6 +158,8 @@ pub struct KafkaSettings {
     pub replication_factor: i32,
     pub request_timeout_ms: u64,
     pub session_timeout_ms: u64,
+    /// How long records published in numbers wait for others to share a batch.
+    pub linger_ms: u64,
     pub topic: TopicSettings,
 }
 

@@ -61,6 +61,15 @@ fn an_invalid_topic_name_names_its_key() {
 }
 
 #[test]
+fn a_linger_over_a_second_names_its_key() {
+    let error = load(&[("KAIROS__KAFKA__LINGER_MS", "1001")])
+        .expect_err("too long a linger")
+        .to_string();
+    assert!(error.contains("kafka.linger_ms"), "{error}");
+    assert!(load(&[("KAIROS__KAFKA__LINGER_MS", "1000")]).is_ok());
+}
+
+#[test]
 fn tokens_come_from_a_comma_separated_variable() {
     let settings = load(&[("KAIROS__AUTH__TOKENS", "tok-alpha, tok-beta")]).expect("valid");
     assert_eq!(settings.auth.tokens, ["tok-alpha", "tok-beta"]);

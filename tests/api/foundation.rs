@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
 use futures_util::StreamExt;
-use kairos::bus::Bus;
 use kairos::bus::kafka::{self, KafkaBus};
+use kairos::bus::{Bus, Pace};
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureRecord;
@@ -190,7 +190,7 @@ async fn a_consumer_groups_position_follows_its_commits() {
     let group = format!("test-position-{}", Uuid::new_v4().simple());
     // One key, so one partition holds the three records.
     for _ in 0..3 {
-        bus.publish(&topic, Some(b"one key"), Some(b"{}"), &[])
+        bus.publish(&topic, Some(b"one key"), Some(b"{}"), &[], Pace::Batched)
             .await
             .expect("the broker acknowledges the record");
     }
@@ -235,7 +235,7 @@ async fn a_subscription_that_leaves_is_gone_from_its_group_at_once() {
     let bus = KafkaBus::connect(&settings.kafka).await.expect("bus");
     let topic = settings.kafka.topic.updated_jobs.clone();
     let group = format!("test-leave-{}", Uuid::new_v4().simple());
-    bus.publish(&topic, Some(b"a key"), Some(b"{}"), &[])
+    bus.publish(&topic, Some(b"a key"), Some(b"{}"), &[], Pace::Prompt)
         .await
         .expect("the broker acknowledges the record");
     let subscription = bus.subscribe(&group, &topic).expect("subscribed");

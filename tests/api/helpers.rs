@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use deadpool_postgres::Pool;
-use kairos::bus::{Publisher, kafka};
+use kairos::bus::{Pace, Publisher, kafka};
 use kairos::config::{Backend, DatabaseSettings, Settings, Sources, crate_config_dir};
 use kairos::startup::Application;
 use kairos::store;
@@ -153,7 +153,13 @@ impl TestApp {
     pub async fn publish(&self, topic: &str, key: &str, payload: &[u8]) {
         self.publisher
             .bus()
-            .publish(topic, Some(key.as_bytes()), Some(payload), &[])
+            .publish(
+                topic,
+                Some(key.as_bytes()),
+                Some(payload),
+                &[],
+                Pace::Prompt,
+            )
             .await
             .expect("published");
     }

@@ -1,6 +1,6 @@
 //! The scheduling pipeline end to end: create, dispatch, execute, retry, write back.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use kairos::domain::{AttemptReport, Dispatch};
@@ -11,6 +11,32 @@ use crate::helpers::{
     POLL, TestApp, WAIT_LIMIT, assert_started_on_time, ignored_reports, in_secs, metric,
     publish_ignored_report, read_until, spawn_app, spawn_app_with, spawn_peer, test_settings, time,
 };
+
+/// Records published in numbers wait up to `kafka.linger_ms` to share a batch, but a job
+/// created alone and due now is published at once: its create answers, and its run is
+/// claimed (it reads `RUNNING`), before a second's linger would have let a batched record go.
+#[actix_web::test]
+async fn a_job_created_alone_is_published_without_waiting_for_the_linger() {
+    let mut settings = test_settings();
+    settings.kafka.linger_ms = 1000;
+    let app = spawn_app_with(settings).await;
+    let linger = Duration::from_millis(app.settings.kafka.linger_ms);
+
+    let asked = Instant::now();
+    let id = app
+        .create_job(&json!({"kind": "noop", "execute_at": in_secs(0.0)}))
+        .await;
+    let answered = asked.elapsed();
+    assert!(answered < linger, "the create answered after {answered:?}");
+    let running = app
+        .wait_for_job(id, |job| job["job"]["status"] != "DISPATCHED")
+        .await;
+    let waited = asked.elapsed();
+    assert!(
+        waited < linger,
+        "the run was claimed {waited:?} after the create: {running}"
+    );
+}
 
 /// A job due in 2 s runs once, at its time (not at the next 60 s scan, and never early), ends
 /// SUCCESS with its output, and both topics carry its records: an attempt that ends within
