@@ -1,8 +1,8 @@
 //! `ResultWriterActor`: records attempt reports from `kafka.topic.updatedJobs` in the store.
 //!
 //! Owns a batch of reports not yet written. A batch is written once it holds
-//! `result_writer.batch_size` reports, or `result_writer.flush_interval` after its first one
-//! arrived, and the batch's offsets are stored only after that transaction commits: a report is
+//! `result_writer.batch_size` reports or `result_writer.batch_bytes` of records (long outputs
+//! close it sooner), or `result_writer.flush_interval` after its first one arrived, and the batch's offsets are stored only after that transaction commits: a report is
 //! never acknowledged before it is durable. Writes are idempotent and never move a job
 //! backwards (see [`crate::store::Store::apply_reports`]), so a report delivered twice
 //! changes nothing. A record that is not a report is set aside on `<topic>.dlt`.
@@ -51,6 +51,8 @@ pub struct Drain;
 #[derive(Debug, Default)]
 struct Batch {
     reports: Vec<AttemptReport>,
+    /// The size of the records read into it.
+    bytes: usize,
     /// The highest offset per partition covered by the batch.
     offsets: HashMap<i32, i64>,
     /// When the first record arrived.
@@ -171,9 +173,13 @@ impl ResultWriterActor {
         match parsed {
             Ok(report) => {
                 self.batch.reports.push(report);
+                self.batch.bytes += message.payload.as_ref().map_or(0, Vec::len);
                 self.batch.cover(&message);
                 self.runtime.metrics.writer_pending.inc();
-                if self.batch.reports.len() >= self.runtime.settings.result_writer.batch_size {
+                let limits = &self.runtime.settings.result_writer;
+                if self.batch.reports.len() >= limits.batch_size
+                    || self.batch.bytes >= limits.batch_bytes
+                {
                     self.flush(ctx);
                     if self.next_due {
                         // Full behind a write under way: read on once that one commits.

@@ -276,6 +276,9 @@ impl Settings {
         if self.result_writer.batch_size == 0 {
             return invalid("result_writer.batch_size", "must be at least 1");
         }
+        if self.result_writer.batch_bytes == 0 {
+            return invalid("result_writer.batch_bytes", "must be at least 1");
+        }
         if self.jobs.max_timeout_secs < 1 {
             return invalid("jobs.max_timeout_secs", "must be at least 1");
         }

@@ -255,6 +255,8 @@ pub struct ExecutorSettings {
 pub struct ResultWriterSettings {
     pub group_id: String,
     pub batch_size: usize,
+    /// A batch is written once its records reach this size, whatever their number.
+    pub batch_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
 }

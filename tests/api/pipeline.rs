@@ -533,6 +533,27 @@ async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
     assert_eq!(app.job(first).await["job"]["status"], "SUCCESS");
 }
 
+/// A batch is written once its records reach `result_writer.batch_bytes`, however few they
+/// are: a long output does not wait for the batch's count or its interval.
+#[actix_web::test]
+async fn a_batch_is_written_once_its_records_reach_its_byte_bound() {
+    let mut settings = test_settings();
+    settings.result_writer.flush_interval = Duration::from_secs(600);
+    settings.result_writer.batch_bytes = 4096;
+    let app = spawn_app_with(settings).await;
+    assert!(app.settings.result_writer.batch_size > 1);
+    let id = app
+        .create_job(&json!({
+            "command": "head -c 5000 /dev/zero | tr '\\0' x",
+            "execute_at": in_secs(0.0),
+        }))
+        .await;
+
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(done["job"]["last_output"], "x".repeat(5000));
+}
+
 /// A stopping process writes every result it has read, then commits its offsets, before its
 /// stop returns: a result waiting in the writer's open batch when the stop begins is
 /// recorded, and the result writers' group stands at the end of the results topic.
