@@ -2,10 +2,11 @@
 //!
 //! Owns a batch of reports not yet written. A batch is written once it holds
 //! `result_writer.batch_size` reports or `result_writer.batch_bytes` of records (long outputs
-//! close it sooner), or `result_writer.flush_interval` after its first one arrived, and the batch's offsets are stored only after that transaction commits: a report is
-//! never acknowledged before it is durable. Writes are idempotent and never move a job
-//! backwards (see [`crate::store::Store::apply_reports`]), so a report delivered twice
-//! changes nothing. A record that is not a report is set aside on `<topic>.dlt`.
+//! close it sooner), or `result_writer.flush_interval` after its first one arrived, and the
+//! batch's offsets are stored only after that transaction commits: a report is never
+//! acknowledged before it is durable. Writes are idempotent and never move a job backwards
+//! (see [`crate::store::Store::apply_reports`]), so a report delivered twice changes nothing.
+//! A record that is not a report is set aside on `<topic>.dlt`.
 //!
 //! One batch is written at a time, in the order read, while the next one fills: reading and
 //! decoding the next batch overlaps the write, instead of leaving the database idle between
