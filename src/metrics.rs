@@ -81,6 +81,8 @@ pub struct Metrics {
     /// Reports the result writer ignored: repeated, behind the stored state, or of an older
     /// dispatch.
     pub reports_ignored: Counter,
+    /// Reports the result writer has written, whether they moved their job or were ignored.
+    pub reports_written: Counter,
     pub dead_letters: Family<TopicLabel, Counter>,
     /// The process's resident memory, read at each scrape.
     pub resident_memory: Gauge,
@@ -120,6 +122,7 @@ impl Metrics {
             dispatches_superseded: Counter::default(),
             dispatches_duplicate: Counter::default(),
             reports_ignored: Counter::default(),
+            reports_written: Counter::default(),
             dead_letters: Family::default(),
             resident_memory: Gauge::default(),
             consumer_partitions: Family::default(),
@@ -207,6 +210,11 @@ impl Metrics {
             "reports_ignored",
             "Reports that were stale, repeated or of an older dispatch",
             metrics.reports_ignored.clone(),
+        );
+        registry.register(
+            "reports_written",
+            "Reports the result writer has committed to the store, applied or ignored",
+            metrics.reports_written.clone(),
         );
         registry.register(
             "dead_letters",

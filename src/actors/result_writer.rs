@@ -285,6 +285,7 @@ impl ResultWriterActor {
         self.write = None;
         let metrics = &self.runtime.metrics;
         metrics.reports_ignored.inc_by(applied.ignored);
+        metrics.reports_written.inc_by(batch.reports.len() as u64);
         metrics
             .writer_pending
             .dec_by(i64::try_from(batch.reports.len()).unwrap_or(i64::MAX));

@@ -28,13 +28,13 @@ impl Bench {
     ) -> anyhow::Result<()> {
         let start = Utc::now() + chrono::Duration::from_std(lead)?;
         let step = over.as_secs_f64() / count.max(1) as f64;
-        let ended = self.ended().await?;
+        let before = self.counts().await?;
         self.create_batched(count, |n| {
             let due = start + chrono::Duration::microseconds((n as f64 * step * 1e6) as i64);
             json!({"kind": "noop", "name": tag, "execute_at": due.to_rfc3339()})
         })
         .await?;
-        self.wait_finished(tag, count, ended, over + Duration::from_secs(120))
+        self.wait_finished(tag, count, before, over + Duration::from_secs(120))
             .await?;
         Ok(())
     }
@@ -55,13 +55,13 @@ impl Bench {
         let tag = self.tag("w3-herd");
         println!("W3: a herd of {herd} no-op jobs due in the same second");
         let due = (Utc::now() + chrono::Duration::from_std(lead)?).to_rfc3339();
-        let ended = self.ended().await?;
+        let before = self.counts().await?;
         self.create_batched(
             herd,
             |_| json!({"kind": "noop", "name": tag, "execute_at": due}),
         )
         .await?;
-        self.wait_finished(&tag, herd, ended, Duration::from_secs(180))
+        self.wait_finished(&tag, herd, before, Duration::from_secs(180))
             .await?;
         self.lateness(report, "W3 precision, herd", &tag, Some(500.0))
             .await
