@@ -234,18 +234,19 @@ impl Bench {
         }
     }
 
-    /// The deployment's counters a workload waits on, read before it starts.
+    /// The deployment's counters a workload waits on, read before it starts (from one
+    /// sample of `/metrics`).
     async fn counts(&self) -> anyhow::Result<Counts> {
+        let text = self.metrics_text().await?;
         Ok(Counts {
-            ended: self.ended().await?,
-            written: self.metric("kairos_reports_written_total").await?,
+            ended: ended_in(&text)?,
+            written: metric_in(&text, "kairos_reports_written_total")?,
         })
     }
 
     /// Jobs that ended so far in the deployment (one process: the one `scripts/bench` starts).
     async fn ended(&self) -> anyhow::Result<f64> {
-        Ok(self.metric("kairos_jobs_succeeded_total").await?
-            + self.metric("kairos_jobs_failed_total").await?)
+        ended_in(&self.metrics_text().await?)
     }
 
     /// Jobs per second for the jobs named `tag`, from the first attempt's start to the last
@@ -529,18 +530,20 @@ impl Bench {
         Ok(lowest)
     }
 
-    /// A sample of the deployment's `/metrics`.
+    /// A sample of the deployment's metric `name`.
     async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let text = self
+        metric_in(&self.metrics_text().await?, name)
+    }
+
+    /// A sample of the deployment's `/metrics`.
+    async fn metrics_text(&self) -> anyhow::Result<String> {
+        Ok(self
             .http
             .get(format!("{}/metrics", self.options.url))
             .send()
             .await?
             .text()
-            .await?;
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .with_context(|| format!("`{name}` is not in /metrics"))
+            .await?)
     }
 
     async fn delete_tagged(&self, tag: &str) -> anyhow::Result<()> {
@@ -550,6 +553,19 @@ impl Bench {
             .await?;
         Ok(())
     }
+}
+
+/// The value of metric `name` in a `/metrics` text.
+fn metric_in(text: &str, name: &str) -> anyhow::Result<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .with_context(|| format!("`{name}` is not in /metrics"))
+}
+
+/// Jobs ended (succeeded or failed), in a `/metrics` text.
+fn ended_in(text: &str) -> anyhow::Result<f64> {
+    Ok(metric_in(text, "kairos_jobs_succeeded_total")?
+        + metric_in(text, "kairos_jobs_failed_total")?)
 }
 
 /// Every progress bar of the run, so that two shown at once (W1 creates while its first jobs
