@@ -7,5 +7,6 @@ mod contract;
 mod foundation;
 mod helpers;
 mod pipeline;
+mod plans;
 mod recovery;
 mod supervision;

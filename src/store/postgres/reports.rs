@@ -19,16 +19,16 @@ use uuid::Uuid;
 use crate::domain::{AttemptOutcome, AttemptReport};
 use crate::store::{Applied, StoreError};
 
-/// (`jobs.id = ANY($1)` keeps the plan on id lookups when statistics lag; see
-/// `run_ledger`.)
-///
 /// A report moves its job only if it carries the job's current epoch and lies ahead of what
 /// is stored (a later attempt, or a later status of the same attempt), and never moves a
 /// finished job. A claimed attempt is stored `DISPATCHED` until its first report (see
 /// `run_ledger`), so every report of it moves the job. A `RUNNING` job's lease becomes its
 /// run lease; a `RETRYING` job gets a lease for its next attempt, not yet claimed; a final
 /// one loses both.
-const MOVE_JOBS: &str = "\
+///
+/// The round drives the join: each of its jobs is looked up by id, whatever the statistics
+/// say of the statuses (see `run_ledger`).
+pub const MOVE_JOBS: &str = "\
     UPDATE jobs SET status = r.status, attempts = r.attempt, \
         started_at = COALESCE(jobs.started_at, r.started_at), \
         finished_at = CASE WHEN r.status IN ('SUCCESS', 'FAILED') THEN r.finished_at END, \
@@ -49,7 +49,7 @@ const MOVE_JOBS: &str = "\
         $13::text[]) \
         AS r(id, epoch, status, attempt, started_at, finished_at, finished, exit_code, stdout, error, \
              stderr, outcome) \
-    WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
+    WHERE jobs.id = r.id AND jobs.epoch = r.epoch \
       AND jobs.status NOT IN ('SUCCESS', 'FAILED') \
       AND (jobs.attempts < r.attempt OR (jobs.attempts = r.attempt \
            AND kairos_status_rank(jobs.status) < kairos_status_rank(r.status))) \

@@ -24,14 +24,19 @@
 //!
 //! Executed one by one they cost a round trip and a commit each.
 //!
-//! The statements say `jobs.id = ANY($1)` besides joining on the id: during a burst the
-//! table's statistics lag (few rows look `RUNNING`) and, without it, the planner joined the
-//! batch against a bitmap scan of every in-flight job instead of looking each id up. For the
-//! same reason they name the statuses they accept by the ones they exclude: a condition such
-//! as `status IN ('DISPATCHED', 'RUNNING', 'RETRYING')` matches the predicate of the partial
-//! index `jobs_in_flight_lease_idx`, and with statistics that count a handful of jobs in
-//! flight the planner read that whole index (every job in flight, 200,000 during a burst)
-//! for each batch, 23 ms a statement instead of 6.
+//! The statements join the batch (`UNNEST`) to `jobs` on the id alone, so that on a large
+//! table the batch drives the join and each of its jobs is looked up by primary key. The
+//! planner has no statistics of `status` (migration V10): those of the last `ANALYZE` rarely
+//! hold for long, and on a table of finished jobs they count almost none in flight. Both
+//! matter; each was seen to go wrong:
+//!
+//! - with such statistics and `jobs.id = ANY($1)` beside the join, the planner expected a
+//!   single row in flight among the batch's ids, read them first and read the whole batch
+//!   again for each of them (W1 fell from 17,000 to 6,000 jobs/s after an `ANALYZE`);
+//! - a condition such as `status IN ('DISPATCHED', 'RUNNING', 'RETRYING')` matches the
+//!   predicate of the partial index `jobs_in_flight_lease_idx`: the planner read that whole
+//!   index (every job in flight, 200,000 during a burst) for each batch. So the statements
+//!   name the statuses they accept by the ones they exclude.
 //!
 //! The ledger queues them, and its tasks execute whatever has queued as one
 //! `UPDATE … FROM UNNEST` per kind: a lone request goes out at once (nothing waits for a batch
@@ -191,27 +196,42 @@ async fn execute_claims(pool: &Pool, instance: &str, claims: Vec<PendingClaim>) 
     }
 }
 
-/// Records many held dispatches at once.
+/// Records many held dispatches at once: the jobs (`$1`) under their epochs (`$2`) that are
+/// dispatched and held by no one name instance `$3` as their runner.
+pub const HOLD_RUNS: &str = "\
+    UPDATE jobs SET runner = $3 \
+    FROM UNNEST($1::uuid[], $2::int8[]) AS r(id, epoch) \
+    WHERE jobs.id = r.id AND jobs.epoch = r.epoch \
+      AND jobs.status NOT IN ('SCHEDULED', 'RUNNING', 'RETRYING', 'SUCCESS', 'FAILED') \
+      AND jobs.runner IS NULL";
+
+/// Claims many runs at once: the jobs (`$1`) under their epochs (`$2`) whose attempt `$3`
+/// has not started get run leases of `$4` seconds on instance `$5`; returns their ids.
+pub const CLAIM_RUNS: &str = "\
+    UPDATE jobs SET status = 'DISPATCHED', attempts = r.attempt, runner = $5, \
+        run_lease_until = now() + make_interval(secs => r.lease), \
+        lease_until = LEAST(jobs.lease_until, now() + make_interval(secs => r.lease)), \
+        updated_at = now() \
+    FROM UNNEST($1::uuid[], $2::int8[], $3::int4[], $4::float8[]) \
+        AS r(id, epoch, attempt, lease) \
+    WHERE jobs.id = r.id AND jobs.epoch = r.epoch \
+      AND jobs.attempts < r.attempt \
+      AND jobs.status NOT IN ('SCHEDULED', 'SUCCESS', 'FAILED') \
+    RETURNING jobs.id";
+
+/// Records many held dispatches at once ([`HOLD_RUNS`]).
 async fn hold_runs(pool: &Pool, instance: &str, runs: &[RunKey]) -> Result<(), StoreError> {
     let ids: Vec<Uuid> = runs.iter().map(|key| key.job_id).collect();
     let epochs: Vec<i64> = runs.iter().map(|key| key.epoch).collect();
     let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(
-            "UPDATE jobs SET runner = $3 \
-             FROM UNNEST($1::uuid[], $2::int8[]) AS r(id, epoch) \
-             WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
-               AND jobs.status NOT IN ('SCHEDULED', 'RUNNING', 'RETRYING', 'SUCCESS', 'FAILED') \
-               AND jobs.runner IS NULL",
-        )
-        .await?;
+    let statement = client.prepare_cached(HOLD_RUNS).await?;
     client
         .execute(&statement, &[&ids, &epochs, &instance])
         .await?;
     Ok(())
 }
 
-/// Claims many runs at once; returns the jobs whose run was claimed.
+/// Claims many runs at once ([`CLAIM_RUNS`]); returns the jobs whose run was claimed.
 ///
 /// `status` becomes `DISPATCHED`, which it already is for a first attempt (an unchanged
 /// value keeps the update HOT): after a failed attempt it held `RETRYING` or `RUNNING` of the
@@ -227,20 +247,7 @@ async fn claim_runs(
     let attempts: Vec<i32> = runs.iter().map(|(key, _)| key.attempt).collect();
     let leases: Vec<f64> = runs.iter().map(|(_, lease)| lease.as_secs_f64()).collect();
     let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(
-            "UPDATE jobs SET status = 'DISPATCHED', attempts = r.attempt, runner = $5, \
-                 run_lease_until = now() + make_interval(secs => r.lease), \
-                 lease_until = LEAST(jobs.lease_until, now() + make_interval(secs => r.lease)), \
-                 updated_at = now() \
-             FROM UNNEST($1::uuid[], $2::int8[], $3::int4[], $4::float8[]) \
-                 AS r(id, epoch, attempt, lease) \
-             WHERE jobs.id = ANY($1) AND jobs.id = r.id AND jobs.epoch = r.epoch \
-               AND jobs.attempts < r.attempt \
-               AND jobs.status NOT IN ('SCHEDULED', 'SUCCESS', 'FAILED') \
-             RETURNING jobs.id",
-        )
-        .await?;
+    let statement = client.prepare_cached(CLAIM_RUNS).await?;
     let rows = client
         .query(&statement, &[&ids, &epochs, &attempts, &leases, &instance])
         .await?;
