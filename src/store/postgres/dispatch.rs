@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Client, Pool};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -177,6 +177,13 @@ const LIVE_HOLDER_GRACES: f64 = 10.0;
 /// A job lost with its run claimed has that attempt recorded as `LOST`; one lost more than
 /// `max_lost` times ends `FAILED` instead.
 ///
+/// The heartbeat rule costs a read of every job in flight (nothing leads from an instance to
+/// its jobs but a scan: 200,000 jobs during a burst, every `recovery.interval`, on every
+/// scanner). So it is applied only while the row of some instance shows it silent (one
+/// that died or stopped within the hour, see [`retire_instance`]); otherwise only a lease can
+/// have run out, and the pass reads the lease index up to now. A job held by an instance
+/// whose row is gone (silent for over an hour) is left to the lease rules.
+///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached; nothing changes then.
 pub async fn recover_expired(
@@ -188,6 +195,17 @@ pub async fn recover_expired(
     heartbeats: Heartbeats,
 ) -> Result<Recovered, StoreError> {
     let client = pool.get().await?;
+    let heartbeats = match heartbeats {
+        Heartbeats::Checked { .. } if !any_silent(&client, grace).await? => Heartbeats::Unchecked,
+        heartbeats => heartbeats,
+    };
+    let (check_heartbeats, reports_written_before) = heartbeats.parameters();
+    // Implied by the lease rules: it bounds the scan of the lease index.
+    let lease_ran_out = if check_heartbeats {
+        ""
+    } else {
+        "lease_until < now() AND "
+    };
     let statement = client
         .prepare_cached(&format!(
             "WITH expired AS ( \
@@ -195,7 +213,7 @@ pub async fn recover_expired(
                      attempts AS old_attempts, \
                      COALESCE(run_lease_until, lease_until) AS old_lease \
                  FROM jobs \
-                 WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') AND ( \
+                 WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') AND {lease_ran_out}( \
                      (lease_until < now() AND runner IS NULL) \
                      OR (lease_until < now() - make_interval(secs => $3::float8 * $6::float8) \
                        AND COALESCE(run_lease_until, lease_until) \
@@ -241,7 +259,6 @@ pub async fn recover_expired(
              SELECT * FROM moved"
         ))
         .await?;
-    let (check_heartbeats, reports_written_before) = heartbeats.parameters();
     let rows = client
         .query(
             &statement,
@@ -270,6 +287,20 @@ pub async fn recover_expired(
         }
     }
     Ok(recovered)
+}
+
+/// Whether the row of some instance shows it silent for `grace`.
+async fn any_silent(client: &Client, grace: Duration) -> Result<bool, StoreError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM instances \
+                 WHERE heartbeat_at <= now() - make_interval(secs => $1))",
+        )
+        .await?;
+    Ok(client
+        .query_one(&statement, &[&seconds(grace)])
+        .await?
+        .try_get(0)?)
 }
 
 /// Records that `instance` is alive.
