@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{spawn_app, spawn_app_with, test_settings};
+use crate::helpers::{spawn_app, spawn_app_with, test_settings, time};
 
 /// Each malformed create request is refused with the documented status, code and field, and
 /// no job is stored.
@@ -289,4 +289,86 @@ async fn a_batch_is_all_or_nothing() {
     let waiting = app.job(ids[2]).await;
     assert_eq!(waiting["job"]["status"], "SCHEDULED");
     assert_eq!(waiting["job"]["metadata"], json!({"team": "billing"}));
+}
+
+/// A batch of jobs due later (stored in bulk, unclaimed) keeps every field as given, and the
+/// defaults of those left out.
+#[actix_web::test]
+async fn a_batch_of_later_jobs_keeps_every_field() {
+    let app = spawn_app().await;
+    let batch = json!({"jobs": [
+        {"name": "nightly", "command": "echo later", "execute_at": "2099-01-01T00:00:00Z",
+         "max_retries": 5, "timeout_secs": 7, "metadata": {"team": "billing"}},
+        {"kind": "noop", "execute_at": "2099-06-01T12:30:00.250Z"},
+    ]});
+    let response = app.post_batch(&batch).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("JSON");
+    let ids: Vec<uuid::Uuid> = created["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|id| id.as_str().and_then(|id| id.parse().ok()).expect("a uuid"))
+        .collect();
+
+    let shell = &app.job(ids[0]).await["job"];
+    assert_eq!(
+        [
+            &shell["name"],
+            &shell["kind"],
+            &shell["command"],
+            &shell["status"]
+        ],
+        [
+            &json!("nightly"),
+            &json!("shell"),
+            &json!("echo later"),
+            &json!("SCHEDULED")
+        ]
+    );
+    assert_eq!(
+        time(&shell["execute_at"]),
+        "2099-01-01T00:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("a time")
+    );
+    assert_eq!(
+        (&shell["max_retries"], &shell["timeout_secs"]),
+        (&json!(5), &json!(7))
+    );
+    assert_eq!(shell["metadata"], json!({"team": "billing"}));
+
+    let noop = &app.job(ids[1]).await["job"];
+    assert_eq!(
+        [
+            &noop["name"],
+            &noop["kind"],
+            &noop["command"],
+            &noop["status"]
+        ],
+        [
+            &json!(null),
+            &json!("noop"),
+            &json!(""),
+            &json!("SCHEDULED")
+        ]
+    );
+    assert_eq!(
+        time(&noop["execute_at"]),
+        "2099-06-01T12:30:00.250Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("a time")
+    );
+    assert_eq!(
+        (
+            &noop["max_retries"],
+            &noop["timeout_secs"],
+            &noop["metadata"]
+        ),
+        (
+            &json!(3),
+            &json!(app.settings.jobs.default_timeout_secs),
+            &json!({})
+        )
+    );
 }
