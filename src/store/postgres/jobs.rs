@@ -229,8 +229,8 @@ async fn insert_claimed(
 }
 
 /// Copies jobs in as `SCHEDULED`, the other columns at their defaults, in PostgreSQL's binary
-/// format ([`COPY_SCHEDULED_TYPES`]). For a batch of future jobs, a copy costs PostgreSQL
-/// about a sixth less than [`INSERT_JOBS`] (docs/performance.md, item 50).
+/// format ([`COPY_SCHEDULED_TYPES`]). For a batch of jobs due later, a copy costs PostgreSQL
+/// a fifth less than [`INSERT_JOBS`] (docs/performance.md, item 50).
 const COPY_SCHEDULED: &str = "COPY jobs (id, name, command, execute_at, max_retries, \
      timeout_secs, metadata, kind) FROM STDIN (FORMAT binary)";
 
