@@ -313,62 +313,44 @@ async fn a_batch_of_later_jobs_keeps_every_field() {
 
     let shell = &app.job(ids[0]).await["job"];
     assert_eq!(
-        [
-            &shell["name"],
-            &shell["kind"],
-            &shell["command"],
-            &shell["status"]
-        ],
-        [
-            &json!("nightly"),
-            &json!("shell"),
-            &json!("echo later"),
-            &json!("SCHEDULED")
-        ]
-    );
-    assert_eq!(
-        time(&shell["execute_at"]),
-        "2099-01-01T00:00:00Z"
-            .parse::<chrono::DateTime<chrono::Utc>>()
-            .expect("a time")
-    );
-    assert_eq!(
-        (&shell["max_retries"], &shell["timeout_secs"]),
-        (&json!(5), &json!(7))
-    );
-    assert_eq!(shell["metadata"], json!({"team": "billing"}));
-
-    let noop = &app.job(ids[1]).await["job"];
-    assert_eq!(
-        [
-            &noop["name"],
-            &noop["kind"],
-            &noop["command"],
-            &noop["status"]
-        ],
-        [
-            &json!(null),
-            &json!("noop"),
-            &json!(""),
-            &json!("SCHEDULED")
-        ]
-    );
-    assert_eq!(
-        time(&noop["execute_at"]),
-        "2099-06-01T12:30:00.250Z"
-            .parse::<chrono::DateTime<chrono::Utc>>()
-            .expect("a time")
-    );
-    assert_eq!(
+        stored(shell),
         (
-            &noop["max_retries"],
-            &noop["timeout_secs"],
-            &noop["metadata"]
-        ),
-        (
-            &json!(3),
-            &json!(app.settings.jobs.default_timeout_secs),
-            &json!({})
+            json!({"name": "nightly", "kind": "shell", "command": "echo later",
+                   "status": "SCHEDULED", "max_retries": 5, "timeout_secs": 7,
+                   "metadata": {"team": "billing"}}),
+            instant("2099-01-01T00:00:00Z")
         )
     );
+    let noop = &app.job(ids[1]).await["job"];
+    assert_eq!(
+        stored(noop),
+        (
+            json!({"name": null, "kind": "noop", "command": "", "status": "SCHEDULED",
+                   "max_retries": 3, "timeout_secs": app.settings.jobs.default_timeout_secs,
+                   "metadata": {}}),
+            instant("2099-06-01T12:30:00.250Z")
+        )
+    );
+}
+
+/// A job's fields that a create gives, as the API shows them; `execute_at` as an instant.
+fn stored(job: &Value) -> (Value, chrono::DateTime<chrono::Utc>) {
+    let fields = [
+        "name",
+        "kind",
+        "command",
+        "status",
+        "max_retries",
+        "timeout_secs",
+        "metadata",
+    ];
+    let given: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|field| ((*field).to_owned(), job[*field].clone()))
+        .collect();
+    (given.into(), time(&job["execute_at"]))
+}
+
+fn instant(text: &str) -> chrono::DateTime<chrono::Utc> {
+    text.parse().expect("an RFC 3339 time")
 }
