@@ -224,7 +224,10 @@ impl Settings {
             return invalid("kafka.request_timeout_ms", "must be at least 1");
         }
         if self.kafka.linger_ms > MAX_LINGER_MS {
-            return invalid("kafka.linger_ms", "must be at most 1000");
+            return invalid(
+                "kafka.linger_ms",
+                &format!("must be at most {MAX_LINGER_MS}"),
+            );
         }
         check_topic_name("kafka.topic.jobs", &self.kafka.topic.jobs)?;
         check_topic_name("kafka.topic.updatedJobs", &self.kafka.topic.updated_jobs)?;

@@ -270,15 +270,7 @@ async fn a_batch_is_all_or_nothing() {
         {"command": "echo batched", "execute_at": now},
         {"kind": "noop", "execute_at": "2099-01-01T00:00:00Z", "metadata": {"team": "billing"}},
     ]});
-    let response = app.post_batch(&good).await;
-    assert_eq!(response.status(), 201);
-    let created: Value = response.json().await.expect("JSON");
-    let ids: Vec<uuid::Uuid> = created["ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .map(|id| id.as_str().and_then(|id| id.parse().ok()).expect("a uuid"))
-        .collect();
+    let ids = app.create_batch(&good).await;
     assert_eq!(ids.len(), 3);
     let noop = app.wait_until_finished(ids[0]).await;
     assert_eq!(noop["job"]["status"], "SUCCESS");
@@ -301,15 +293,7 @@ async fn a_batch_of_later_jobs_keeps_every_field() {
          "max_retries": 5, "timeout_secs": 7, "metadata": {"team": "billing"}},
         {"kind": "noop", "execute_at": "2099-06-01T12:30:00.250Z"},
     ]});
-    let response = app.post_batch(&batch).await;
-    assert_eq!(response.status(), 201);
-    let created: Value = response.json().await.expect("JSON");
-    let ids: Vec<uuid::Uuid> = created["ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .map(|id| id.as_str().and_then(|id| id.parse().ok()).expect("a uuid"))
-        .collect();
+    let ids = app.create_batch(&batch).await;
 
     let shell = &app.job(ids[0]).await["job"];
     assert_eq!(

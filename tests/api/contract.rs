@@ -233,19 +233,7 @@ async fn a_batch_runs_every_job(backend: Backend) {
     let jobs: Vec<Value> = (0..200)
         .map(|n| json!({"kind": "noop", "name": format!("n{n}"), "execute_at": in_secs(0.5)}))
         .collect();
-    let response = app.post_batch(&json!({ "jobs": jobs })).await;
-    assert_eq!(response.status(), 201);
-    let created: Value = response.json().await.expect("JSON");
-    let ids: Vec<Uuid> = created["ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .map(|id| {
-            id.as_str()
-                .and_then(|id| Uuid::parse_str(id).ok())
-                .expect("an id")
-        })
-        .collect();
+    let ids = app.create_batch(&json!({ "jobs": jobs })).await;
     assert_eq!(ids.len(), 200);
     app.wait_for_metrics("200 successes", |text| {
         metric(text, "kairos_jobs_succeeded_total") == Some(200.0)

@@ -215,6 +215,24 @@ impl TestApp {
             .expect("a job id")
     }
 
+    /// Creates the jobs of a batch and returns their ids, in order; panics unless they are
+    /// created.
+    pub async fn create_batch(&self, body: &Value) -> Vec<Uuid> {
+        let response = self.post_batch(body).await;
+        assert_eq!(response.status(), 201, "batch not created");
+        let created: Value = response.json().await.expect("JSON");
+        created["ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|id| {
+                id.as_str()
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .expect("an id")
+            })
+            .collect()
+    }
+
     /// `GET /api/v1/jobs/{id}` as JSON (`{"job": …, "attempts": […]}`).
     pub async fn job(&self, id: Uuid) -> Value {
         let response = self.get(&format!("/api/v1/jobs/{id}")).await;
