@@ -1,8 +1,9 @@
 //! Bad input gets a clear 4xx with a JSON body naming the problem, and nothing is stored.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{spawn_app, spawn_app_with, test_settings, time};
+use crate::helpers::{in_secs, spawn_app, spawn_app_with, test_settings, time};
 
 /// Each malformed create request is refused with the documented status, code and field, and
 /// no job is stored.
@@ -315,6 +316,63 @@ async fn a_batch_of_later_jobs_keeps_every_field() {
             instant("2099-06-01T12:30:00.250Z")
         )
     );
+}
+
+/// A batch's jobs due inside the horizon already scanned are stored claimed, as a single
+/// create claims its job: `DISPATCHED` under epoch 1 to this instance, at the database's
+/// time, with a lease to their time plus the grace.
+#[actix_web::test]
+async fn a_batch_of_jobs_due_soon_is_claimed_on_the_database_clock() {
+    let app = spawn_app().await;
+    let single = app
+        .create_job(&json!({"kind": "noop", "execute_at": in_secs(30.0)}))
+        .await;
+    let before: DateTime<Utc> = app.query_value("SELECT now()", &[]).await;
+    let batch = json!({"jobs": [
+        {"kind": "noop", "execute_at": in_secs(20.0)},
+        {"command": "true", "execute_at": in_secs(40.0)},
+    ]});
+    let ids = app.create_batch(&batch).await;
+    let after: DateTime<Utc> = app.query_value("SELECT now()", &[]).await;
+
+    let grace = chrono::Duration::from_std(app.settings.recovery.grace).expect("a grace");
+    let client = app.pool().get().await.expect("connection");
+    let claim = |id| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT status, epoch, claimed_by, claimed_at, lease_until, execute_at \
+                     FROM jobs WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .expect("the job's row");
+            let claimed_at: DateTime<Utc> = row.get(3);
+            let lease_until: DateTime<Utc> = row.get(4);
+            let execute_at: DateTime<Utc> = row.get(5);
+            let state: (String, i64, String) = (row.get(0), row.get(1), row.get(2));
+            (state, claimed_at, lease_until - execute_at)
+        }
+    };
+    let (single_state, _, single_lease) = claim(single).await;
+    assert_eq!(single_lease, grace, "a single create's lease");
+    for id in ids {
+        let (state, claimed_at, lease) = claim(id).await;
+        assert_eq!(
+            state, single_state,
+            "job {id} is claimed as a single create's job is"
+        );
+        assert_eq!(state.0, "DISPATCHED");
+        assert!(
+            before <= claimed_at && claimed_at <= after,
+            "job {id} claimed at {claimed_at}, outside the request ({before} to {after})"
+        );
+        assert_eq!(
+            lease, grace,
+            "job {id}'s lease runs to its time plus the grace"
+        );
+    }
 }
 
 /// A job's fields that a create gives, as the API shows them; `execute_at` as an instant.

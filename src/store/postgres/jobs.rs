@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Pool, Transaction};
+use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::Row;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -189,9 +189,10 @@ async fn insert_rows(
 /// Stores `jobs`, all or none, and returns nothing: the caller knows what it stored (the
 /// batch endpoint, whose 10,000 rows would otherwise come back in full).
 ///
-/// The jobs without a claim (`SCHEDULED`, their columns' defaults) are copied in
-/// ([`COPY_SCHEDULED`]); those with one go through [`INSERT_JOBS`], whose lease reads the
-/// database's clock. A batch with unclaimed jobs is stored in one transaction.
+/// The jobs are copied in ([`COPY_JOBS`]), which costs PostgreSQL a fifth less than
+/// [`INSERT_JOBS`] (docs/performance.md, items 50 and 51), in one transaction. A claimed
+/// job's claim is what [`INSERT_JOBS`] gives it: `now()` is the transaction's start, read
+/// first, so its claim and its lease come from the database's clock.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached or refuses a row; nothing is stored.
@@ -200,58 +201,20 @@ pub(super) async fn insert_only(
     jobs: &[(&NewJob, Option<Duration>)],
     instance: &str,
 ) -> Result<(), StoreError> {
-    let (claimed, scheduled): (Vec<_>, Vec<_>) =
-        jobs.iter().partition(|(_, claim)| claim.is_some());
     let mut client = pool.get().await?;
-    if scheduled.is_empty() {
-        return insert_claimed(&client, &claimed, instance).await;
-    }
-    let scheduled: Vec<&NewJob> = scheduled.into_iter().map(|(job, _)| job).collect();
     let transaction = client.transaction().await?;
-    copy_scheduled(&transaction, &scheduled).await?;
-    if !claimed.is_empty() {
-        insert_claimed(&transaction, &claimed, instance).await?;
-    }
-    transaction.commit().await?;
-    Ok(())
-}
-
-/// Stores claimed `jobs` with [`INSERT_JOBS`].
-async fn insert_claimed(
-    client: &impl GenericClient,
-    jobs: &[(&NewJob, Option<Duration>)],
-    instance: &str,
-) -> Result<(), StoreError> {
-    let columns = Columns::of(jobs, instance);
-    let statement = client.prepare_cached(INSERT_JOBS).await?;
-    client.execute(&statement, &columns.params()).await?;
-    Ok(())
-}
-
-/// Copies jobs in as `SCHEDULED`, the other columns at their defaults, in PostgreSQL's binary
-/// format ([`COPY_SCHEDULED_TYPES`]). For a batch of jobs due later, a copy costs PostgreSQL
-/// a fifth less than [`INSERT_JOBS`] (docs/performance.md, item 50).
-const COPY_SCHEDULED: &str = "COPY jobs (id, name, command, execute_at, max_retries, \
-     timeout_secs, metadata, kind) FROM STDIN (FORMAT binary)";
-
-/// The types of [`COPY_SCHEDULED`]'s columns, in order.
-const COPY_SCHEDULED_TYPES: [Type; 8] = [
-    Type::UUID,
-    Type::TEXT,
-    Type::TEXT,
-    Type::TIMESTAMPTZ,
-    Type::INT4,
-    Type::INT4,
-    Type::JSONB,
-    Type::TEXT,
-];
-
-/// Stores unclaimed `jobs` with [`COPY_SCHEDULED`].
-async fn copy_scheduled(transaction: &Transaction<'_>, jobs: &[&NewJob]) -> Result<(), StoreError> {
-    let sink = transaction.copy_in(COPY_SCHEDULED).await?;
-    let writer = BinaryCopyInWriter::new(sink, &COPY_SCHEDULED_TYPES);
+    let now: Option<DateTime<Utc>> = if jobs.iter().any(|(_, claim)| claim.is_some()) {
+        Some(transaction.query_one("SELECT now()", &[]).await?.get(0))
+    } else {
+        None
+    };
+    let sink = transaction.copy_in(COPY_JOBS).await?;
+    let writer = BinaryCopyInWriter::new(sink, &COPY_JOBS_TYPES);
     let mut writer = std::pin::pin!(writer);
-    for job in jobs {
+    for (job, claim) in jobs {
+        let claim = claim
+            .zip(now)
+            .map(|(grace, now)| Claim::new(job, grace, now, instance));
         writer
             .as_mut()
             .write(&[
@@ -263,11 +226,63 @@ async fn copy_scheduled(transaction: &Transaction<'_>, jobs: &[&NewJob]) -> Resu
                 &job.timeout_secs,
                 &job.metadata,
                 &job.kind.as_str(),
+                &claim.as_ref().map_or("SCHEDULED", |_| "DISPATCHED"),
+                &claim.as_ref().map_or(0_i64, |_| 1),
+                &claim.as_ref().map(|claim| claim.instance),
+                &claim.as_ref().map(|claim| claim.at),
+                &claim.as_ref().map(|claim| claim.lease_until),
             ])
             .await?;
     }
     writer.finish().await?;
+    transaction.commit().await?;
     Ok(())
+}
+
+/// Copies jobs in, in PostgreSQL's binary format ([`COPY_JOBS_TYPES`]): each `SCHEDULED`, or
+/// claimed as [`INSERT_JOBS`] claims it; the other columns take their defaults.
+const COPY_JOBS: &str = "COPY jobs (id, name, command, execute_at, max_retries, \
+     timeout_secs, metadata, kind, status, epoch, claimed_by, claimed_at, lease_until) \
+     FROM STDIN (FORMAT binary)";
+
+/// The types of [`COPY_JOBS`]'s columns, in order.
+const COPY_JOBS_TYPES: [Type; 13] = [
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::INT4,
+    Type::INT4,
+    Type::JSONB,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+];
+
+/// A job claimed as it is stored, as [`INSERT_JOBS`] claims it at the database's `now`.
+struct Claim<'a> {
+    instance: &'a str,
+    at: DateTime<Utc>,
+    /// Its time, or `now` if that has passed, plus the grace. A grace beyond the calendar
+    /// gives the latest instant, which PostgreSQL refuses as [`INSERT_JOBS`]'s would be.
+    lease_until: DateTime<Utc>,
+}
+
+impl<'a> Claim<'a> {
+    fn new(job: &NewJob, grace: Duration, now: DateTime<Utc>, instance: &'a str) -> Self {
+        let lease_until = chrono::Duration::from_std(grace)
+            .ok()
+            .and_then(|grace| job.execute_at.max(now).checked_add_signed(grace))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        Claim {
+            instance,
+            at: now,
+            lease_until,
+        }
+    }
 }
 
 /// The job `id` and its attempts, oldest first; `None` when there is no such job.
