@@ -29,6 +29,10 @@ pub struct Options {
     /// W1: no-op jobs burnt down.
     #[arg(long, default_value_t = 200_000)]
     pub jobs: usize,
+    /// W1: burn-downs of `jobs` run one after another; the figures are the median run's
+    /// (this machine's load moves a single run by several per cent).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub burn_downs: u16,
     /// W1: shell jobs (`true`) burnt down, against the spawn baseline.
     #[arg(long, default_value_t = 5_000)]
     pub shell_jobs: usize,
