@@ -42,6 +42,9 @@ pub struct Options {
     /// W2: jobs created through the batch endpoint.
     #[arg(long, default_value_t = 100_000)]
     pub batch_creates: usize,
+    /// W2: runs of `batch_creates`, one after another; the figure is the median run's.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub batch_runs: u16,
     /// W3: jobs spread evenly over `spread_secs`.
     #[arg(long, default_value_t = 100_000)]
     pub spread_jobs: usize,

@@ -485,19 +485,33 @@ impl Bench {
             );
         }
         let count = self.options.batch_creates;
-        println!("W2: {count} jobs through the batch endpoint");
-        let elapsed = self
-            .create_batched(
-                count,
-                |_| json!({"kind": "noop", "name": tag, "execute_at": "2100-01-01T00:00:00Z"}),
-            )
-            .await?;
-        let rate = count as f64 / elapsed.as_secs_f64();
+        let runs = usize::from(self.options.batch_runs);
+        let mut rates = Vec::with_capacity(runs);
+        for run in 1..=runs {
+            println!("W2: {count} jobs through the batch endpoint (run {run} of {runs})");
+            let elapsed = self
+                .create_batched(
+                    count,
+                    |_| json!({"kind": "noop", "name": tag, "execute_at": "2100-01-01T00:00:00Z"}),
+                )
+                .await?;
+            let rate = count as f64 / elapsed.as_secs_f64();
+            report.add(
+                "W2 create rate",
+                &format!("batch creates/s, run {run}"),
+                rate,
+                "jobs/s",
+                None,
+                None,
+            );
+            rates.push(rate);
+        }
+        rates.sort_by(f64::total_cmp);
         let pg = report.value("baseline", "PostgreSQL batched insert");
         report.add(
             "W2 create rate",
-            "batch creates/s",
-            rate,
+            &format!("batch creates/s (median of {runs})"),
+            rates[(rates.len() - 1) / 2],
             "jobs/s",
             Some(Bar::AtLeast(100_000.0)),
             pg,
