@@ -226,7 +226,11 @@ pub(super) async fn insert_only(
                 &job.timeout_secs,
                 &job.metadata,
                 &job.kind.as_str(),
-                &claim.as_ref().map_or("SCHEDULED", |_| "DISPATCHED"),
+                &claim
+                    .as_ref()
+                    .map_or(JobStatus::Scheduled, |_| JobStatus::Dispatched)
+                    .as_str(),
+                // The first dispatch's epoch (`Dispatch::first`); 0 before any.
                 &claim.as_ref().map_or(0_i64, |_| 1),
                 &claim.as_ref().map(|claim| claim.instance),
                 &claim.as_ref().map(|claim| claim.at),
