@@ -511,7 +511,7 @@ impl Bench {
         report.add(
             "W2 create rate",
             &format!("batch creates/s (median of {runs})"),
-            rates[(rates.len() - 1) / 2],
+            percentile(&rates, 0.5),
             "jobs/s",
             Some(Bar::AtLeast(100_000.0)),
             pg,
