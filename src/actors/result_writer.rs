@@ -8,19 +8,24 @@
 //! (see [`crate::store::Store::apply_reports`]), so a report delivered twice changes nothing.
 //! A record that is not a report is set aside on `<topic>.dlt`.
 //!
-//! One batch is written at a time, in the order read, while the next one fills: reading and
-//! decoding the next batch overlaps the write, instead of leaving the database idle between
-//! writes. A next batch that is full (or due) waits for the write before it, and reading pauses
-//! until then. So while the store is unreachable, the batch is retried with backoff, at most
-//! one more batch is read, and the rest of the reports wait on the bus.
+//! Up to [`WRITES_AT_ONCE`] batches are written at a time while the next one fills: reading
+//! and decoding the next batch overlaps the writes, and a batch's write starts as soon as a
+//! slot is free, instead of after the whole write before it. A next batch that is full (or due)
+//! while every slot is taken waits for the oldest write, and reading pauses until then. So
+//! while the store is unreachable, the batches are retried with backoff, at most one more
+//! batch is read, and the rest of the reports wait on the bus. Offsets are stored in the
+//! order the batches were read: a batch's only once it and every batch before it committed.
+//! Writes may commit out of order; each job's reports apply the same in any order (see
+//! [`crate::store::Store::apply_reports`]).
 //!
 //! Receives: bus records (as a stream), [`Drain`], [`Fail`]. Sends: writes to the store, dead
 //! letters to the bus.
 //!
-//! On failure: restarted by its supervisor with its batches. A write under way goes on (it is a
-//! task of its own), and the restarted actor waits for its commit before it reads on.
+//! On failure: restarted by its supervisor with its batches. The writes under way go on (each
+//! is a task of its own), and the restarted actor waits for the oldest one's commit before it
+//! reads on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +46,11 @@ const KIND: ActorKind = ActorKind::ResultWriter;
 /// The first pause before writing a failed batch again; it doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Batches written at once, at most. With two, the store's connections never wait for the
+/// slower transaction of a batch before the next batch's start: after a burst, while the
+/// writer caught up alone, a fifth of the two cores idled with one.
+const WRITES_AT_ONCE: usize = 2;
 
 /// Write what has been read, commit the offsets and stop reading: the process is shutting
 /// down. Answers once done.
@@ -84,6 +94,8 @@ struct Write {
     /// The actor's future that notes the commit while the actor goes on reading; `None` once
     /// the actor waits for the commit instead.
     watcher: Option<SpawnHandle>,
+    /// What the write applied, once it committed; its offsets wait for the writes before it.
+    applied: Option<Applied>,
 }
 
 /// Writes reports to the store.
@@ -97,9 +109,9 @@ pub struct ResultWriterActor {
     topic: String,
     /// Being filled.
     batch: Batch,
-    /// The write under way, if any.
-    write: Option<Write>,
-    /// The open batch is full or due, and is written once the write under way commits.
+    /// The writes under way or committed out of turn, oldest first.
+    writes: VecDeque<Write>,
+    /// The open batch is full or due, and is written once the oldest write commits.
     next_due: bool,
     /// Batches opened so far: a batch's flush timer finds it still open by its number.
     opened: u64,
@@ -128,7 +140,7 @@ impl ResultWriterActor {
             subscription,
             topic,
             batch: Batch::default(),
-            write: None,
+            writes: VecDeque::new(),
             next_due: false,
             opened: 0,
             stream: None,
@@ -183,8 +195,8 @@ impl ResultWriterActor {
                 {
                     self.flush(ctx);
                     if self.next_due {
-                        // Full behind a write under way: read on once that one commits.
-                        self.wait_for_write(ctx);
+                        // Full behind the writes under way: read on once the oldest commits.
+                        self.wait_for_oldest(ctx);
                     }
                 }
             }
@@ -198,10 +210,10 @@ impl ResultWriterActor {
         }
     }
 
-    /// Starts writing the open batch, or notes it due if a write is under way (it follows
-    /// once that one commits).
+    /// Starts writing the open batch, or notes it due if every write slot is taken (it
+    /// follows once the oldest write commits).
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.write.is_some() {
+        if self.writes.len() >= WRITES_AT_ONCE {
             self.next_due = !self.batch.is_empty();
             return;
         }
@@ -211,79 +223,93 @@ impl ResultWriterActor {
         // No longer open: its timer must not flush the next batch.
         self.opened += 1;
         let batch = Arc::new(std::mem::take(&mut self.batch));
-        self.start_write(batch);
-        self.watch_write(ctx);
+        self.writes.push_back(self.start_write(batch));
+        self.watch_newest(ctx);
     }
 
     /// Starts the task that writes `batch` until it commits.
-    fn start_write(&mut self, batch: Arc<Batch>) {
+    fn start_write(&self, batch: Arc<Batch>) -> Write {
         let store = Arc::clone(&self.runtime.store);
         let retry_lease = self.runtime.settings.retry_lease();
         let reports = Arc::clone(&batch);
         let task = actix::spawn(async move {
             write_until_committed(&*store, &reports.reports, retry_lease).await
         });
-        self.write = Some(Write {
+        Write {
             batch,
             committed: task.map(Result::ok).boxed().shared(),
             watcher: None,
-        });
-    }
-
-    /// Notes the commit of the write under way when it comes, while the actor goes on.
-    fn watch_write(&mut self, ctx: &mut Context<Self>) {
-        if let Some(commit) = self.await_commit() {
-            let watcher = ctx.spawn(commit);
-            if let Some(write) = &mut self.write {
-                write.watcher = Some(watcher);
-            }
+            applied: None,
         }
     }
 
-    /// Waits for the write under way to commit, and notes it, before the actor does anything
+    /// Notes the commit of the newest write when it comes, while the actor goes on.
+    fn watch_newest(&mut self, ctx: &mut Context<Self>) {
+        if let Some(write) = self.writes.back_mut() {
+            write.watcher = Some(ctx.spawn(await_commit(write)));
+        }
+    }
+
+    /// Waits for the oldest write to commit, and notes it, before the actor does anything
     /// else (reads no record, handles no message).
-    fn wait_for_write(&mut self, ctx: &mut Context<Self>) {
-        if let Some(watcher) = self.write.as_mut().and_then(|write| write.watcher.take()) {
-            ctx.cancel_future(watcher);
-        }
-        if let Some(commit) = self.await_commit() {
-            ctx.wait(commit);
+    fn wait_for_oldest(&mut self, ctx: &mut Context<Self>) {
+        if let Some(write) = self.writes.front_mut() {
+            if let Some(watcher) = write.watcher.take() {
+                ctx.cancel_future(watcher);
+            }
+            ctx.wait(await_commit(write));
         }
     }
 
-    /// The commit of the write under way, as a future of the actor that notes it.
-    fn await_commit(&self) -> Option<impl ActorFuture<Self, Output = ()> + use<>> {
-        let write = self.write.as_ref()?;
-        let batch = Arc::clone(&write.batch);
-        Some(actix::fut::wrap_future(write.committed.clone()).map(
-            move |applied, actor: &mut Self, ctx: &mut Context<Self>| {
-                actor.committed(&batch, applied, ctx);
-            },
-        ))
-    }
-
-    /// Notes that `batch` is written: stores its offsets, then writes the next batch if it is
-    /// due.
+    /// Notes that `batch` is written. Stores the offsets of the writes committed so far in the
+    /// order read, then writes the next batch if it is due and a slot is free.
     fn committed(&mut self, batch: &Arc<Batch>, applied: Option<Applied>, ctx: &mut Context<Self>) {
-        // Noted already (by the watcher or a wait, whichever came first).
-        if !self
-            .write
-            .as_ref()
-            .is_some_and(|write| Arc::ptr_eq(&write.batch, batch))
-        {
+        let Some(index) = self
+            .writes
+            .iter()
+            .position(|write| Arc::ptr_eq(&write.batch, batch))
+        else {
+            // Noted already (by the watcher or a wait, whichever came first).
             return;
-        }
+        };
         let Some(applied) = applied else {
             tracing::error!(
                 reports = batch.reports.len(),
                 "a report write died; writing the batch again"
             );
-            self.start_write(Arc::clone(batch));
-            self.watch_write(ctx);
+            let mut write = self.start_write(Arc::clone(batch));
+            write.watcher = Some(ctx.spawn(await_commit(&write)));
+            self.writes[index] = write;
             return;
         };
-        self.write = None;
+        let write = &mut self.writes[index];
+        if write.applied.is_some() {
+            return;
+        }
+        write.applied = Some(applied);
+        write.watcher = None;
+        let mut freed = false;
+        while self
+            .writes
+            .front()
+            .is_some_and(|write| write.applied.is_some())
+        {
+            let Some(write) = self.writes.pop_front() else {
+                break;
+            };
+            self.store_offsets(&write);
+            freed = true;
+        }
+        if freed && std::mem::take(&mut self.next_due) && !self.stopped {
+            self.flush(ctx);
+        }
+    }
+
+    /// Counts a committed write's reports and stores its offsets.
+    fn store_offsets(&self, write: &Write) {
+        let batch = &write.batch;
         let metrics = &self.runtime.metrics;
+        let applied = write.applied.unwrap_or_default();
         metrics.reports_ignored.inc_by(applied.ignored);
         metrics.reports_written.inc_by(batch.reports.len() as u64);
         metrics
@@ -294,26 +320,25 @@ impl ResultWriterActor {
                 tracing::warn!(%error, partition, "cannot store a results-topic offset");
             }
         }
-        if std::mem::take(&mut self.next_due) && !self.stopped {
-            self.flush(ctx);
-        }
     }
 
-    /// Writes whatever was read (the write under way, then the open batch), each to its commit,
-    /// before the actor does anything else: when draining.
+    /// Writes whatever was read (the writes under way, then the open batch), each to its
+    /// commit, before the actor does anything else: when draining.
     fn write_everything(&mut self, ctx: &mut Context<Self>) -> LocalBoxActorFuture<Self, ()> {
-        if let Some(watcher) = self.write.as_mut().and_then(|write| write.watcher.take()) {
-            ctx.cancel_future(watcher);
+        for write in &mut self.writes {
+            if let Some(watcher) = write.watcher.take() {
+                ctx.cancel_future(watcher);
+            }
         }
-        if self.write.is_none() && !self.batch.is_empty() {
+        if self.writes.len() < WRITES_AT_ONCE && !self.batch.is_empty() {
             self.opened += 1;
             let batch = Arc::new(std::mem::take(&mut self.batch));
-            self.start_write(batch);
+            self.writes.push_back(self.start_write(batch));
         }
-        match self.await_commit() {
-            Some(commit) => {
-                Box::pin(commit.then(|(), actor: &mut Self, ctx| actor.write_everything(ctx)))
-            }
+        match self.writes.front() {
+            Some(write) => Box::pin(
+                await_commit(write).then(|(), actor: &mut Self, ctx| actor.write_everything(ctx)),
+            ),
             None => Box::pin(actix::fut::ready(())),
         }
     }
@@ -345,6 +370,16 @@ impl ResultWriterActor {
     }
 }
 
+/// The commit of `write`, as a future of the actor that notes it.
+fn await_commit(write: &Write) -> impl ActorFuture<ResultWriterActor, Output = ()> + use<> {
+    let batch = Arc::clone(&write.batch);
+    actix::fut::wrap_future(write.committed.clone()).map(
+        move |applied, actor: &mut ResultWriterActor, ctx: &mut Context<ResultWriterActor>| {
+            actor.committed(&batch, applied, ctx);
+        },
+    )
+}
+
 /// Applies `reports` in one transaction, retrying with backoff until it commits.
 async fn write_until_committed(
     store: &dyn Store,
@@ -369,12 +404,15 @@ impl Actor for ResultWriterActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         supervision::on_started(&self.runtime.metrics, KIND);
-        // After a restart: a write under way outlived the old context (its task goes on), and
-        // the actor waits for its commit before it reads anything else.
-        if let Some(write) = &mut self.write {
+        // After a restart: the writes under way outlived the old context (their tasks go on),
+        // and the actor waits for the oldest one's commit before it reads anything else.
+        for write in self.writes.iter_mut().skip(1) {
+            write.watcher = Some(ctx.spawn(await_commit(write)));
+        }
+        if let Some(write) = self.writes.front_mut() {
             write.watcher = None;
         }
-        self.wait_for_write(ctx);
+        self.wait_for_oldest(ctx);
         if self.stopped {
             return;
         }

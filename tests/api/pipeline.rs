@@ -473,12 +473,12 @@ async fn a_due_job_beyond_the_executor_window_waits_its_turn_and_is_not_taken_fo
     assert_eq!(epoch, 1, "the queued job was dispatched again");
 }
 
-/// The result writer reads the next batch while one is written, and no further: with its
-/// write held up (the job-history table locked away from it), it holds that write's report
-/// and one more full batch, and the other reports wait on the bus. Once the lock goes, every
-/// result is written, once.
+/// The result writer writes two batches at once and reads the next one meanwhile, and no
+/// further: with its writes held up (the job-history table locked away from them), it holds
+/// the first write's report, the second write's full batch and one more full batch, and the
+/// other reports wait on the bus. Once the lock goes, every result is written, once.
 #[actix_web::test]
-async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
+async fn the_writer_reads_one_batch_ahead_of_two_held_up_writes_and_no_further() {
     let mut settings = test_settings();
     settings.result_writer.batch_size = 5;
     let app = spawn_app_with(settings).await;
@@ -492,7 +492,7 @@ async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
     let first = app
         .create_job(&json!({"kind": "noop", "execute_at": in_secs(0.0)}))
         .await;
-    wait_for_a_held_up_write(&app).await;
+    wait_for_a_held_up_write(&app, "%job_attempts%").await;
     let text = app.get("/metrics").await.text().await.expect("text");
     assert_eq!(
         pending(&text),
@@ -504,9 +504,11 @@ async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
         .map(|_| json!({"kind": "noop", "execute_at": in_secs(0.0)}))
         .collect();
     assert_eq!(app.post_batch(&json!({ "jobs": jobs })).await.status(), 201);
-    app.wait_for_metrics("one more batch read", |text| pending(text) == Some(6.0))
-        .await;
-    // Every report is on the topic by now; the writer still holds 1 + 5.
+    app.wait_for_metrics("a second write and one more batch read", |text| {
+        pending(text) == Some(11.0)
+    })
+    .await;
+    // Every report is on the topic by now; the writer still holds 1 + 5 + 5.
     read_until(
         &app.settings,
         &app.settings.kafka.topic.updated_jobs,
@@ -514,7 +516,7 @@ async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
     )
     .await;
     let text = app.get("/metrics").await.text().await.expect("text");
-    assert_eq!(pending(&text), Some(6.0), "the writer read past one batch");
+    assert_eq!(pending(&text), Some(11.0), "the writer read past one batch");
 
     lock.rollback().await.expect("unlocked");
     let text = app
@@ -526,6 +528,63 @@ async fn the_writer_reads_one_batch_ahead_of_a_held_up_write_and_no_further() {
         .await;
     assert_eq!(succeeded, 21);
     assert_eq!(app.job(first).await["job"]["status"], "SUCCESS");
+}
+
+/// A batch's write does not wait for the write before it, but its offsets do: with the first
+/// job's result held up (its row locked away from the writer), the next batch's jobs are
+/// recorded `SUCCESS`, while the writer still counts their reports as pending, their offsets
+/// not stored. Once the lock goes, the first job is recorded too and nothing is pending.
+#[actix_web::test]
+async fn a_batch_is_written_past_a_held_up_write_and_acknowledged_after_it() {
+    let mut settings = test_settings();
+    settings.result_writer.batch_size = 5;
+    // The first job's only report is its result, sent once its row is locked.
+    settings.executor.running_report_after = Duration::from_secs(600);
+    let app = spawn_app_with(settings).await;
+    let pending = |text: &str| metric(text, "kairos_result_writer_pending");
+    let written = |text: &str| metric(text, "kairos_reports_written_total");
+
+    let first = app
+        .create_job(&json!({"command": "sleep 1", "execute_at": in_secs(0.0)}))
+        .await;
+    app.wait_for_job(first, |job| job["job"]["status"] == "RUNNING")
+        .await;
+    let mut blocker = app.pool().get().await.expect("connection");
+    let lock = blocker.transaction().await.expect("a transaction");
+    lock.execute("SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", &[&first])
+        .await
+        .expect("locked");
+    wait_for_a_held_up_write(&app, "UPDATE jobs SET status = r.status%").await;
+    let before = app.get("/metrics").await.text().await.expect("text");
+
+    let jobs: Vec<_> = (0..5)
+        .map(|_| json!({"kind": "noop", "execute_at": in_secs(0.0)}))
+        .collect();
+    let response = app.post_batch(&json!({ "jobs": jobs })).await;
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value = response.json().await.expect("JSON");
+    for id in created["ids"].as_array().expect("ids") {
+        let id: Uuid = id.as_str().and_then(|id| id.parse().ok()).expect("an id");
+        assert_eq!(
+            app.wait_until_finished(id).await["job"]["status"],
+            "SUCCESS"
+        );
+    }
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(
+        written(&text),
+        written(&before),
+        "offsets stored ahead of the held-up write"
+    );
+    assert_eq!(pending(&text), pending(&before).map(|held| held + 5.0));
+
+    lock.rollback().await.expect("unlocked");
+    let done = app.wait_until_finished(first).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    let text = app
+        .wait_for_metrics("every result written", |text| pending(text) == Some(0.0))
+        .await;
+    assert_eq!(metric(&text, "kairos_reports_ignored_total"), Some(0.0));
 }
 
 /// A batch is written once its records reach `result_writer.batch_bytes`, however few they
@@ -592,8 +651,9 @@ async fn a_stopping_process_writes_what_it_read_before_it_commits() {
     }
 }
 
-/// Waits until the result writer's statement waits for a lock on `job_attempts`.
-async fn wait_for_a_held_up_write(app: &TestApp) {
+/// Waits until a statement of the result writer's (one whose text is `LIKE` `statement`)
+/// waits for a lock.
+async fn wait_for_a_held_up_write(app: &TestApp, statement: &str) {
     let observer = app.pool().get().await.expect("connection");
     let deadline = std::time::Instant::now() + WAIT_LIMIT;
     loop {
@@ -601,8 +661,8 @@ async fn wait_for_a_held_up_write(app: &TestApp) {
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
                  WHERE datname = current_database() AND wait_event_type = 'Lock' \
-                   AND query LIKE 'INSERT INTO job_attempts%'",
-                &[],
+                   AND query LIKE $1",
+                &[&statement],
             )
             .await
             .expect("pg_stat_activity")

@@ -90,6 +90,12 @@ const UPSERT_ATTEMPTS: &str = "\
            AND EXCLUDED.status <> 'RUNNING') \
     RETURNING job_id";
 
+/// Whether any of the jobs has a row for its first attempt: asked instead of upserting a
+/// round whose every report ends its job at its first attempt (a burst's results, the
+/// common round), which would make no row unless one exists already.
+const HAS_FIRST_ATTEMPT_ROW: &str = "\
+    SELECT EXISTS (SELECT 1 FROM job_attempts WHERE job_id = ANY($1) AND attempt = 1)";
+
 /// Transactions a batch is split into, written at once: the result writer's pool holds as
 /// many connections. One transaction at a time left a core idle while the writer caught up
 /// after a burst.
@@ -154,6 +160,7 @@ async fn apply_in_transaction(
     }
     let move_jobs = transaction.prepare_cached(MOVE_JOBS).await?;
     let upsert_attempts = transaction.prepare_cached(UPSERT_ATTEMPTS).await?;
+    let has_first_attempt_row = transaction.prepare_cached(HAS_FIRST_ATTEMPT_ROW).await?;
     let retry_lease = retry_lease.as_secs_f64();
     let mut outcome = Applied::default();
     for round in rounds {
@@ -200,28 +207,40 @@ async fn apply_in_transaction(
             .iter()
             .map(|row| row.try_get(0))
             .collect::<Result<_, _>>()?;
-        let moved_attempts: HashSet<Uuid> = transaction
-            .query(
-                &upsert_attempts,
-                &[
-                    &ids,
-                    &attempts,
-                    &epochs,
-                    &outcomes,
-                    &scheduled,
-                    &started,
-                    &finished_at,
-                    &exit_codes,
-                    &stdouts,
-                    &stderrs,
-                    &errors,
-                    &ends_job,
-                ],
-            )
-            .await?
+        let upsert = !ends_job
             .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()?;
+            .zip(&attempts)
+            .all(|(&ends, &attempt)| ends && attempt == 1)
+            || transaction
+                .query_one(&has_first_attempt_row, &[&ids])
+                .await?
+                .try_get(0)?;
+        let moved_attempts: HashSet<Uuid> = if upsert {
+            transaction
+                .query(
+                    &upsert_attempts,
+                    &[
+                        &ids,
+                        &attempts,
+                        &epochs,
+                        &outcomes,
+                        &scheduled,
+                        &started,
+                        &finished_at,
+                        &exit_codes,
+                        &stdouts,
+                        &stderrs,
+                        &errors,
+                        &ends_job,
+                    ],
+                )
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?
+        } else {
+            HashSet::new()
+        };
         for (report, weight) in round.iter().zip(weights) {
             if moved_jobs.contains(&report.job_id) || moved_attempts.contains(&report.job_id) {
                 outcome.applied += weight;
