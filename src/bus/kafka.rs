@@ -50,6 +50,10 @@ pub fn producer(settings: &KafkaSettings) -> Result<FutureProducer, BusError> {
 
 /// [`producer`], waiting up to `linger_ms` for more records before it sends a batch. Fewer,
 /// larger batches cost the broker and librdkafka less per record ([`Pace::Batched`]).
+///
+/// Batches are LZ4-compressed: the broker decompresses every batch it validates, and LZ4
+/// costs it (and librdkafka) about half what zstd does, for JSON records that both shrink
+/// well (docs/performance.md, item 55).
 fn lingering_producer(
     settings: &KafkaSettings,
     linger_ms: u64,
@@ -58,7 +62,7 @@ fn lingering_producer(
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", linger_ms.to_string())
-        .set("compression.type", "zstd")
+        .set("compression.type", "lz4")
         .create()?;
     Ok(producer)
 }
