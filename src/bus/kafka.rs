@@ -53,7 +53,7 @@ pub fn producer(settings: &KafkaSettings) -> Result<FutureProducer, BusError> {
 ///
 /// Batches are LZ4-compressed: the broker decompresses every batch it validates, and LZ4
 /// costs it (and librdkafka) about half what zstd does, for JSON records that both shrink
-/// well (docs/performance.md, item 55).
+/// well (docs/performance.md, item 56).
 fn lingering_producer(
     settings: &KafkaSettings,
     linger_ms: u64,
