@@ -560,16 +560,7 @@ async fn a_batch_is_written_past_a_held_up_write_and_acknowledged_after_it() {
     let jobs: Vec<_> = (0..5)
         .map(|_| json!({"kind": "noop", "execute_at": in_secs(0.0)}))
         .collect();
-    let response = app.post_batch(&json!({ "jobs": jobs })).await;
-    assert_eq!(response.status(), 201);
-    let created: serde_json::Value = response.json().await.expect("JSON");
-    for id in created["ids"].as_array().expect("ids") {
-        let id: Uuid = id.as_str().and_then(|id| id.parse().ok()).expect("an id");
-        assert_eq!(
-            app.wait_until_finished(id).await["job"]["status"],
-            "SUCCESS"
-        );
-    }
+    create_batch_and_wait_for_success(&app, &jobs).await;
     let text = app.get("/metrics").await.text().await.expect("text");
     assert_eq!(
         written(&text),
@@ -651,6 +642,20 @@ async fn a_stopping_process_writes_what_it_read_before_it_commits() {
     }
 }
 
+/// Creates `jobs` with one batch request and waits until each of them reads `SUCCESS`.
+async fn create_batch_and_wait_for_success(app: &TestApp, jobs: &[serde_json::Value]) {
+    let response = app.post_batch(&json!({ "jobs": jobs })).await;
+    assert_eq!(response.status(), 201);
+    let created: serde_json::Value = response.json().await.expect("JSON");
+    for id in created["ids"].as_array().expect("ids") {
+        let id: Uuid = id.as_str().and_then(|id| id.parse().ok()).expect("an id");
+        assert_eq!(
+            app.wait_until_finished(id).await["job"]["status"],
+            "SUCCESS"
+        );
+    }
+}
+
 /// Waits until a statement of the result writer's (one whose text is `LIKE` `statement`)
 /// waits for a lock.
 async fn wait_for_a_held_up_write(app: &TestApp, statement: &str) {
@@ -691,16 +696,7 @@ async fn each_result_is_written_once_when_writes_outlast_the_flush_interval() {
     let jobs: Vec<_> = (0..300)
         .map(|_| json!({"kind": "noop", "execute_at": now}))
         .collect();
-    let response = app.post_batch(&json!({ "jobs": jobs })).await;
-    assert_eq!(response.status(), 201);
-    let created: serde_json::Value = response.json().await.expect("JSON");
-    for id in created["ids"].as_array().expect("ids") {
-        let id: Uuid = id.as_str().and_then(|id| id.parse().ok()).expect("an id");
-        assert_eq!(
-            app.wait_until_finished(id).await["job"]["status"],
-            "SUCCESS"
-        );
-    }
+    create_batch_and_wait_for_success(&app, &jobs).await;
     let text = app
         .wait_for_metrics("no result pending", |text| {
             metric(text, "kairos_result_writer_pending") == Some(0.0)
