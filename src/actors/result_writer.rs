@@ -289,27 +289,20 @@ impl ResultWriterActor {
         write.applied = Some(applied);
         write.watcher = None;
         let mut freed = false;
-        while self
-            .writes
-            .front()
-            .is_some_and(|write| write.applied.is_some())
-        {
-            let Some(write) = self.writes.pop_front() else {
-                break;
-            };
-            self.store_offsets(&write);
-            freed = true;
+        while let Some(applied) = self.writes.front().and_then(|write| write.applied) {
+            if let Some(write) = self.writes.pop_front() {
+                self.store_offsets(&write.batch, applied);
+                freed = true;
+            }
         }
         if freed && std::mem::take(&mut self.next_due) && !self.stopped {
             self.flush(ctx);
         }
     }
 
-    /// Counts a committed write's reports and stores its offsets.
-    fn store_offsets(&self, write: &Write) {
-        let batch = &write.batch;
+    /// Counts a committed batch's reports and stores its offsets.
+    fn store_offsets(&self, batch: &Batch, applied: Applied) {
         let metrics = &self.runtime.metrics;
-        let applied = write.applied.unwrap_or_default();
         metrics.reports_ignored.inc_by(applied.ignored);
         metrics.reports_written.inc_by(batch.reports.len() as u64);
         metrics
