@@ -13,7 +13,9 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
+use tokio_postgres::Statement;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::domain::{AttemptOutcome, AttemptReport};
@@ -184,29 +186,26 @@ async fn apply_in_transaction(
         let ends_job: Vec<bool> = round.iter().map(|r| r.status.is_final()).collect();
         let scheduled: Vec<DateTime<Utc>> = round.iter().map(|r| r.scheduled_at).collect();
 
-        let moved_jobs: HashSet<Uuid> = transaction
-            .query(
-                &move_jobs,
-                &[
-                    &ids,
-                    &epochs,
-                    &statuses,
-                    &attempts,
-                    &started,
-                    &finished_at,
-                    &finished,
-                    &exit_codes,
-                    &stdouts,
-                    &errors,
-                    &retry_lease,
-                    &stderrs,
-                    &outcomes,
-                ],
-            )
-            .await?
-            .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()?;
+        let moved_jobs = returned_job_ids(
+            &transaction,
+            &move_jobs,
+            &[
+                &ids,
+                &epochs,
+                &statuses,
+                &attempts,
+                &started,
+                &finished_at,
+                &finished,
+                &exit_codes,
+                &stdouts,
+                &errors,
+                &retry_lease,
+                &stderrs,
+                &outcomes,
+            ],
+        )
+        .await?;
         let upsert = !ends_job
             .iter()
             .zip(&attempts)
@@ -215,29 +214,26 @@ async fn apply_in_transaction(
                 .query_one(&has_first_attempt_row, &[&ids])
                 .await?
                 .try_get(0)?;
-        let moved_attempts: HashSet<Uuid> = if upsert {
-            transaction
-                .query(
-                    &upsert_attempts,
-                    &[
-                        &ids,
-                        &attempts,
-                        &epochs,
-                        &outcomes,
-                        &scheduled,
-                        &started,
-                        &finished_at,
-                        &exit_codes,
-                        &stdouts,
-                        &stderrs,
-                        &errors,
-                        &ends_job,
-                    ],
-                )
-                .await?
-                .iter()
-                .map(|row| row.try_get(0))
-                .collect::<Result<_, _>>()?
+        let moved_attempts = if upsert {
+            returned_job_ids(
+                &transaction,
+                &upsert_attempts,
+                &[
+                    &ids,
+                    &attempts,
+                    &epochs,
+                    &outcomes,
+                    &scheduled,
+                    &started,
+                    &finished_at,
+                    &exit_codes,
+                    &stdouts,
+                    &stderrs,
+                    &errors,
+                    &ends_job,
+                ],
+            )
+            .await?
         } else {
             HashSet::new()
         };
@@ -251,6 +247,19 @@ async fn apply_in_transaction(
     }
     transaction.commit().await?;
     Ok(outcome)
+}
+
+/// The job ids `statement` returns, one per row.
+async fn returned_job_ids(
+    transaction: &Transaction<'_>,
+    statement: &Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<HashSet<Uuid>, StoreError> {
+    let rows = transaction.query(statement, params).await?;
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?)
 }
 
 /// A report kept for writing, and how many reports it stands for (itself and those it
