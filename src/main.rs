@@ -106,12 +106,31 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         mode,
         data = %application.store_location(),
         url = %format!("http://{host}:{}", application.port()),
+        probes = %format!("http://{host}:{}", application.probe_port()),
         roles = ?roles,
         "kairos is serving"
     );
-    application.run_until_stopped().await?;
+    application.run_until(stop_signal()).await?;
     tracing::info!("kairos stopped");
     Ok(())
+}
+
+/// Resolves at the first SIGINT or SIGTERM. Kairos then stops taking work and drains (see
+/// `Application::run_until`); a second signal changes nothing, and SIGKILL ends it at once.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot listen for SIGINT and SIGTERM; stop Kairos with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!(signal = name, "stopping");
 }
 
 async fn migrate(settings: Settings) -> anyhow::Result<()> {

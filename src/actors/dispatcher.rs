@@ -66,8 +66,8 @@ pub struct ExecutorFinished {
 #[rtype(result = "bool")]
 pub struct FailExecutor(pub Fail);
 
-/// Stop consuming, commit offsets, leave the group and release the waiting executors: the
-/// process is shutting down.
+/// Stop starting commands and consuming, commit offsets, leave the group and release the
+/// executors whose attempt has not started: the process is shutting down.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Shutdown;
@@ -352,6 +352,9 @@ impl Handler<Shutdown> for DispatcherActor {
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         self.stopped = true;
+        // No command starts from now on: the executors waiting for a run slot see the slots
+        // close and hand their jobs back; the running ones finish.
+        self.runtime.run_slots.close();
         if let Some(stream) = self.stream.take() {
             ctx.cancel_future(stream);
         }

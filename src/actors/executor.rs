@@ -170,7 +170,8 @@ impl ExecutorActor {
                 }
             }
         };
-        ctx.wait(actix::fut::wrap_future(claim).map(move |claimed, actor: &mut Self, ctx: &mut Context<Self>| {
+        // Spawned, not awaited with `ctx.wait`: a `Release` meanwhile must reach the actor.
+        ctx.spawn(actix::fut::wrap_future(claim).map(move |claimed, actor: &mut Self, ctx: &mut Context<Self>| {
             if actor.attempt != attempt || actor.phase != Phase::Waiting {
                 return;
             }
@@ -217,13 +218,22 @@ impl ExecutorActor {
             // A no-op runs nothing and needs no run slot.
             JobKind::Noop => self.run_attempt(None, ctx),
             // A command takes a run slot first, so that its start time (and the lateness) is
-            // when it really starts.
+            // when it really starts. The wait is spawned, so that a `Release` reaches a job
+            // still waiting for its slot; and the slots close when the process stops, which
+            // hands every such job back rather than starting it.
             JobKind::Shell => {
                 let slot = self.runtime.run_slots.clone().acquire_owned();
-                ctx.wait(actix::fut::wrap_future(slot).map(
+                ctx.spawn(actix::fut::wrap_future(slot).map(
                     move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
-                        if actor.attempt == attempt && actor.phase == Phase::Claimed {
-                            actor.run_attempt(permit.ok(), ctx);
+                        if actor.attempt != attempt || actor.phase != Phase::Claimed {
+                            return;
+                        }
+                        match permit {
+                            Ok(permit) if !actor.releasing => actor.run_attempt(Some(permit), ctx),
+                            _ => {
+                                actor.releasing = true;
+                                actor.release(ctx);
+                            }
                         }
                     },
                 ));
@@ -234,7 +244,10 @@ impl ExecutorActor {
     /// Runs the claimed attempt now, holding `permit` (its run slot) while its command runs.
     fn run_attempt(&mut self, permit: Option<OwnedSemaphorePermit>, ctx: &mut Context<Self>) {
         let started_at = Utc::now();
-        if let Ok(lateness) = (started_at - self.due).to_std() {
+        // The scheduler cannot start a job before it exists: a job created for a time already
+        // past counts as due at its creation.
+        let due = self.due.max(self.dispatch.created_at.unwrap_or(self.due));
+        if let Ok(lateness) = (started_at - due).to_std() {
             self.runtime
                 .metrics
                 .fire_lateness
@@ -271,8 +284,9 @@ impl ExecutorActor {
             },
         );
         let spec = self.shell_command();
+        let environment = Arc::clone(&self.runtime.shell_environment);
         let run = async move {
-            let result = shell::run(&spec).await;
+            let result = shell::run(&spec, &environment).await;
             drop(permit);
             result
         };
@@ -293,11 +307,12 @@ impl ExecutorActor {
         )
     }
 
-    /// Hands a waiting job to another instance: dispatches it again under a new epoch (so
-    /// this executor's claim can no longer start it) and ends. A job whose run is claimed
-    /// already (its time is at most `executor.claim_ahead` away) runs here instead.
+    /// Hands a job whose attempt has not started to another instance: dispatches it again
+    /// under a new epoch (so this executor can no longer start it; a run this executor
+    /// claimed is handed back with it, unstarted, not recorded lost) and ends. A running
+    /// attempt finishes here first.
     fn release(&mut self, ctx: &mut Context<Self>) {
-        if self.phase != Phase::Waiting {
+        if !matches!(self.phase, Phase::Waiting | Phase::Claimed) {
             return;
         }
         let runtime = self.runtime.clone();

@@ -30,6 +30,7 @@ use tokio::sync::Semaphore;
 use crate::bus::Publisher;
 use crate::config::Settings;
 use crate::metrics::{KindLabel, Metrics};
+use crate::runner::shell;
 use crate::store::Store;
 
 /// The four kinds of actor.
@@ -88,6 +89,9 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     /// Names this process in claims and logs.
     pub instance: Arc<str>,
-    /// Bounds the commands running at once (`executor.max_concurrent_runs`).
+    /// Bounds the commands running at once (`executor.max_concurrent_runs`). Closed when the
+    /// process stops: a job still waiting for a slot is then handed back, not started.
     pub run_slots: Arc<Semaphore>,
+    /// The environment and folder commands run with (`runner.shell`).
+    pub shell_environment: Arc<shell::Environment>,
 }

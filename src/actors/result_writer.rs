@@ -336,6 +336,26 @@ impl ResultWriterActor {
         }
     }
 
+    /// Adds `records`, read at shutdown, to the open batch, whatever its size.
+    fn take_in(&mut self, records: Vec<Record>) {
+        for message in records {
+            match message.decode::<AttemptReport>() {
+                Ok(report) => {
+                    self.batch.cover(&message);
+                    self.batch.bytes += message.payload.as_ref().map_or(0, Vec::len);
+                    self.batch.reports.push(report);
+                    self.runtime.metrics.writer_pending.inc();
+                }
+                Err(reason) => tracing::error!(
+                    topic = %self.topic,
+                    offset = message.offset,
+                    %reason,
+                    "malformed report read at shutdown; left unwritten"
+                ),
+            }
+        }
+    }
+
     /// Publishes `message` to the dead-letter topic, retrying until acknowledged, then lets
     /// its offset be stored with the batch.
     fn dead_letter(&mut self, message: Record, reason: String, ctx: &mut Context<Self>) {
@@ -447,10 +467,15 @@ impl Handler<Drain> for ResultWriterActor {
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
         self.pause_reading(ctx);
         self.stopped = true;
-        // In order: every report read is written, then the offsets are committed, then the
-        // group is left.
+        // In order: what only this process's memory holds (the in-process bus) joins the open
+        // batch, or it would end with the process; every report read is written; the offsets
+        // are committed; the group is left.
         Box::pin(
-            self.write_everything(ctx)
+            actix::fut::wrap_future(self.subscription.take_volatile())
+                .then(|records, actor: &mut Self, ctx| {
+                    actor.take_in(records);
+                    actor.write_everything(ctx)
+                })
                 .map(|(), actor: &mut Self, _| {
                     actor.subscription.commit();
                     actor.subscription.leave()

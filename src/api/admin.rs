@@ -1,39 +1,91 @@
 //! `/api/v1/admin`: what the actors are doing, and fault injection for drills.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::body::{self, require_json};
 use super::error::ApiError;
+use super::job_input::read_object;
 use crate::actors::ActorKind;
 use crate::actors::dispatcher::FailExecutor;
 use crate::actors::supervision::Fail;
+use crate::metrics::Metrics;
+
+/// The largest body of a fault injection.
+const MAX_FAIL_BODY: usize = 1024;
+
+/// The actors of this process: the answer of `GET /api/v1/admin/actors`.
+#[derive(Debug, Serialize)]
+pub struct ActorsReport<'a> {
+    pub instance: &'a str,
+    pub actors: Actors,
+}
+
+/// One entry per actor kind.
+#[derive(Debug, Serialize)]
+pub struct Actors {
+    pub scanner: ActorState,
+    pub dispatcher: ActorState,
+    pub executor: ActorState,
+    pub result_writer: ActorState,
+}
+
+/// How many actors of a kind are alive, how often they were restarted, and their backlog
+/// where one is known.
+#[derive(Debug, Serialize)]
+pub struct ActorState {
+    pub alive: i64,
+    pub restarts: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<Backlog>,
+}
+
+/// Work waiting on an actor kind.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Backlog {
+    Executor { waiting: i64, running: i64 },
+    ResultWriter { pending_reports: i64 },
+}
+
+impl ActorState {
+    fn of(metrics: &Metrics, kind: ActorKind) -> Self {
+        Self {
+            alive: metrics.actors_alive.get_or_create(&kind.label()).get(),
+            restarts: metrics.actor_restarts.get_or_create(&kind.label()).get(),
+            backlog: None,
+        }
+    }
+}
 
 /// `GET /api/v1/admin/actors`: per actor kind, how many are alive, their restarts, and their
 /// backlog where known. The same figures are exported at `/metrics`.
 pub async fn actors(state: web::Data<AppState>) -> HttpResponse {
     let metrics = &state.runtime.metrics;
-    let alive = |kind: ActorKind| metrics.actors_alive.get_or_create(&kind.label()).get();
-    let restarts = |kind: ActorKind| metrics.actor_restarts.get_or_create(&kind.label()).get();
-    let entry = |kind: ActorKind| json!({ "alive": alive(kind), "restarts": restarts(kind) });
-    let mut executor = entry(ActorKind::Executor);
-    executor["backlog"] = json!({
-        "waiting": metrics.executors_waiting.get(),
-        "running": metrics.executors_running.get(),
-    });
-    let mut writer = entry(ActorKind::ResultWriter);
-    writer["backlog"] = json!({ "pending_reports": metrics.writer_pending.get() });
-    HttpResponse::Ok().json(json!({
-        "instance": &*state.runtime.instance,
-        "actors": {
-            "scanner": entry(ActorKind::Scanner),
-            "dispatcher": entry(ActorKind::Dispatcher),
-            "executor": executor,
-            "result_writer": writer,
-        }
-    }))
+    let executor = ActorState {
+        backlog: Some(Backlog::Executor {
+            waiting: metrics.executors_waiting.get(),
+            running: metrics.executors_running.get(),
+        }),
+        ..ActorState::of(metrics, ActorKind::Executor)
+    };
+    let result_writer = ActorState {
+        backlog: Some(Backlog::ResultWriter {
+            pending_reports: metrics.writer_pending.get(),
+        }),
+        ..ActorState::of(metrics, ActorKind::ResultWriter)
+    };
+    HttpResponse::Ok().json(ActorsReport {
+        instance: &state.runtime.instance,
+        actors: Actors {
+            scanner: ActorState::of(metrics, ActorKind::Scanner),
+            dispatcher: ActorState::of(metrics, ActorKind::Dispatcher),
+            executor,
+            result_writer,
+        },
+    })
 }
 
 /// The body of a fault injection.
@@ -45,15 +97,24 @@ pub struct FailRequest {
     panic: bool,
 }
 
+/// The answer of a fault injection.
+#[derive(Debug, Serialize)]
+pub struct Failed {
+    pub failed: &'static str,
+    pub panic: bool,
+}
+
 /// `POST /api/v1/admin/actors/{kind}/fail`: makes one actor of `kind` fail, so that its
-/// restart can be observed. Only when `admin.fault_injection` is on.
+/// restart can be observed. Only when `admin.fault_injection` is on. The body, optional, is
+/// `{"panic": true}` to panic rather than stop.
 ///
 /// # Errors
-/// 404 when fault injection is off or the kind is unknown; 409 when there is no executor to
-/// fail.
+/// 404 when fault injection is off or the kind is unknown; 400 for a malformed body; 409
+/// when there is no such actor to fail.
 pub async fn fail(
+    request: HttpRequest,
     path: web::Path<String>,
-    body: Option<web::Json<FailRequest>>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if !state.runtime.settings.admin.fault_injection {
@@ -63,8 +124,21 @@ pub async fn fail(
     }
     let kind = ActorKind::parse(&path)
         .ok_or_else(|| ApiError::not_found(format!("no actor kind is called `{path}`")))?;
+    let body = body::read(&request, payload, MAX_FAIL_BODY, &state.bodies).await?;
+    let request: FailRequest = if body.bytes.is_empty() {
+        FailRequest::default()
+    } else {
+        require_json(&request)?;
+        read_object(&body.bytes).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "the body must be {\"panic\": true} or {\"panic\": false}, or empty",
+            )
+        })?
+    };
     let how = Fail {
-        panic: body.is_some_and(|body| body.panic),
+        panic: request.panic,
     };
     let delivered = match kind {
         ActorKind::Scanner => state
@@ -91,5 +165,8 @@ pub async fn fail(
             format!("no {} actor runs here", kind.as_str()),
         ));
     }
-    Ok(HttpResponse::Accepted().json(json!({ "failed": kind.as_str(), "panic": how.panic })))
+    Ok(HttpResponse::Accepted().json(Failed {
+        failed: kind.as_str(),
+        panic: how.panic,
+    }))
 }

@@ -1,4 +1,8 @@
-//! Bearer-token authentication of `/api/` calls, when `auth.tokens` is set.
+//! Bearer-token authentication of the `/api/v1` routes, when `auth.tokens` is set.
+//!
+//! The middleware wraps the scope of the routes it guards (see [`super::routes`]): it runs for
+//! every request the router sends there, whatever spelling of the path got it there, and it
+//! reads nothing of the path itself.
 
 use actix_web::body::EitherBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -9,7 +13,7 @@ use actix_web::{Error, ResponseError, web};
 use super::AppState;
 use super::error::ApiError;
 
-/// Refuses `/api/` requests without `Authorization: Bearer <one of auth.tokens>` with 401.
+/// Refuses requests without `Authorization: Bearer <one of auth.tokens>` with 401.
 ///
 /// # Errors
 /// Those of the wrapped service.
@@ -21,7 +25,7 @@ pub async fn require_token<B: actix_web::body::MessageBody + 'static>(
         .app_data::<web::Data<AppState>>()
         .map(|state| state.runtime.settings.auth.tokens.clone())
         .unwrap_or_default();
-    if tokens.is_empty() || !request.path().starts_with("/api/") {
+    if tokens.is_empty() {
         return next
             .call(request)
             .await

@@ -2,8 +2,9 @@
 //! `{"error": {"code": "...", "message": "...", "field": "..."}}`.
 
 use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::store::StoreError;
 
@@ -18,7 +19,36 @@ pub struct ApiError {
     /// The request field at fault, when there is one.
     pub field: Option<String>,
     /// Per-item problems of a batch request.
-    pub items: Option<Vec<serde_json::Value>>,
+    pub items: Option<Vec<ItemProblem>>,
+    /// Seconds after which the caller may try again (`Retry-After`), when it is worth it.
+    pub retry_after: Option<u64>,
+}
+
+/// One refused item of a batch request.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemProblem {
+    /// The item's position in the request, from 0.
+    pub index: usize,
+    pub code: &'static str,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail<'a> {
+    pub code: &'a str,
+    pub message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<&'a [ItemProblem]>,
 }
 
 impl ApiError {
@@ -29,6 +59,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             items: None,
+            retry_after: None,
         }
     }
 
@@ -58,11 +89,13 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         // The cause is logged here; the caller learns only that it may retry.
         tracing::error!(%error, "database error while serving a request");
-        Self::new(
+        let mut error = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "database_unavailable",
             "the database is unavailable; retry later",
-        )
+        );
+        error.retry_after = Some(1);
+        error
     }
 }
 
@@ -72,13 +105,17 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(field) = &self.field {
-            error["field"] = json!(field);
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((RETRY_AFTER, seconds.to_string()));
         }
-        if let Some(items) = &self.items {
-            error["items"] = json!(items);
-        }
-        HttpResponse::build(self.status).json(json!({ "error": error }))
+        response.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+                items: self.items.as_deref(),
+            },
+        })
     }
 }

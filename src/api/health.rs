@@ -1,13 +1,56 @@
-//! Probes for orchestrators and the Prometheus scrape.
+//! Probes for orchestrators and the Prometheus scrape. They are open to every caller and show
+//! nothing of any job.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
 
 use super::AppState;
 
+/// The answer of `GET /healthz`.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// The answer of `GET /readyz`.
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// `standalone` or `distributed`.
+    pub mode: &'static str,
+    pub checks: Checks,
+}
+
+/// Each dependency's check.
+#[derive(Debug, Serialize)]
+pub struct Checks {
+    pub store: Check,
+    pub bus: Check,
+}
+
+/// Whether a dependency answers, what and where it is, and why not.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    pub ok: bool,
+    pub location: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Check {
+    fn of<E: std::fmt::Display>(location: String, result: Result<(), E>) -> Self {
+        Self {
+            ok: result.is_ok(),
+            location,
+            reason: result.err().map(|error| error.to_string()),
+        }
+    }
+}
+
 /// `GET /healthz`: the process is alive and serving HTTP.
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// `GET /readyz`: the store answers a query and the bus answers (a Kafka broker returns
@@ -17,19 +60,16 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let runtime = &state.runtime;
     let bus = runtime.publisher.bus();
     let (store_check, bus_check) = tokio::join!(runtime.store.ping(), bus.ping());
-    let describe = |location: String, result: Result<(), String>| match result {
-        Ok(()) => json!({ "ok": true, "location": location }),
-        Err(reason) => json!({ "ok": false, "location": location, "reason": reason }),
+    let checks = Checks {
+        store: Check::of(runtime.store.location(), store_check),
+        bus: Check::of(bus.location(), bus_check),
     };
-    let ready = store_check.is_ok() && bus_check.is_ok();
-    let body = json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "mode": runtime.settings.backend().as_str(),
-        "checks": {
-            "store": describe(runtime.store.location(), store_check.map_err(|e| e.to_string())),
-            "bus": describe(bus.location(), bus_check.map_err(|e| e.to_string())),
-        },
-    });
+    let ready = checks.store.ok && checks.bus.ok;
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        mode: runtime.settings.backend().as_str(),
+        checks,
+    };
     if ready {
         HttpResponse::Ok().json(body)
     } else {
@@ -37,7 +77,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /metrics`: every metric in Prometheus's text format.
+/// `GET /metrics`: every metric in the OpenMetrics text format (which Prometheus reads).
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

@@ -1,18 +1,14 @@
 //! Reading and checking the bodies of job-creating requests, so that every problem is
 //! answered with the field it is about.
 
-use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
-use actix_web::web;
-use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::error::Category;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use super::error::{ApiError, ItemProblem};
 use super::job_fields::{BatchFields, FIELDS, JobFields};
 use crate::config::JobSettings;
 use crate::domain::{JobKind, NewJob};
@@ -20,48 +16,6 @@ use crate::domain::{JobKind, NewJob};
 const MAX_RETRIES: std::ops::RangeInclusive<i64> = 0..=10;
 const DEFAULT_MAX_RETRIES: i32 = 3;
 const MAX_NAME_CHARS: usize = 200;
-
-pub fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "the body must be JSON with `Content-Type: application/json`, not `{content_type}`"
-            ),
-        ))
-    }
-}
-
-pub async fn read_limited(mut body: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|error| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("cannot read the body: {error}"),
-            )
-        })?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("the body exceeds {limit} bytes"),
-            ));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
-}
 
 /// Reads a body as a JSON object of the shape `T` (a job's or a batch's fields).
 ///
@@ -135,6 +89,13 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
                 "`command` must not be empty",
             ));
         }
+        Some(Value::String(command)) if command.contains('\0') => {
+            return Err(ApiError::invalid(
+                "command",
+                "invalid_field",
+                "`command` must not contain a NUL character",
+            ));
+        }
         Some(Value::String(command)) => command,
         Some(_) => {
             return Err(ApiError::invalid(
@@ -145,11 +106,21 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
         }
     };
     let execute_at = match fields.execute_at {
-        None => return Err(ApiError::invalid("execute_at", "missing_field", "`execute_at` is required")),
-        Some(Value::String(text)) => DateTime::parse_from_rfc3339(&text).map(|at| at.with_timezone(&Utc)).map_err(|error| {
-            ApiError::invalid("execute_at", "invalid_field", format!("`execute_at` must be an RFC 3339 time with an offset, such as 2026-11-27T10:00:00Z ({error})"))
-        })?,
-        Some(_) => return Err(ApiError::invalid("execute_at", "invalid_field", "`execute_at` must be an RFC 3339 string")),
+        None => {
+            return Err(ApiError::invalid(
+                "execute_at",
+                "missing_field",
+                "`execute_at` is required",
+            ));
+        }
+        Some(Value::String(text)) => parse_instant(&text)?,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "execute_at",
+                "invalid_field",
+                "`execute_at` must be an RFC 3339 string",
+            ));
+        }
     };
     let max_retries = optional_integer(fields.max_retries, "max_retries", &MAX_RETRIES)?
         .map_or(DEFAULT_MAX_RETRIES, |n| n as i32);
@@ -158,6 +129,13 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
         .map_or(limits.default_timeout_secs, |n| n as i32);
     let name = match fields.name {
         None => None,
+        Some(Value::String(name)) if name.contains('\0') => {
+            return Err(ApiError::invalid(
+                "name",
+                "invalid_field",
+                "`name` must not contain a NUL character",
+            ));
+        }
         Some(Value::String(name)) if name.chars().count() <= MAX_NAME_CHARS => Some(name),
         Some(Value::String(_)) => {
             return Err(ApiError::invalid(
@@ -177,6 +155,13 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
     let metadata = match fields.metadata {
         None => Value::Object(Map::new()),
         Some(metadata @ Value::Object(_)) => {
+            if holds_nul(&metadata) {
+                return Err(ApiError::invalid(
+                    "metadata",
+                    "invalid_field",
+                    "`metadata` must not contain a NUL character (\\u0000) in a key or a string",
+                ));
+            }
             if metadata.to_string().len() > limits.max_metadata_bytes {
                 return Err(ApiError::invalid(
                     "metadata",
@@ -207,6 +192,49 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
         timeout_secs,
         metadata,
     })
+}
+
+/// The years an instant may fall in once normalised to UTC: those RFC 3339 can write.
+const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
+/// Reads `execute_at`: RFC 3339 with an offset, normalised to UTC, within [`YEARS`] (so that
+/// it is written back as it was read, in RFC 3339).
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, ApiError> {
+    let at = DateTime::parse_from_rfc3339(text)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|error| {
+            ApiError::invalid(
+                "execute_at",
+                "invalid_field",
+                format!(
+                    "`execute_at` must be an RFC 3339 time with an offset, such as \
+                     2026-11-27T10:00:00Z ({error})"
+                ),
+            )
+        })?;
+    if !YEARS.contains(&at.year()) {
+        return Err(ApiError::invalid(
+            "execute_at",
+            "invalid_field",
+            format!(
+                "`execute_at` must fall between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z \
+                 once in UTC; `{text}` does not"
+            ),
+        ));
+    }
+    Ok(at)
+}
+
+/// Whether a key or a string anywhere in `value` holds a NUL, which neither store keeps.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 fn optional_integer(
@@ -276,12 +304,12 @@ pub fn parse_batch(body: &[u8], limits: &JobSettings) -> Result<Vec<NewJob>, Api
         };
         match parsed {
             Ok(job) => jobs.push(job),
-            Err(error) => problems.push(json!({
-                "index": index,
-                "code": error.code,
-                "field": error.field,
-                "message": error.message,
-            })),
+            Err(error) => problems.push(ItemProblem {
+                index,
+                code: error.code,
+                field: error.field,
+                message: error.message,
+            }),
         }
     }
     if problems.is_empty() {
@@ -328,7 +356,7 @@ mod tests {
             Some(items) => json!(
                 items
                     .iter()
-                    .map(|item| json!([item["index"], item["code"], item["field"]]))
+                    .map(|item| json!([item.index, item.code, item.field]))
                     .collect::<Vec<_>>()
             ),
         }

@@ -5,15 +5,36 @@ use std::sync::Arc;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::AppState;
+use super::body::{self, require_json};
 use super::error::ApiError;
-use super::job_input::{parse_batch, parse_job, read_limited, read_object, require_json};
+use super::job_input::{parse_batch, parse_job, read_object};
 use crate::actors::scanner::publish_all;
-use crate::domain::JobStatus;
+use crate::domain::{Job, JobStatus};
+use crate::store::Attempt;
+
+/// A job and its attempts, oldest first: the answer of a create and of a read.
+#[derive(Debug, Serialize)]
+pub struct JobWithAttempts {
+    pub job: Job,
+    pub attempts: Vec<Attempt>,
+}
+
+/// The answer of a batch create: the new jobs' ids, in the order given.
+#[derive(Debug, Serialize)]
+pub struct BatchCreated {
+    pub ids: Vec<Uuid>,
+}
+
+/// A page of jobs, newest first; `next_cursor` fetches the next page.
+#[derive(Debug, Serialize)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    pub next_cursor: Option<Uuid>,
+}
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
@@ -32,8 +53,9 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     require_json(&request)?;
     let settings = &state.runtime.settings;
-    let body = read_limited(body, settings.jobs.max_body_bytes).await?;
-    let new_job = parse_job(read_object(&body)?, &settings.jobs)?;
+    let body = body::read(&request, body, settings.jobs.max_body_bytes, &state.bodies).await?;
+    let new_job = parse_job(read_object(&body.bytes)?, &settings.jobs)?;
+    drop(body);
     let runtime = &state.runtime;
     let job = if new_job.execute_at < Utc::now() + settings.scanner.horizon() {
         let (job, dispatch) = runtime
@@ -49,7 +71,10 @@ pub async fn create(
     runtime.metrics.jobs_created.inc();
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, format!("/api/v1/jobs/{}", job.id)))
-        .json(json!({ "job": job, "attempts": [] })))
+        .json(JobWithAttempts {
+            job,
+            attempts: Vec::new(),
+        }))
 }
 
 /// `POST /api/v1/jobs:batch`: up to `jobs.max_batch_size` jobs in one call, all or none.
@@ -66,11 +91,20 @@ pub async fn create_batch(
     require_json(&request)?;
     let runtime = &state.runtime;
     let settings = &runtime.settings;
-    let body = read_limited(body, settings.jobs.max_batch_body_bytes).await?;
+    let body = body::read(
+        &request,
+        body,
+        settings.jobs.max_batch_body_bytes,
+        &state.bodies,
+    )
+    .await?;
+    // The body's share of the memory budget is held until the jobs are stored: parsed, they
+    // take about as much again.
+    let (bytes, _held) = body.into_parts();
     // Parsing 10,000 jobs takes tens of milliseconds: on a blocking thread, so that this
     // worker goes on serving the database connections and requests it drives meanwhile.
     let shared = Arc::clone(settings);
-    let jobs = web::block(move || parse_batch(&body, &shared.jobs))
+    let jobs = web::block(move || parse_batch(&bytes, &shared.jobs))
         .await
         .map_err(|_| ApiError::shutting_down())??;
     let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
@@ -81,7 +115,7 @@ pub async fn create_batch(
         .await?;
     runtime.metrics.jobs_created.inc_by(ids.len() as u64);
     publish_all(runtime, &dispatches).await;
-    Ok(HttpResponse::Created().json(json!({ "ids": ids })))
+    Ok(HttpResponse::Created().json(BatchCreated { ids }))
 }
 
 /// `GET /api/v1/jobs/{id}`: the job with its attempt history.
@@ -94,9 +128,7 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     match state.runtime.store.get_job(id).await? {
-        Some((job, attempts)) => {
-            Ok(HttpResponse::Ok().json(json!({ "job": job, "attempts": attempts })))
-        }
+        Some((job, attempts)) => Ok(HttpResponse::Ok().json(JobWithAttempts { job, attempts })),
         None => Err(ApiError::not_found(format!("no job has the id {id}"))),
     }
 }
@@ -164,7 +196,7 @@ pub async fn list(
     } else {
         None
     };
-    Ok(HttpResponse::Ok().json(json!({ "jobs": jobs, "next_cursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(JobPage { jobs, next_cursor }))
 }
 
 /// Parses a job id from a path.

@@ -1,8 +1,15 @@
 //! The HTTP API: health probes and metrics at the root, jobs and administration under
 //! `/api/v1`. The routes and their answers are documented in `docs/api.md`.
+//!
+//! Authentication is attached to the routes it guards, not decided from the request's path:
+//! the `/api/v1` scope is wrapped by [`auth::require_token`], so whatever spelling of a path
+//! the router resolves to a protected route (percent-encoded, in another case, with doubled
+//! slashes), the check runs, and a path the router does not resolve reaches no handler.
 
 mod admin;
 mod auth;
+mod body;
+mod endpoint;
 mod error;
 mod health;
 mod job_fields;
@@ -10,14 +17,16 @@ mod job_input;
 mod jobs;
 
 use actix::Addr;
-use actix_web::{HttpResponse, middleware, web};
+use actix_web::web;
 
+pub use body::BodyBudget;
 pub use error::ApiError;
 
 use crate::actors::Runtime;
 use crate::actors::dispatcher::DispatcherActor;
 use crate::actors::result_writer::ResultWriterActor;
 use crate::actors::scanner::ScannerActor;
+use endpoint::Endpoint;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -31,30 +40,58 @@ pub struct AppState {
     pub scanner: Option<Addr<ScannerActor>>,
     pub dispatcher: Option<Addr<DispatcherActor>>,
     pub result_writer: Option<Addr<ResultWriterActor>>,
+    /// Bounds the memory held by request bodies being read, over all requests.
+    pub bodies: BodyBudget,
 }
 
-/// Registers every route; the jobs routes only with the `api` role.
+/// Registers every route; the jobs routes only with the `api` role. A path that exists but
+/// not for the request's method answers `405` with `Allow`.
 pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
     let mut api = web::scope("/api/v1")
-        .wrap(middleware::from_fn(auth::require_token))
-        .route("/admin/actors", web::get().to(admin::actors))
-        .route("/admin/actors/{kind}/fail", web::post().to(admin::fail));
+        .wrap(actix_web::middleware::from_fn(auth::require_token))
+        .service(Endpoint::new("/admin/actors").get(admin::actors).build())
+        .service(
+            Endpoint::new("/admin/actors/{kind}/fail")
+                .post(admin::fail)
+                .build(),
+        );
     if with_jobs {
         api = api
-            .route("/jobs", web::post().to(jobs::create))
-            .route("/jobs:batch", web::post().to(jobs::create_batch))
-            .route("/jobs", web::get().to(jobs::list))
-            .route("/jobs/{id}", web::get().to(jobs::get));
+            .service(
+                Endpoint::new("/jobs")
+                    .get(jobs::list)
+                    .post(jobs::create)
+                    .build(),
+            )
+            .service(
+                Endpoint::new("/jobs:batch")
+                    .post(jobs::create_batch)
+                    .build(),
+            )
+            .service(Endpoint::new("/jobs/{id}").get(jobs::get).build());
     }
     config
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
+        .service(probes())
         .service(api)
         .default_service(web::to(not_found));
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
+/// The probes and the metrics: open to every caller, on the API's listener and on the probe
+/// listener (`http.probe_port`).
+pub fn probes() -> impl actix_web::dev::HttpServiceFactory {
+    (
+        Endpoint::new("/healthz").get(health::healthz).build(),
+        Endpoint::new("/readyz").get(health::readyz).build(),
+        Endpoint::new("/metrics").get(health::metrics).build(),
+    )
+}
+
+/// Registers the probe listener's routes: the probes and nothing else.
+pub fn probe_routes(config: &mut web::ServiceConfig) {
+    config.service(probes()).default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::not_found("no such route"))
 }
 
@@ -64,18 +101,6 @@ pub fn query_config() -> web::QueryConfig {
         ApiError::new(
             actix_web::http::StatusCode::BAD_REQUEST,
             "invalid_query",
-            error.to_string(),
-        )
-        .into()
-    })
-}
-
-/// Answers malformed JSON bodies of the admin routes with the API's JSON error body.
-pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().error_handler(|error, _| {
-        ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "invalid_json",
             error.to_string(),
         )
         .into()

@@ -3,10 +3,11 @@
 //! It keeps the contract the actors rely on from Kafka: records of a topic arrive in the
 //! order they were published, a subscription resumes where its last stream stopped (an actor
 //! restart loses nothing), and publishing returns once the record is queued. What it cannot
-//! keep is a record across a crash of the process; nothing depends on that, because every
-//! job in flight has a lease in the store and is dispatched again when it runs out (see
-//! `store::sqlite`, which expires them all when it opens, since the process that held them
-//! is known to be gone).
+//! keep is a record across the end of the process. At a graceful stop the result writer takes
+//! what is left in its queue ([`Subscription::take_volatile`]) and writes it before the
+//! process exits. After a crash, every job in flight has a lease in the store and is
+//! dispatched again (see `store::sqlite`, which expires them all when it opens, since the
+//! process that held them is known to be gone).
 //!
 //! One process reads each topic: a topic's queue is shared by whoever subscribes to it,
 //! whatever their group.
@@ -125,6 +126,19 @@ impl Subscription for InProcessSubscription {
     }
 
     fn commit(&self) {}
+
+    fn take_volatile(&self) -> BoxFuture<'static, Vec<Record>> {
+        let receiver = Arc::clone(&self.topic.receiver);
+        Box::pin(async move {
+            // Waits for the lock of the stream the consumer stopped, until its owner drops it.
+            let mut receiver = receiver.lock().await;
+            let mut records = Vec::new();
+            while let Ok(record) = receiver.try_recv() {
+                records.push(record);
+            }
+            records
+        })
+    }
 
     fn leave(&self) -> BoxFuture<'static, ()> {
         Box::pin(std::future::ready(()))

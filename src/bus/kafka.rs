@@ -349,6 +349,10 @@ impl Subscription for KafkaSubscription {
         }
     }
 
+    fn take_volatile(&self) -> BoxFuture<'static, Vec<Record>> {
+        Box::pin(std::future::ready(Vec::new()))
+    }
+
     fn leave(&self) -> BoxFuture<'static, ()> {
         let consumer = Arc::clone(&self.consumer);
         Box::pin(async move {

@@ -156,6 +156,12 @@ pub trait Subscription: Send + Sync {
     /// Makes the acknowledgements durable now (at shutdown).
     fn commit(&self);
 
+    /// Takes the records published to the topic and not read yet that only this process's
+    /// memory holds (the in-process bus), so that a consumer stopping for good can handle
+    /// them before the process exits. A bus that keeps records beyond the process (Kafka)
+    /// returns none: they wait there for the next reader.
+    fn take_volatile(&self) -> BoxFuture<'static, Vec<Record>>;
+
     /// Leaves the group, so that others take its partitions at once (at shutdown). Resolves
     /// once the partitions are given up, or after a few seconds if the bus does not answer.
     fn leave(&self) -> BoxFuture<'static, ()>;

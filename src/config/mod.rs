@@ -26,7 +26,7 @@ const ENV_SEPARATOR: &str = "__";
 const MIXED_CASE_KEYS: &[&str] = &["kafka.topic.updatedJobs"];
 
 /// Keys holding lists; their environment variables are comma-separated.
-const LIST_KEYS: &[&str] = &["auth.tokens", "roles"];
+const LIST_KEYS: &[&str] = &["auth.tokens", "roles", "runner.shell.env"];
 /// A longer wait would hold every report and every batch of dispatches as long.
 const MAX_LINGER_MS: u64 = 1000;
 
@@ -57,6 +57,7 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub auth: AuthSettings,
     pub admin: AdminSettings,
+    pub runner: RunnerSettings,
     pub recovery: RecoverySettings,
     pub shutdown: ShutdownSettings,
 }
@@ -191,6 +192,27 @@ impl Settings {
                 );
             }
         }
+        if self.http.max_connections == 0 {
+            return invalid("http.max_connections", "must be at least 1");
+        }
+        if self.http.header_timeout.is_zero() || self.http.body_timeout.is_zero() {
+            return invalid(
+                "http.body_timeout",
+                "and `http.header_timeout` must be longer than zero",
+            );
+        }
+        if self.http.max_body_memory < self.jobs.max_batch_body_bytes {
+            return invalid(
+                "http.max_body_memory",
+                "must be at least `jobs.max_batch_body_bytes`, or no batch could be read",
+            );
+        }
+        if self.http.port != 0 && self.http.port == self.http.probe_port {
+            return invalid("http.probe_port", "must differ from `http.port`");
+        }
+        for entry in &self.runner.shell.env {
+            check_env_entry(entry)?;
+        }
         if self.database.port == 0 {
             return invalid("database.port", "must be a port number between 1 and 65535");
         }
@@ -319,6 +341,33 @@ fn check_topic_name(key: &'static str, name: &str) -> Result<(), ConfigError> {
         });
     }
     Ok(())
+}
+
+/// The variables every job gets from Kairos itself, which `runner.shell.env` may not set.
+pub const JOB_VARIABLES: [&str; 3] = ["KAIROS_JOB_ID", "KAIROS_ATTEMPT", "KAIROS_SCHEDULED_AT"];
+
+/// Checks an entry of `runner.shell.env`: `NAME` or `NAME=value`, a name of letters, digits
+/// and `_` not starting with a digit, and not one of [`JOB_VARIABLES`].
+fn check_env_entry(entry: &str) -> Result<(), ConfigError> {
+    let name = entry.split_once('=').map_or(entry, |(name, _)| name);
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let problem = if !valid {
+        format!(
+            "entry `{entry}` is not `NAME` or `NAME=value` with a name of letters, digits and `_`"
+        )
+    } else if JOB_VARIABLES.contains(&name) {
+        format!("entry `{entry}` sets `{name}`, which Kairos gives every job itself")
+    } else {
+        return Ok(());
+    };
+    Err(ConfigError::Invalid {
+        key: "runner.shell.env",
+        problem,
+    })
 }
 
 /// Turns `KAIROS__SECTION__KEY=value` variables into `(section.key, value)` overrides.

@@ -62,13 +62,28 @@ pub struct ShutdownSettings {
     pub grace: Duration,
 }
 
-/// Where the HTTP API listens.
+/// Where the HTTP API listens, and what a client may hold of it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     pub host: String,
     /// 0 asks the operating system for a free port (the tests do).
     pub port: u16,
+    /// A second listener serving only `/healthz`, `/readyz` and `/metrics`, with
+    /// connections of its own: probes keep answering while clients hold every connection of
+    /// the API's listener. 0 asks for a free port.
+    pub probe_port: u16,
+    /// Connections the API's listener holds at once, at most (lowered at start-up to what
+    /// the process's file limit leaves room for).
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's whole body.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Bytes of request bodies held in memory at once, over all requests.
+    pub max_body_memory: usize,
 }
 
 /// Which store and bus a process uses, decided by the configuration (see
@@ -287,6 +302,25 @@ impl std::fmt::Debug for AuthSettings {
             .field("tokens", &format!("<{} redacted>", self.tokens.len()))
             .finish()
     }
+}
+
+/// What the job runners may use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerSettings {
+    pub shell: ShellSettings,
+}
+
+/// The environment and working directory of `shell` jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShellSettings {
+    /// Variables a command gets beyond the basic ones: `NAME` copies the server's value,
+    /// `NAME=value` sets one.
+    pub env: Vec<String>,
+    /// Where commands run; unset: a fresh folder per attempt, removed afterwards.
+    #[serde(default)]
+    pub working_dir: Option<PathBuf>,
 }
 
 /// Administration switches.

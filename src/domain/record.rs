@@ -29,12 +29,16 @@ pub struct Dispatch {
     pub execute_at: DateTime<Utc>,
     pub max_retries: i32,
     pub timeout_secs: i32,
+    /// When the job was created: its lateness counts from the later of this and its time
+    /// (absent in records of releases before it).
+    #[serde(default, with = "super::timestamp::option")]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 impl Dispatch {
-    /// The first dispatch of `job`, claimed as it is stored (epoch 1, attempt 1, nothing
-    /// failed yet).
-    pub fn first(job: NewJob) -> Self {
+    /// The first dispatch of `job`, created and claimed at `created_at` (epoch 1, attempt 1,
+    /// nothing failed yet).
+    pub fn first(job: NewJob, created_at: DateTime<Utc>) -> Self {
         Dispatch {
             job_id: job.id,
             epoch: 1,
@@ -45,6 +49,7 @@ impl Dispatch {
             execute_at: job.execute_at,
             max_retries: job.max_retries,
             timeout_secs: job.timeout_secs,
+            created_at: Some(created_at),
         }
     }
 }

@@ -1,10 +1,15 @@
 //! Runs a job's command with `/bin/sh -c` in a process group of its own, under a timeout,
 //! keeping a bounded amount of its output.
 //!
+//! A command sees nothing of Kairos's own environment (its tokens, its database password)
+//! beyond what [`Environment`] passes, and runs in a fresh folder of its own per attempt
+//! unless `runner.shell.working_dir` names one.
+//!
 //! The whole group is killed when the run times out, when the shell exits (so that a
 //! background process left behind cannot hold the output pipes open or outlive its job), and
 //! when the run is abandoned (the future is dropped, for example because its actor stopped).
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -12,14 +17,65 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::config::ShellSettings;
 use crate::domain::AttemptOutcome;
+
+/// The variables every command gets from Kairos's environment, with the value used when
+/// Kairos has none. `TZ` is passed only when set.
+const BASIC_VARIABLES: [(&str, Option<&str>); 4] = [
+    ("PATH", Some("/usr/local/bin:/usr/bin:/bin")),
+    ("HOME", Some("/")),
+    ("LANG", Some("C.UTF-8")),
+    ("TZ", None),
+];
+
+/// What every command's environment holds besides its job's own variables, and where it
+/// runs: read once, from `runner.shell` and Kairos's environment at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    variables: Vec<(String, String)>,
+    working_dir: Option<PathBuf>,
+}
+
+impl Environment {
+    /// The environment `settings` describe, reading the variables it copies from `lookup`
+    /// (Kairos's own environment, in production).
+    pub fn new(settings: &ShellSettings, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut variables: Vec<(String, String)> = BASIC_VARIABLES
+            .iter()
+            .filter_map(|(name, default)| {
+                let value = lookup(name).or_else(|| default.map(str::to_owned))?;
+                Some(((*name).to_owned(), value))
+            })
+            .collect();
+        for entry in &settings.env {
+            let (name, value) = match entry.split_once('=') {
+                Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+                None => (entry.clone(), lookup(entry)),
+            };
+            variables.retain(|(existing, _)| *existing != name);
+            if let Some(value) = value {
+                variables.push((name, value));
+            }
+        }
+        Self {
+            variables,
+            working_dir: settings.working_dir.clone(),
+        }
+    }
+
+    /// [`Environment::new`] over this process's environment.
+    pub fn from_process(settings: &ShellSettings) -> Self {
+        Self::new(settings, |name| std::env::var(name).ok())
+    }
+}
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct ShellCommand {
     pub command: String,
     pub timeout: Duration,
-    /// Variables added to the command's environment.
+    /// The job's own variables (`KAIROS_JOB_ID`, …), added to [`Environment`]'s.
     pub env: Vec<(String, String)>,
     /// Bytes of stdout and of stderr kept; the rest is read and dropped.
     pub max_output_bytes: usize,
@@ -46,14 +102,65 @@ impl Drop for GroupGuard {
     }
 }
 
-/// Runs `spec` and reports how it ended. Never fails: a command that cannot be started is a
-/// failed run.
-pub async fn run(spec: &ShellCommand) -> RunResult {
+/// A folder made for one attempt, removed (with what the command left in it) when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A new private folder under the system's temporary folder.
+    fn create() -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = std::env::temp_dir().join(format!("kairos-job-{}", uuid::Uuid::new_v4()));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(%error, folder = %self.0.display(), "cannot remove a job's folder");
+        }
+    }
+}
+
+/// A run that could not start.
+fn not_started(error: String) -> RunResult {
+    RunResult {
+        outcome: AttemptOutcome::Failed,
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        error: Some(error),
+    }
+}
+
+/// Runs `spec` in `environment` and reports how it ended. Never fails: a command that cannot
+/// be started is a failed run.
+pub async fn run(spec: &ShellCommand, environment: &Environment) -> RunResult {
+    match &environment.working_dir {
+        Some(folder) => run_in(spec, environment, folder).await,
+        // The folder is removed when `scratch` drops, once the command and its group are gone.
+        None => match Scratch::create() {
+            Ok(scratch) => run_in(spec, environment, &scratch.0).await,
+            Err(error) => not_started(format!("cannot make the job's folder: {error}")),
+        },
+    }
+}
+
+async fn run_in(spec: &ShellCommand, environment: &Environment, folder: &Path) -> RunResult {
     let mut command = tokio::process::Command::new("/bin/sh");
     command
         .arg("-c")
         .arg(&spec.command)
+        .env_clear()
+        .envs(
+            environment
+                .variables
+                .iter()
+                .map(|(key, value)| (key, value)),
+        )
         .envs(spec.env.iter().map(|(key, value)| (key, value)))
+        .current_dir(folder)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -61,15 +168,7 @@ pub async fn run(spec: &ShellCommand) -> RunResult {
         .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(error) => {
-            return RunResult {
-                outcome: AttemptOutcome::Failed,
-                exit_code: None,
-                stdout: String::new(),
-                stderr: String::new(),
-                error: Some(format!("cannot start /bin/sh: {error}")),
-            };
-        }
+        Err(error) => return not_started(format!("cannot start /bin/sh: {error}")),
     };
     // The child leads its own group, so its pid is the group id. A pid beyond i32 does not
     // exist on Linux.
@@ -162,9 +261,26 @@ mod tests {
         }
     }
 
+    fn environment(env: &[&str]) -> Environment {
+        let settings = ShellSettings {
+            env: env.iter().map(|entry| (*entry).to_owned()).collect(),
+            working_dir: None,
+        };
+        Environment::new(&settings, |name| match name {
+            "PATH" => Some("/usr/bin:/bin".into()),
+            "SECRET" => Some("from-the-server".into()),
+            "SHARED" => Some("copied".into()),
+            _ => None,
+        })
+    }
+
     #[tokio::test]
     async fn a_zero_exit_succeeds_with_its_output_and_environment() {
-        let result = run(&spec("echo $KAIROS_JOB_ID; echo oops >&2", 10_000)).await;
+        let result = run(
+            &spec("echo $KAIROS_JOB_ID; echo oops >&2", 10_000),
+            &environment(&[]),
+        )
+        .await;
         assert_eq!(result.outcome, AttemptOutcome::Succeeded);
         assert_eq!(result.exit_code, Some(0));
         assert_eq!(result.stdout, "job-1\n");
@@ -174,7 +290,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_non_zero_exit_fails_naming_the_code() {
-        let result = run(&spec("exit 3", 10_000)).await;
+        let result = run(&spec("exit 3", 10_000), &environment(&[])).await;
         assert_eq!(result.outcome, AttemptOutcome::Failed);
         assert_eq!(result.exit_code, Some(3));
         assert_eq!(result.error.as_deref(), Some("exit code 3"));
@@ -182,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn output_beyond_the_limit_is_dropped_and_marked() {
-        let result = run(&spec("printf '%040d' 0", 10_000)).await;
+        let result = run(&spec("printf '%040d' 0", 10_000), &environment(&[])).await;
         assert_eq!(
             result.stdout,
             format!("{}\n[output truncated: 24 more bytes]", "0".repeat(16))
@@ -193,7 +309,7 @@ mod tests {
     async fn a_run_past_its_timeout_is_killed_with_its_children() {
         let pid_file = std::env::temp_dir().join(format!("kairos-runner-{}", uuid::Uuid::new_v4()));
         let command = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
-        let result = run(&spec(&command, 300)).await;
+        let result = run(&spec(&command, 300), &environment(&[])).await;
         assert_eq!(result.outcome, AttemptOutcome::TimedOut);
         let child: i32 = std::fs::read_to_string(&pid_file)
             .expect("pid written")
@@ -214,6 +330,63 @@ mod tests {
         assert!(
             gone(),
             "the background child {child} outlived its timed-out job"
+        );
+    }
+
+    /// A command's environment holds the basic variables, the job's own and those
+    /// `runner.shell.env` names, and nothing else of the server's.
+    #[tokio::test]
+    async fn a_command_sees_only_the_variables_it_is_given() {
+        let mut spec = spec("env | sort", 10_000);
+        spec.max_output_bytes = 4096;
+        let result = run(&spec, &environment(&["SHARED", "GREETING=hello"])).await;
+        let mut names: Vec<&str> = result
+            .stdout
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+            .filter(|name| !matches!(*name, "PWD" | "SHLVL" | "_" | "OLDPWD"))
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "GREETING",
+                "HOME",
+                "KAIROS_JOB_ID",
+                "LANG",
+                "PATH",
+                "SHARED"
+            ],
+            "{}",
+            result.stdout
+        );
+        assert!(result.stdout.contains("SHARED=copied\n"));
+        assert!(!result.stdout.contains("from-the-server"));
+    }
+
+    /// Each attempt runs in a folder of its own, which is gone once the attempt ends.
+    #[tokio::test]
+    async fn a_command_runs_in_a_fresh_folder_that_is_removed_after() {
+        let mut spec = spec("pwd; touch left-behind; ls -A", 10_000);
+        spec.max_output_bytes = 4096;
+        let first = run(&spec, &environment(&[])).await;
+        let second = run(&spec, &environment(&[])).await;
+        let folder = |result: &RunResult| {
+            let mut lines = result.stdout.lines();
+            let folder = PathBuf::from(lines.next().expect("pwd"));
+            assert_eq!(lines.collect::<Vec<_>>(), ["left-behind"], "{result:?}");
+            folder
+        };
+        let (first, second) = (folder(&first), folder(&second));
+        assert_ne!(first, second);
+        assert!(
+            first.starts_with(std::env::temp_dir()),
+            "{}",
+            first.display()
+        );
+        assert!(
+            !first.exists() && !second.exists(),
+            "a job's folder outlived it"
         );
     }
 }

@@ -28,7 +28,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     handle: ServerHandle,
     /// The application's run, which ends once it has shut down.
-    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    running: Option<tokio::task::JoinHandle<Result<(), kairos::startup::RunError>>>,
 }
 
 impl Drop for TestApp {
@@ -63,6 +63,7 @@ pub fn settings_for(backend: Backend) -> Settings {
     assert_eq!(settings.backend(), backend, "the test configuration's mode");
     let id = Uuid::new_v4().simple().to_string();
     settings.http.port = 0;
+    settings.http.probe_port = 0;
     settings.standalone.data_dir = std::env::temp_dir().join(format!("kairos-test-{id}"));
     settings.database.name = format!("kairos_test_{id}");
     settings.database.pool_size = 4;

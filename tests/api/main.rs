@@ -4,6 +4,7 @@
 
 mod api_input;
 mod contract;
+mod exposure;
 mod foundation;
 mod helpers;
 mod pipeline;

@@ -155,6 +155,7 @@ async fn a_stale_dispatch_is_not_run() {
         execute_at: chrono::Utc::now(),
         max_retries: 0,
         timeout_secs: 10,
+        created_at: None,
     };
     let payload = serde_json::to_vec(&stale).expect("JSON");
     app.publish(&app.settings.kafka.topic.jobs, &id.to_string(), &payload)

@@ -159,6 +159,7 @@ impl Cluster {
             ("KAIROS_ENV".into(), "distributed".into()),
             ("KAIROS__DATABASE__NAME".into(), database.clone()),
             ("KAIROS__DATABASE__POOL_SIZE".into(), "8".into()),
+            ("KAIROS__HTTP__PROBE_PORT".into(), "0".into()),
             (
                 "KAIROS__KAFKA__TOPIC__JOBS".into(),
                 format!("chaos-{id}-jobs"),

@@ -91,11 +91,45 @@ async fn sigterm_while_long_jobs_run() {
     stop_gracefully_and_check(&mut cluster, jobs, "SIGTERM an instance running long jobs").await;
 }
 
+/// SIGTERM an instance while far more jobs are due at once than it has run slots (2 s jobs, 64
+/// slots each): it stops within seconds, hands the jobs that had not started to the other
+/// instance, and every job runs exactly once, with no attempt lost.
+#[actix_web::test]
+async fn sigterm_with_more_due_jobs_than_run_slots() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start("SIGTERM, jobs beyond the run slots", 2).await;
+    let dispatcher_partitions = "kairos_consumer_partitions{consumer=\"dispatcher\"}";
+    cluster
+        .wait_for_metric(1, dispatcher_partitions, |partitions| partitions >= 1.0)
+        .await;
+    let jobs = 1000;
+    cluster
+        .create_jobs(jobs, Duration::from_secs(2), Duration::ZERO, "sleep 2; ")
+        .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The instance to stop runs commands, with more waiting behind them.
+    cluster
+        .wait_for_metric(1, "kairos_executor_running", |running| running >= 1.0)
+        .await;
+    cluster
+        .wait_for_metric(1, "kairos_executor_waiting", |waiting| waiting >= 64.0)
+        .await;
+    stop_gracefully_and_check(
+        &mut cluster,
+        jobs,
+        "SIGTERM an instance with more due jobs than run slots",
+    )
+    .await;
+}
+
 /// SIGTERMs the cluster's second instance, which must exit 0, then checks that all `jobs`
 /// end, none lost, none run twice, no attempt lost.
 async fn stop_gracefully_and_check(cluster: &mut Cluster, jobs: usize, scenario: &str) {
+    let signalled = Instant::now();
     let status = cluster.instances[1].terminate(Duration::from_secs(40));
+    let stopping = signalled.elapsed();
     assert_eq!(status.code(), Some(0), "a SIGTERM'd instance exits 0");
+    println!("{scenario}: the stop took {:.2} s", stopping.as_secs_f64());
     cluster.settle(jobs).await;
     let outcome = cluster.outcome(jobs).await;
     outcome.print_row(scenario);

@@ -49,6 +49,7 @@ impl Standalone {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("KAIROS__STANDALONE__DATA_DIR", &self.data_dir)
             .env("KAIROS__HTTP__PORT", port.to_string())
+            .env("KAIROS__HTTP__PROBE_PORT", "0")
             .env("KAIROS__SCANNER__INTERVAL", "2s")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -123,6 +124,32 @@ impl Standalone {
             .collect()
     }
 
+    /// Every job, read page by page from the API.
+    async fn all_jobs(&self) -> Vec<Value> {
+        let mut jobs = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = format!("http://127.0.0.1:{}/api/v1/jobs?limit=500", self.port);
+            if let Some(cursor) = &cursor {
+                url.push_str(&format!("&cursor={cursor}"));
+            }
+            let page: Value = self
+                .http
+                .get(url)
+                .send()
+                .await
+                .expect("answered")
+                .json()
+                .await
+                .expect("JSON");
+            jobs.extend(page["jobs"].as_array().expect("jobs").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return jobs,
+            }
+        }
+    }
+
     fn logged(&self) -> String {
         format!(
             "echo \"$KAIROS_JOB_ID $KAIROS_ATTEMPT\" >> {}",
@@ -138,7 +165,11 @@ fn time(value: &Value) -> DateTime<Utc> {
 }
 
 fn is_final(job: &Value) -> bool {
-    matches!(job["job"]["status"].as_str(), Some("SUCCESS" | "FAILED"))
+    is_final_job(&job["job"])
+}
+
+fn is_final_job(job: &Value) -> bool {
+    matches!(job["status"].as_str(), Some("SUCCESS" | "FAILED"))
 }
 
 /// Killed with SIGKILL while one job runs, twenty wait for their time and one is due later,
@@ -225,6 +256,111 @@ async fn a_killed_standalone_process_runs_its_jobs_after_a_restart() {
     assert!(
         lateness >= chrono::Duration::zero() && lateness < chrono::Duration::seconds(1),
         "the later job started {lateness} from its time"
+    );
+}
+
+/// SIGTERM a standalone process while far more jobs are due than it has run slots (2 s jobs,
+/// 64 slots), then start it again: it stops within seconds, every attempt that finished
+/// before it exited is recorded, the jobs that had not started are handed back and run after
+/// the restart, and every job runs exactly once: none twice, no attempt lost.
+#[actix_web::test]
+async fn sigterm_with_more_due_jobs_than_run_slots_runs_each_job_once() {
+    let _serial = SERIAL.lock().await;
+    for jobs in [1000, 300] {
+        sigterm_then_restart(jobs).await;
+    }
+}
+
+async fn sigterm_then_restart(jobs: usize) {
+    let standalone = Standalone::new();
+    let mut first = standalone.start("first.log").await;
+    let due = Utc::now() + chrono::Duration::seconds(1);
+    let job = json!({
+        "command": format!("sleep 2; {}", standalone.logged()),
+        "execute_at": due.to_rfc3339(),
+        "max_retries": 0,
+        "timeout_secs": 60,
+    });
+    let created = standalone
+        .http
+        .post(format!(
+            "http://127.0.0.1:{}/api/v1/jobs:batch",
+            standalone.port
+        ))
+        .json(&json!({"jobs": vec![job; jobs]}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(created.status(), 201);
+    let ids: Vec<String> = created.json::<Value>().await.expect("JSON")["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|id| id.as_str().expect("an id").to_owned())
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let signalled = Instant::now();
+    let status = first.terminate(Duration::from_secs(60));
+    let stopping = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "a SIGTERM'd process exits 0");
+    let ran_before = std::fs::read_to_string(&standalone.run_log)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert!(
+        ran_before > 0 && ran_before < jobs,
+        "{ran_before} of {jobs} jobs ran before the stop"
+    );
+
+    let _second = standalone.start("second.log").await;
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let listed = loop {
+        let listed = standalone.all_jobs().await;
+        if listed.iter().all(is_final_job) {
+            break listed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every job ended; logs in {}",
+            standalone.logs.display()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(listed.len(), jobs);
+    for job in &listed {
+        assert_eq!(job["status"], "SUCCESS", "{job}");
+        assert_eq!(job["attempts"], 1, "an attempt was lost or repeated: {job}");
+    }
+    let mut runs = std::collections::HashMap::<String, Vec<String>>::new();
+    for line in std::fs::read_to_string(&standalone.run_log)
+        .unwrap_or_default()
+        .lines()
+    {
+        let (id, attempt) = line.split_once(' ').expect("`<job id> <attempt>`");
+        runs.entry(id.to_owned())
+            .or_default()
+            .push(attempt.to_owned());
+    }
+    let duplicate_runs: usize = runs.values().map(|runs| runs.len() - 1).sum();
+    println!(
+        "| scenario | jobs | lost | duplicate runs | lost attempts | stop took | run before the stop |"
+    );
+    println!(
+        "| standalone SIGTERM, then restart | {jobs} | 0 | {duplicate_runs} | 0 | {:.2} s | {ran_before} |",
+        stopping.as_secs_f64()
+    );
+    assert_eq!(duplicate_runs, 0, "a graceful stop runs nothing twice");
+    for id in &ids {
+        assert_eq!(
+            runs.get(id).map(Vec::as_slice),
+            Some(&["1".to_owned()][..]),
+            "job {id}"
+        );
+    }
+    assert!(
+        stopping < Duration::from_secs(15),
+        "the stop took {stopping:?}: jobs that had not started ran during it"
     );
 }
 

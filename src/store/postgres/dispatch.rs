@@ -20,7 +20,8 @@ use crate::domain::{Dispatch, JobKind, NewJob};
 use crate::store::{Heartbeats, Recovered, StoreError};
 
 const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
-     jobs.kind, jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs";
+     jobs.kind, jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs, \
+     jobs.created_at";
 
 pub(super) fn dispatch_from_row(row: &Row) -> Result<Dispatch, StoreError> {
     let attempts: i32 = row.try_get("attempts")?;
@@ -35,6 +36,7 @@ pub(super) fn dispatch_from_row(row: &Row) -> Result<Dispatch, StoreError> {
         execute_at: row.try_get("execute_at")?,
         max_retries: row.try_get("max_retries")?,
         timeout_secs: row.try_get("timeout_secs")?,
+        created_at: Some(row.try_get("created_at")?),
     })
 }
 
@@ -94,11 +96,13 @@ pub async fn insert_batch(
         .iter()
         .map(|job| (job, (job.execute_at < dispatch_before).then_some(grace)))
         .collect();
-    super::jobs::insert_only(pool, &rows, instance).await?;
+    let Some(created_at) = super::jobs::insert_only(pool, &rows, instance).await? else {
+        return Ok(Vec::new());
+    };
     Ok(jobs
         .into_iter()
         .filter(|job| job.execute_at < dispatch_before)
-        .map(Dispatch::first)
+        .map(|job| Dispatch::first(job, created_at))
         .collect())
 }
 
@@ -121,8 +125,10 @@ pub async fn release(pool: &Pool, job_id: Uuid, epoch: i64) -> Result<(), StoreE
 }
 
 /// Dispatches again, under a new epoch, a job whose dispatch `epoch` has not started
-/// `attempt`: used by an instance that shuts down to hand its waiting jobs to others.
-/// `None` when the job has moved on meanwhile.
+/// `attempt`: used by an instance that shuts down to hand its waiting jobs to others. A run
+/// of `attempt` that `instance` claimed and did not start is handed back with it (the job's
+/// attempts go back to those before it), not recorded lost. `None` when the job has moved on
+/// meanwhile.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached.
@@ -139,9 +145,10 @@ pub async fn redispatch(
         .query_opt(
             &format!(
                 "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, claimed_by = $3, runner = NULL, \
-                     claimed_at = now(), updated_at = now(), run_lease_until = NULL, \
+                     attempts = LEAST(attempts, $5 - 1), claimed_at = now(), updated_at = now(), run_lease_until = NULL, \
                      lease_until = GREATEST(execute_at, now()) + make_interval(secs => $4) \
-                 WHERE id = $1 AND epoch = $2 AND attempts < $5 \
+                 WHERE id = $1 AND epoch = $2 \
+                     AND (attempts < $5 OR (attempts = $5 AND runner = $3)) \
                      AND status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
                  RETURNING {DISPATCH_COLUMNS}"
             ),

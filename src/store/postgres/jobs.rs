@@ -186,7 +186,8 @@ async fn insert_rows(
     Ok(client.query(&statement, &columns.params()).await?)
 }
 
-/// Stores `jobs`, all or none, and returns nothing: the caller knows what it stored (the
+/// Stores `jobs`, all or none, and returns only when they were created and claimed (the
+/// transaction's `now()`, if any job was claimed): the caller knows what it stored (the
 /// batch endpoint, whose 10,000 rows would otherwise come back in full).
 ///
 /// The jobs are copied in ([`COPY_JOBS`]), which costs PostgreSQL a fifth less than
@@ -200,7 +201,7 @@ pub(super) async fn insert_only(
     pool: &Pool,
     jobs: &[(&NewJob, Option<Duration>)],
     instance: &str,
-) -> Result<(), StoreError> {
+) -> Result<Option<DateTime<Utc>>, StoreError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let now: Option<DateTime<Utc>> = if jobs.iter().any(|(_, claim)| claim.is_some()) {
@@ -240,7 +241,7 @@ pub(super) async fn insert_only(
     }
     writer.finish().await?;
     transaction.commit().await?;
-    Ok(())
+    Ok(now)
 }
 
 /// Copies jobs in, in PostgreSQL's binary format ([`COPY_JOBS_TYPES`]): each `SCHEDULED`, or

@@ -95,6 +95,7 @@ fn dispatch_of(job: &Job, lost_attempts: i32) -> Dispatch {
         execute_at: job.execute_at,
         max_retries: job.max_retries,
         timeout_secs: job.timeout_secs,
+        created_at: Some(job.created_at),
     }
 }
 
@@ -306,9 +307,10 @@ pub(super) fn redispatch(
         connection,
         &format!(
             "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, claimed_by = ?4, \
-                 runner = NULL, claimed_at = ?5, updated_at = ?5, \
+                 runner = NULL, attempts = min(attempts, ?3 - 1), claimed_at = ?5, updated_at = ?5, \
                  lease_until = max(execute_at, ?5) + ?6 \
-             WHERE id = ?1 AND epoch = ?2 AND attempts < ?3 AND status IN {IN_FLIGHT} \
+             WHERE id = ?1 AND epoch = ?2 AND status IN {IN_FLIGHT} \
+                 AND (attempts < ?3 OR (attempts = ?3 AND runner = ?4)) \
              RETURNING {JOB_COLUMNS}"
         ),
         params![

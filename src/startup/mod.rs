@@ -2,6 +2,7 @@
 //! its topics, the actors and the HTTP server, in the mode the configuration asks for
 //! (standalone or distributed). Tests start exactly this, on port 0.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,15 +17,18 @@ use crate::actors::Runtime;
 use crate::actors::dispatcher::{CountExecutors, DispatcherActor, Shutdown as DispatcherShutdown};
 use crate::actors::result_writer::{Drain, ResultWriterActor};
 use crate::actors::scanner::{ScannerActor, Shutdown as ScannerShutdown};
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, BodyBudget};
 use crate::bus::in_process::InProcessBus;
 use crate::bus::kafka::KafkaBus;
 use crate::bus::{Bus, BusError, Publisher};
 use crate::config::{Backend, Role, Settings};
 use crate::metrics::Metrics;
+use crate::runner::shell;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
+
+mod limits;
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,15 @@ pub enum StartupError {
     },
 }
 
+/// Why a run did not end cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("the HTTP server failed: {0}")]
+    Server(#[from] std::io::Error),
+    #[error("the shutdown could not finish: the {0} actor stopped before it was done")]
+    Drain(&'static str),
+}
+
 /// A built application: actors running, HTTP listener bound, serving once
 /// [`Application::run_until_stopped`] is awaited.
 #[allow(
@@ -48,7 +61,9 @@ pub enum StartupError {
 )]
 pub struct Application {
     port: u16,
+    probe_port: u16,
     server: Server,
+    probe_server: Server,
     state: AppState,
 }
 
@@ -78,6 +93,7 @@ impl Application {
             instance: instance.into(),
             metrics: Arc::new(Metrics::new()),
             run_slots: Arc::new(Semaphore::new(settings.executor.max_concurrent_runs)),
+            shell_environment: Arc::new(shell::Environment::from_process(&settings.runner.shell)),
             settings: Arc::clone(&settings),
         };
         // Build the consumers before starting anything, so that a bad configuration fails
@@ -102,16 +118,14 @@ impl Application {
             result_writer: result_writer.map(|actor| {
                 Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| actor)
             }),
+            bodies: BodyBudget::new(settings.http.max_body_memory, settings.http.body_timeout),
             runtime,
         };
 
-        let address = format!("{}:{}", settings.http.host, settings.http.port);
-        let listen_error = |source| StartupError::Listen {
-            address: address.clone(),
-            source,
-        };
-        let listener = TcpListener::bind(&address).map_err(listen_error)?;
-        let port = listener.local_addr().map_err(listen_error)?.port();
+        let (listener, port) = bind(&settings.http.host, settings.http.port)?;
+        let (probe_listener, probe_port) = bind(&settings.http.host, settings.http.probe_port)?;
+        let connections = limits::connections(&settings);
+        let workers = limits::workers(connections);
         let with_jobs = settings.has_role(Role::Api);
         let server = {
             let state = state.clone();
@@ -119,18 +133,40 @@ impl Application {
                 App::new()
                     .app_data(web::Data::new(state.clone()))
                     .app_data(api::query_config())
-                    .app_data(api::json_config())
                     .configure(|config| api::routes(config, with_jobs))
             })
-            // Kairos orders its own shutdown (see `shutdown`); the server stops on request.
+            // Kairos handles SIGINT and SIGTERM itself and orders its shutdown (see
+            // `run_until`): actix's own handling would stop every actor at once.
+            .disable_signals()
             .shutdown_timeout(5)
+            .workers(workers)
+            .max_connections(connections.div_ceil(workers))
+            .client_request_timeout(settings.http.header_timeout)
             .listen(listener)
-            .map_err(listen_error)?
+            .map_err(|source| listen_error(&settings.http.host, port, source))?
+            .run()
+        };
+        let probe_server = {
+            let state = state.clone();
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(web::Data::new(state.clone()))
+                    .configure(api::probe_routes)
+            })
+            .disable_signals()
+            .shutdown_timeout(1)
+            .workers(1)
+            .max_connections(limits::PROBE_CONNECTIONS)
+            .client_request_timeout(limits::PROBE_HEADER_TIMEOUT)
+            .listen(probe_listener)
+            .map_err(|source| listen_error(&settings.http.host, probe_port, source))?
             .run()
         };
         Ok(Self {
             port,
+            probe_port,
             server,
+            probe_server,
             state,
         })
     }
@@ -150,45 +186,116 @@ impl Application {
         self.port
     }
 
+    /// The port that serves only the probes and the metrics (`http.probe_port`).
+    pub fn probe_port(&self) -> u16 {
+        self.probe_port
+    }
+
     /// A handle to stop the server from elsewhere (the tests do).
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
-    /// Serves until SIGINT or SIGTERM (or [`ServerHandle::stop`]), then shuts down in two
-    /// phases (see [`Application::shutdown`]) and returns.
+    /// Serves until `stop` resolves (`kairos serve` passes SIGINT or SIGTERM) or the server
+    /// is stopped through its [`handle`](Application::handle); then shuts down in two phases
+    /// (see [`shutdown`]) and returns. Nothing stops the actors before that shutdown is over,
+    /// and the probes answer until then.
     ///
     /// # Errors
-    /// An I/O error of the HTTP server.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
-        shutdown(&self.state).await;
-        result
+    /// An I/O error of the HTTP server, or a shutdown that could not finish (an actor it
+    /// needed had stopped).
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> Result<(), RunError> {
+        let Self {
+            server,
+            probe_server,
+            state,
+            ..
+        } = self;
+        let handle = server.handle();
+        let probe_handle = probe_server.handle();
+        let probes = actix_web::rt::spawn(probe_server);
+        let mut server = std::pin::pin!(server);
+        let served = tokio::select! {
+            served = &mut server => served,
+            () = stop => {
+                tracing::info!("stop requested");
+                // In-flight requests finish (for up to the shutdown timeout); no new ones. The
+                // server handles the command only while it is polled: both go on together.
+                let ((), served) = tokio::join!(handle.stop(true), server);
+                served
+            }
+        };
+        let drained = shutdown(&state).await;
+        // The probe server runs as a task of its own, which handles the command.
+        probe_handle.stop(true).await;
+        if let Ok(Err(error)) = probes.await {
+            tracing::warn!(%error, "the probe listener failed");
+        }
+        served?;
+        drained
+    }
+
+    /// [`Application::run_until`] with no stop but the handle's (the tests').
+    ///
+    /// # Errors
+    /// As [`Application::run_until`].
+    pub async fn run_until_stopped(self) -> Result<(), RunError> {
+        self.run_until(std::future::pending()).await
+    }
+}
+
+/// Binds `host:port`, and says which port it got.
+fn bind(host: &str, port: u16) -> Result<(TcpListener, u16), StartupError> {
+    let listener =
+        TcpListener::bind((host, port)).map_err(|source| listen_error(host, port, source))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| listen_error(host, port, source))?
+        .port();
+    Ok((listener, bound))
+}
+
+fn listen_error(host: &str, port: u16, source: std::io::Error) -> StartupError {
+    StartupError::Listen {
+        address: format!("{host}:{port}"),
+        source,
     }
 }
 
 /// How often shutdown looks whether the executors are done.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
 
-/// Stops taking work, lets what runs finish within `shutdown.grace`, hands waiting jobs to
-/// other instances, writes what was read, and commits offsets:
+/// Stops taking work, lets what runs finish within `shutdown.grace`, hands the jobs that have
+/// not started to other instances, writes every result, and commits offsets:
 ///
 /// 1. the scanner stops claiming;
-/// 2. the dispatcher commits its offsets and leaves the consumer group (its partitions move to
-///    the other instances), then releases its executors: a job still waiting is dispatched
-///    again, under a new epoch, to the others; a running one finishes and reports;
+/// 2. the dispatcher closes the run slots (no command starts any more), commits its offsets
+///    and leaves the consumer group (its partitions move to the other instances), then
+///    releases its executors: a job whose attempt has not started (waiting for its time, for
+///    a run slot, or for a retry) is dispatched again, under a new epoch, to the others (in
+///    the standalone mode, to the next start); a running one finishes and reports;
 /// 3. once no executor is left (or the grace is over), the result writer writes what it read
-///    and commits.
+///    (and, in the standalone mode, what its in-process queue still holds) and commits.
 ///
 /// An attempt still running when the grace is over is abandoned (its process group is killed
 /// when the process exits) and recovered by its lease as a lost attempt.
-async fn shutdown(state: &AppState) {
+///
+/// # Errors
+/// [`RunError::Drain`] when an actor the shutdown needs had stopped: what it held may be
+/// unwritten (and is recovered by the leases).
+async fn shutdown(state: &AppState) -> Result<(), RunError> {
     tracing::info!("shutting down: no new work is taken");
     if let Some(scanner) = &state.scanner {
-        let _ = scanner.send(ScannerShutdown).await;
+        scanner
+            .send(ScannerShutdown)
+            .await
+            .map_err(|_| RunError::Drain("scanner"))?;
     }
     if let Some(dispatcher) = &state.dispatcher {
-        let _ = dispatcher.send(DispatcherShutdown).await;
+        dispatcher
+            .send(DispatcherShutdown)
+            .await
+            .map_err(|_| RunError::Drain("dispatcher"))?;
         let deadline = Instant::now() + state.runtime.settings.shutdown.grace;
         loop {
             let live = dispatcher.send(CountExecutors).await.unwrap_or(0);
@@ -203,13 +310,17 @@ async fn shutdown(state: &AppState) {
         }
     }
     if let Some(result_writer) = &state.result_writer {
-        let _ = result_writer.send(Drain).await;
+        result_writer
+            .send(Drain)
+            .await
+            .map_err(|_| RunError::Drain("result writer"))?;
     }
     let grace = state.runtime.settings.recovery.grace;
     if let Err(error) = state.runtime.store.retire_instance(grace).await {
         tracing::warn!(%error, "cannot record that this instance stopped");
     }
     tracing::info!("shutdown complete");
+    Ok(())
 }
 
 /// The store and the bus of the configured mode, ready for use.

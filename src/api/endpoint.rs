@@ -1,0 +1,83 @@
+//! One path and the methods it serves. A request for the path with another method answers
+//! `405 Method Not Allowed` with an `Allow` header and the API's JSON error body (rather than
+//! falling through to `404`), and a path served for `GET` answers `HEAD` too, without a body.
+
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{
+    FromRequest, Handler, HttpResponse, Resource, Responder, ResponseError, guard, web,
+};
+
+use super::error::ApiError;
+
+/// A resource being built, with the methods it serves so far.
+pub struct Endpoint {
+    resource: Resource,
+    allowed: Vec<Method>,
+}
+
+impl Endpoint {
+    /// An endpoint at `path` serving no method yet.
+    pub fn new(path: &str) -> Self {
+        Self {
+            resource: web::resource(path),
+            allowed: Vec::new(),
+        }
+    }
+
+    /// Serves `GET` (and `HEAD`) with `handler`.
+    pub fn get<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.allowed.extend([Method::GET, Method::HEAD]);
+        self.resource = self.resource.route(
+            web::route()
+                .guard(guard::Any(guard::Get()).or(guard::Head()))
+                .to(handler),
+        );
+        self
+    }
+
+    /// Serves `POST` with `handler`.
+    pub fn post<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.allowed.push(Method::POST);
+        self.resource = self.resource.route(web::post().to(handler));
+        self
+    }
+
+    /// The resource, answering `405` for the methods it does not serve.
+    pub fn build(self) -> Resource {
+        let allowed = self
+            .allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.resource
+            .default_service(web::to(move |request: actix_web::HttpRequest| {
+                let allowed = allowed.clone();
+                async move { method_not_allowed(request.method(), &allowed) }
+            }))
+    }
+}
+
+fn method_not_allowed(method: &Method, allowed: &str) -> HttpResponse {
+    let error = ApiError::new(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not served here; use {allowed}"),
+    );
+    let mut response = error.error_response();
+    if let Ok(value) = HeaderValue::from_str(allowed) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
