@@ -3,7 +3,6 @@
 //! (standalone or distributed). Tests start exactly this, on port 0.
 
 use std::future::Future;
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -122,8 +121,7 @@ impl Application {
             runtime,
         };
 
-        let (listener, port) = bind(&settings.http.host, settings.http.port)?;
-        let (probe_listener, probe_port) = bind(&settings.http.host, settings.http.probe_port)?;
+        let host = settings.http.host.as_str();
         let connections = limits::connections(&settings);
         let workers = limits::workers(connections);
         let with_jobs = settings.has_role(Role::Api);
@@ -142,10 +140,12 @@ impl Application {
             .workers(workers)
             .max_connections(connections.div_ceil(workers))
             .client_request_timeout(settings.http.header_timeout)
-            .listen(listener)
-            .map_err(|source| listen_error(&settings.http.host, port, source))?
-            .run()
+            .backlog(LISTEN_BACKLOG)
+            .bind((host, settings.http.port))
+            .map_err(|source| listen_error(host, settings.http.port, source))?
         };
+        let port = bound_port(&server.addrs());
+        let server = server.run();
         let probe_server = {
             let state = state.clone();
             HttpServer::new(move || {
@@ -158,10 +158,11 @@ impl Application {
             .workers(1)
             .max_connections(limits::PROBE_CONNECTIONS)
             .client_request_timeout(limits::PROBE_HEADER_TIMEOUT)
-            .listen(probe_listener)
-            .map_err(|source| listen_error(&settings.http.host, probe_port, source))?
-            .run()
+            .bind((host, settings.http.probe_port))
+            .map_err(|source| listen_error(host, settings.http.probe_port, source))?
         };
+        let probe_port = bound_port(&probe_server.addrs());
+        let probe_server = probe_server.run();
         Ok(Self {
             port,
             probe_port,
@@ -244,15 +245,14 @@ impl Application {
     }
 }
 
-/// Binds `host:port`, and says which port it got.
-fn bind(host: &str, port: u16) -> Result<(TcpListener, u16), StartupError> {
-    let listener =
-        TcpListener::bind((host, port)).map_err(|source| listen_error(host, port, source))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| listen_error(host, port, source))?
-        .port();
-    Ok((listener, bound))
+/// Connections the kernel queues for the API's listener while every connection Kairos
+/// accepts is taken (the kernel caps it at `net.core.somaxconn`). Clients beyond the
+/// connection cap wait there rather than being dropped.
+const LISTEN_BACKLOG: u32 = 2048;
+
+/// The port a server bound (the one the system chose when asked for 0).
+fn bound_port(addresses: &[std::net::SocketAddr]) -> u16 {
+    addresses.first().map_or(0, std::net::SocketAddr::port)
 }
 
 fn listen_error(host: &str, port: u16, source: std::io::Error) -> StartupError {
