@@ -8,8 +8,9 @@
 //! embedded SQLite file and in-process queues.
 //!
 //! The modules follow that path: [`api`] takes requests, [`store`] keeps the jobs (PostgreSQL
-//! or SQLite), [`bus`] carries records between actors (Kafka or in-process queues),
-//! [`actors`] do the scheduling work, and [`startup`] wires them into one application.
+//! or SQLite), [`scheduling`] decides when a job is handed to the executors, [`bus`] carries
+//! records between actors (Kafka or in-process queues), [`actors`] do the scheduling work,
+//! [`runner`] runs each kind of job, and [`startup`] wires them into one application.
 
 pub mod actors;
 pub mod api;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod domain;
 pub mod metrics;
 pub mod runner;
+pub mod scheduling;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -23,6 +23,15 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
+impl KindLabel {
+    /// The label of `kind`'s metrics.
+    pub fn of(kind: ActorKind) -> Self {
+        Self {
+            kind: kind.as_str(),
+        }
+    }
+}
+
 /// The label of the dead-letter counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabel {
@@ -243,8 +252,8 @@ impl Metrics {
         );
         for kind in ActorKind::ALL {
             // Present from the start, so that a scrape shows every kind even before it runs.
-            drop(metrics.actors_alive.get_or_create(&kind.label()));
-            drop(metrics.actor_restarts.get_or_create(&kind.label()));
+            drop(metrics.actors_alive.get_or_create(&KindLabel::of(kind)));
+            drop(metrics.actor_restarts.get_or_create(&KindLabel::of(kind)));
         }
         Self {
             registry,

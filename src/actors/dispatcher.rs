@@ -14,7 +14,7 @@
 //! thousands of others beside them (docs/performance.md, item 40). A queued job still waiting
 //! half a grace after its time is held, as an executor would hold it.
 //!
-//! Receives: bus records (as a stream), [`ExecutorFinished`], [`Shutdown`],
+//! Receives: bus records (as a stream), [`ExecutorFinished`], [`StopDispatching`],
 //! [`CountExecutors`], [`FailExecutor`], [`Fail`].
 //! Sends: starts executors; dead letters to the bus.
 //!
@@ -32,10 +32,11 @@ use actix::prelude::*;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use uuid::Uuid;
 
-use super::executor::{ExecutorActor, Release};
+use super::consumer::Consumer;
+use super::executor::{ExecutorActor, ExecutorFinished, Release};
 use super::supervision::{self, Fail};
-use super::{ActorKind, Runtime};
-use crate::bus::{BusError, Record, Subscription};
+use super::{ActorKind, Services};
+use crate::bus::{BusError, Record};
 use crate::domain::Dispatch;
 use crate::store::RunKey;
 
@@ -53,24 +54,16 @@ fn heartbeat_interval(grace: Duration) -> Duration {
 /// Pause between attempts to publish a dead letter.
 const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
 
-/// An executor is done with its dispatch: its final report is acknowledged.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct ExecutorFinished {
-    pub job_id: Uuid,
-    pub epoch: i64,
-}
-
 /// Makes one live executor fail (fault injection); answers whether there was one.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "bool")]
 pub struct FailExecutor(pub Fail);
 
-/// Stop starting commands and consuming, commit offsets, leave the group and release the
+/// Stop starting attempts and consuming, commit offsets, leave the group and release the
 /// executors whose attempt has not started: the process is shutting down.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct Shutdown;
+pub struct StopDispatching;
 
 /// How many executors live.
 #[derive(Debug, Clone, Copy, Message)]
@@ -80,13 +73,12 @@ pub struct CountExecutors;
 /// Consumes dispatches and starts executors.
 #[allow(
     missing_debug_implementations,
-    reason = "holds the runtime, which has no Debug"
+    reason = "holds the services, which have no Debug"
 )]
 pub struct DispatcherActor {
     /// Shared with every executor: one allocation, not one copy each.
-    runtime: Arc<Runtime>,
-    subscription: Arc<dyn Subscription>,
-    topic: String,
+    services: Arc<Services>,
+    consumer: Consumer,
     live: HashMap<Uuid, (i64, Addr<ExecutorActor>)>,
     /// The live executors (job id and epoch) started for a due job: at most
     /// `executor.max_due_executors`.
@@ -94,8 +86,6 @@ pub struct DispatcherActor {
     /// Dispatches read and not started yet, in the order they were read.
     queue: VecDeque<Queued>,
     recent: RecentDispatches,
-    /// The record stream, while consuming.
-    stream: Option<SpawnHandle>,
     stopped: bool,
 }
 
@@ -104,25 +94,21 @@ impl DispatcherActor {
     ///
     /// # Errors
     /// [`BusError`] when the subscription cannot be made.
-    pub fn new(runtime: Runtime) -> Result<Self, BusError> {
-        let settings = &runtime.settings;
-        let topic = settings.kafka.topic.jobs.clone();
-        let subscription = runtime
-            .publisher
-            .bus()
-            .subscribe(&settings.executor.group_id, &topic)?;
-        runtime
-            .metrics
-            .watch_consumer("dispatcher", Arc::clone(&subscription));
+    pub fn new(services: Services) -> Result<Self, BusError> {
+        let settings = &services.settings;
+        let consumer = Consumer::subscribe(
+            &services,
+            "dispatcher",
+            &settings.executor.group_id,
+            &settings.kafka.topic.jobs,
+        )?;
         Ok(Self {
-            runtime: Arc::new(runtime),
-            subscription,
-            topic,
+            services: Arc::new(services),
+            consumer,
             live: HashMap::new(),
             due: HashSet::new(),
             queue: VecDeque::new(),
             recent: RecentDispatches::default(),
-            stream: None,
             stopped: false,
         })
     }
@@ -152,7 +138,7 @@ impl DispatcherActor {
     /// Whether `dispatch` is due within `executor.claim_ahead`, so that its executor claims
     /// at once.
     fn is_due(&self, dispatch: &Dispatch) -> bool {
-        let ahead = chrono::Duration::from_std(self.runtime.settings.executor.claim_ahead)
+        let ahead = chrono::Duration::from_std(self.services.settings.executor.claim_ahead)
             .unwrap_or_default();
         dispatch.execute_at <= chrono::Utc::now() + ahead
     }
@@ -160,7 +146,7 @@ impl DispatcherActor {
     /// Whether an executor may start for `dispatch` now: it is not due yet, or fewer than
     /// `executor.max_due_executors` executors of due jobs live.
     fn may_start(&self, dispatch: &Dispatch) -> bool {
-        self.due.len() < self.runtime.settings.executor.max_due_executors || !self.is_due(dispatch)
+        self.due.len() < self.services.settings.executor.max_due_executors || !self.is_due(dispatch)
     }
 
     /// Starts the queued dispatches, oldest first, while executors may start.
@@ -181,9 +167,9 @@ impl DispatcherActor {
     /// would (see [`ExecutorActor`]): their lease (their time plus the grace) would otherwise
     /// run out while this process lives.
     fn hold_queued(&mut self) {
-        let grace = self.runtime.settings.recovery.grace;
+        let grace = self.services.settings.recovery.grace;
         let hold_from = chrono::Utc::now() - grace / 2;
-        let store = &self.runtime.store;
+        let store = &self.services.store;
         for queued in self.queue.iter_mut() {
             if !queued.held && queued.dispatch.execute_at <= hold_from {
                 store.hold_run(RunKey {
@@ -198,7 +184,7 @@ impl DispatcherActor {
 
     fn count_queued(&self) {
         let queued = i64::try_from(self.queue.len()).unwrap_or(i64::MAX);
-        self.runtime.metrics.dispatches_queued.set(queued);
+        self.services.metrics.dispatches_queued.set(queued);
     }
 
     fn start_executor(&mut self, dispatch: Dispatch, ctx: &mut Context<Self>) {
@@ -209,11 +195,11 @@ impl DispatcherActor {
             .is_some_and(|(epoch, _)| *epoch >= dispatch.epoch);
         if running_same_or_newer || self.recent.contains(&key) {
             tracing::info!(job_id = %dispatch.job_id, epoch = dispatch.epoch, "dispatch delivered again; not running it twice");
-            self.runtime.metrics.dispatches_duplicate.inc();
+            self.services.metrics.dispatches_duplicate.inc();
             return;
         }
-        let runtime = self.runtime.clone();
-        let dispatcher = ctx.address();
+        let services = self.services.clone();
+        let dispatcher = ctx.address().recipient();
         let job_id = dispatch.job_id;
         let epoch = dispatch.epoch;
         let attempt = dispatch.attempt;
@@ -222,14 +208,14 @@ impl DispatcherActor {
             self.due.insert(key);
         }
         let executor =
-            Supervisor::start(move |_| ExecutorActor::new(runtime, dispatcher, dispatch));
+            Supervisor::start(move |_| ExecutorActor::new(services, dispatcher, dispatch));
         self.live.insert(job_id, (epoch, executor));
         // A job due within the grace is covered by its lease (its time plus the grace);
         // holding it would only cost a write. One that waits longer is held, so that it is
         // taken back at once if this process dies, and left alone while it lives.
-        let grace = self.runtime.settings.recovery.grace;
+        let grace = self.services.settings.recovery.grace;
         if due > chrono::Utc::now() + grace {
-            self.runtime.store.hold_run(RunKey {
+            self.services.store.hold_run(RunKey {
                 job_id,
                 epoch,
                 attempt,
@@ -239,45 +225,28 @@ impl DispatcherActor {
 
     /// Records that this process, whose executors run jobs, is alive.
     fn beat(&mut self, ctx: &mut Context<Self>) {
-        let runtime = self.runtime.clone();
+        let services = self.services.clone();
         ctx.spawn(actix::fut::wrap_future(async move {
-            if let Err(error) = runtime.store.heartbeat().await {
+            if let Err(error) = services.store.heartbeat().await {
                 tracing::warn!(%error, "cannot record the heartbeat");
             }
         }));
     }
 
     fn store_offset(&self, partition: i32, offset: i64) {
-        if let Err(error) = self.subscription.acknowledge(partition, offset) {
-            // Happens when the partition was revoked meanwhile; its new owner resumes from
-            // the last committed offset and the repeat is recognised by the result writer.
-            tracing::warn!(%error, "cannot store a jobs-topic offset");
-        }
+        self.consumer.acknowledge(partition, offset);
     }
 
-    /// Publishes `message` to the dead-letter topic, retrying until acknowledged; the actor
-    /// reads nothing else meanwhile, so offsets stay in order.
+    /// Sets `message` aside on the dead-letter topic, then stores its offset; the actor reads
+    /// nothing else meanwhile, so offsets stay in order.
     fn dead_letter(&mut self, message: Record, reason: String, ctx: &mut Context<Self>) {
-        tracing::warn!(topic = %self.topic, offset = message.offset, %reason, "malformed dispatch; setting it aside");
-        let publisher = self.runtime.publisher.clone();
-        let record = message.clone();
-        let publish = async move {
-            publisher
-                .dead_letter_until_acknowledged(&record, &reason, DEAD_LETTER_RETRY)
-                .await;
-        };
-        ctx.wait(
-            actix::fut::wrap_future(publish).map(move |(), actor: &mut Self, _| {
-                actor
-                    .runtime
-                    .metrics
-                    .dead_letters
-                    .get_or_create(&crate::metrics::TopicLabel {
-                        topic: actor.topic.clone(),
-                    })
-                    .inc();
-                actor.store_offset(message.partition, message.offset);
-            }),
+        self.consumer.dead_letter(
+            &self.services,
+            message,
+            reason,
+            DEAD_LETTER_RETRY,
+            ctx,
+            |actor: &mut Self, record| actor.store_offset(record.partition, record.offset),
         );
     }
 }
@@ -286,13 +255,13 @@ impl Actor for DispatcherActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        supervision::on_started(&self.runtime.metrics, KIND);
+        supervision::on_started(&self.services.metrics, KIND);
         if !self.stopped {
-            self.stream = Some(ctx.add_stream(self.subscription.records()));
+            self.consumer.read(ctx);
         }
         self.beat(ctx);
         ctx.run_interval(
-            heartbeat_interval(self.runtime.settings.recovery.grace),
+            heartbeat_interval(self.services.settings.recovery.grace),
             |actor, ctx| {
                 actor.beat(ctx);
                 actor.hold_queued();
@@ -301,13 +270,13 @@ impl Actor for DispatcherActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        supervision::on_stopped(&self.runtime.metrics, KIND);
+        supervision::on_stopped(&self.services.metrics, KIND);
     }
 }
 
 impl Supervised for DispatcherActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        supervision::on_restarting(&self.runtime.metrics, KIND);
+        supervision::on_restarting(&self.services.metrics, KIND);
     }
 }
 
@@ -347,35 +316,27 @@ impl Handler<ExecutorFinished> for DispatcherActor {
     }
 }
 
-impl Handler<Shutdown> for DispatcherActor {
+impl Handler<StopDispatching> for DispatcherActor {
     type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: StopDispatching, ctx: &mut Context<Self>) -> Self::Result {
         self.stopped = true;
         // No command starts from now on: the executors waiting for a run slot see the slots
         // close and hand their jobs back; the running ones finish.
-        self.runtime.run_slots.close();
-        if let Some(stream) = self.stream.take() {
-            ctx.cancel_future(stream);
-        }
+        self.services.run_slots.close();
+        self.consumer.pause(ctx);
         // Their offsets are not stored: the partitions' next owners read them again.
         self.queue.clear();
         self.count_queued();
         // Commit what was handled, then leave the group so that the partitions move to the
         // other instances before the waiting jobs are handed over.
-        self.subscription.commit();
-        Box::pin(
-            self.subscription
-                .leave()
-                .into_actor(self)
-                .map(|(), actor, _| {
-                    for (_, executor) in actor.live.values() {
-                        if let Err(error) = executor.try_send(Release) {
-                            tracing::warn!(%error, "cannot release an executor");
-                        }
-                    }
-                }),
-        )
+        Box::pin(self.consumer.finish().into_actor(self).map(|(), actor, _| {
+            for (_, executor) in actor.live.values() {
+                if let Err(error) = executor.try_send(Release) {
+                    tracing::warn!(%error, "cannot release an executor");
+                }
+            }
+        }))
     }
 }
 

@@ -25,14 +25,18 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
+use uuid::Uuid;
 
-use super::dispatcher::{DispatcherActor, ExecutorFinished};
 use super::supervision::{self, Fail};
-use super::{ActorKind, Runtime};
-use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobKind, JobStatus, RetryPolicy};
-use crate::runner::shell::{self, RunResult, ShellCommand};
+use super::{ActorKind, Services};
+use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus};
+use crate::runner::{AttemptContext, RunResult};
+use crate::scheduling;
 use crate::store::RunKey;
+
+mod reports;
 
 const KIND: ActorKind = ActorKind::Executor;
 
@@ -41,6 +45,14 @@ const REPORT_RETRY: Duration = Duration::from_millis(500);
 
 /// Pause before trying again to claim a run while the store cannot be reached.
 const START_RETRY: Duration = Duration::from_millis(500);
+
+/// An executor is done with its dispatch: its final report is acknowledged.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct ExecutorFinished {
+    pub job_id: Uuid,
+    pub epoch: i64,
+}
 
 /// The process is shutting down: a job still waiting is handed to another instance; a
 /// running one finishes as usual.
@@ -65,11 +77,12 @@ enum Phase {
 /// Runs one job.
 #[allow(
     missing_debug_implementations,
-    reason = "holds the runtime, which has no Debug"
+    reason = "holds the services, which have no Debug"
 )]
 pub struct ExecutorActor {
-    runtime: Arc<Runtime>,
-    dispatcher: Addr<DispatcherActor>,
+    services: Arc<Services>,
+    /// Told when the job is done here (the dispatcher).
+    dispatcher: Recipient<ExecutorFinished>,
     dispatch: Dispatch,
     /// The attempt waiting or running.
     attempt: i32,
@@ -87,17 +100,17 @@ pub struct ExecutorActor {
 
 impl ExecutorActor {
     pub fn new(
-        runtime: Arc<Runtime>,
-        dispatcher: Addr<DispatcherActor>,
+        services: Arc<Services>,
+        dispatcher: Recipient<ExecutorFinished>,
         dispatch: Dispatch,
     ) -> Self {
-        runtime.metrics.executors_waiting.inc();
+        services.metrics.executors_waiting.inc();
         Self {
             attempt: dispatch.attempt,
             failures: dispatch.failures,
             due: dispatch.execute_at,
             phase: Phase::Waiting,
-            runtime,
+            services,
             dispatcher,
             dispatch,
             outbox: VecDeque::new(),
@@ -108,7 +121,7 @@ impl ExecutorActor {
 
     /// Moves to `phase`, keeping the waiting and running gauges in step.
     fn enter(&mut self, phase: Phase) {
-        let metrics = &self.runtime.metrics;
+        let metrics = &self.services.metrics;
         match self.phase {
             Phase::Waiting | Phase::Claimed => metrics.executors_waiting.dec(),
             Phase::Running(_) => metrics.executors_running.dec(),
@@ -126,7 +139,7 @@ impl ExecutorActor {
     /// before its time (at once if that is past), so that the claim's round trip to the store
     /// is not paid at the start.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        let ahead = chrono::Duration::from_std(self.runtime.settings.executor.claim_ahead)
+        let ahead = chrono::Duration::from_std(self.services.settings.executor.claim_ahead)
             .unwrap_or_default();
         let Ok(delay) = (self.due - ahead - Utc::now()).to_std() else {
             self.claim_attempt(ctx);
@@ -142,10 +155,10 @@ impl ExecutorActor {
 
     /// Claims the waiting attempt's run, then waits for its time ([`Phase::Claimed`]).
     fn claim_attempt(&mut self, ctx: &mut Context<Self>) {
-        let runtime = self.runtime.clone();
+        let services = self.services.clone();
         let attempt = self.attempt;
         let (job_id, epoch) = (self.dispatch.job_id, self.dispatch.epoch);
-        let grace = runtime.settings.recovery.grace;
+        let grace = services.settings.recovery.grace;
         // The lease runs from the claim: the wait for the attempt's time, then its timeout,
         // then the grace.
         let until_due = (self.due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
@@ -157,7 +170,7 @@ impl ExecutorActor {
             attempt,
         };
         let claim = async move {
-            let claim = runtime.store.claim_run(key, lease);
+            let claim = services.store.claim_run(key, lease);
             tokio::pin!(claim);
             tokio::select! {
                 claimed = &mut claim => claimed,
@@ -165,7 +178,7 @@ impl ExecutorActor {
                     // Still unclaimed half a grace after its time (the store is slow or away):
                     // hold the job, so that its lease running out does not make it look lost
                     // while this process lives.
-                    runtime.store.hold_run(key);
+                    services.store.hold_run(key);
                     claim.await
                 }
             }
@@ -182,7 +195,7 @@ impl ExecutorActor {
                 }
                 Ok(false) => {
                     tracing::info!(%job_id, epoch, attempt, "dispatch superseded or attempt already started; not running it");
-                    actor.runtime.metrics.dispatches_superseded.inc();
+                    actor.services.metrics.dispatches_superseded.inc();
                     actor.enter(Phase::Finishing);
                     actor.drain_outbox(ctx);
                 }
@@ -213,62 +226,67 @@ impl ExecutorActor {
     }
 
     fn start_attempt(&mut self, ctx: &mut Context<Self>) {
-        let attempt = self.attempt;
-        match self.dispatch.kind {
-            // A no-op runs nothing and needs no run slot.
-            JobKind::Noop => self.run_attempt(None, ctx),
-            // A command takes a run slot first, so that its start time (and the lateness) is
-            // when it really starts. The wait is spawned, so that a `Release` reaches a job
-            // still waiting for its slot; and the slots close when the process stops, which
-            // hands every such job back rather than starting it.
-            JobKind::Shell => {
-                let slot = self.runtime.run_slots.clone().acquire_owned();
-                ctx.spawn(actix::fut::wrap_future(slot).map(
-                    move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
-                        if actor.attempt != attempt || actor.phase != Phase::Claimed {
-                            return;
-                        }
-                        match permit {
-                            Ok(permit) if !actor.releasing => actor.run_attempt(Some(permit), ctx),
-                            _ => {
-                                actor.releasing = true;
-                                actor.release(ctx);
-                            }
-                        }
-                    },
-                ));
-            }
+        if !self.services.runners.takes_run_slot(&self.dispatch.spec) {
+            self.run_attempt(None, ctx);
+            return;
         }
+        // The attempt takes a run slot first, so that its start time (and the lateness) is
+        // when it really starts. The wait is spawned, so that a `Release` reaches a job still
+        // waiting for its slot; and the slots close when the process stops, which hands every
+        // such job back rather than starting it.
+        let attempt = self.attempt;
+        let slot = self.services.run_slots.clone().acquire_owned();
+        ctx.spawn(actix::fut::wrap_future(slot).map(
+            move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
+                if actor.attempt != attempt || actor.phase != Phase::Claimed {
+                    return;
+                }
+                match permit {
+                    Ok(permit) if !actor.releasing => actor.run_attempt(Some(permit), ctx),
+                    _ => {
+                        actor.releasing = true;
+                        actor.release(ctx);
+                    }
+                }
+            },
+        ));
     }
 
-    /// Runs the claimed attempt now, holding `permit` (its run slot) while its command runs.
+    /// Runs the claimed attempt now with its kind's runner, holding `permit` (its run slot)
+    /// while it runs.
     fn run_attempt(&mut self, permit: Option<OwnedSemaphorePermit>, ctx: &mut Context<Self>) {
         let started_at = Utc::now();
         // The scheduler cannot start a job before it exists: a job created for a time already
         // past counts as due at its creation.
         let due = self.due.max(self.dispatch.created_at.unwrap_or(self.due));
         if let Ok(lateness) = (started_at - due).to_std() {
-            self.runtime
+            self.services
                 .metrics
                 .fire_lateness
                 .observe(lateness.as_secs_f64());
         }
         self.enter(Phase::Running(started_at));
-        if self.dispatch.kind == JobKind::Noop {
-            // Nothing to run: the attempt ends as it starts.
-            let result = RunResult {
-                outcome: AttemptOutcome::Succeeded,
-                exit_code: Some(0),
-                stdout: String::new(),
-                stderr: String::new(),
-                error: None,
-            };
+        let runners = Arc::clone(&self.services.runners);
+        let spec = self.dispatch.spec.clone();
+        let attempt = AttemptContext {
+            job_id: self.dispatch.job_id,
+            attempt: self.attempt,
+            scheduled_at: self.dispatch.execute_at,
+            timeout: self.run_timeout(),
+        };
+        let mut run = Box::pin(async move {
+            let result = runners.run(&spec, &attempt).await;
+            drop(permit);
+            result
+        });
+        // A run that ends as it starts (a no-op) is handled at once: no task, no timer.
+        if let Some(result) = (&mut run).now_or_never() {
             self.attempt_ended(started_at, result, ctx);
             return;
         }
         // A short attempt reports only its result: one record and one write fewer.
         ctx.run_later(
-            self.runtime.settings.executor.running_report_after,
+            self.services.settings.executor.running_report_after,
             move |actor, ctx| {
                 if actor.phase == Phase::Running(started_at) {
                     actor.send_report(
@@ -283,13 +301,6 @@ impl ExecutorActor {
                 }
             },
         );
-        let spec = self.shell_command();
-        let environment = Arc::clone(&self.runtime.shell_environment);
-        let run = async move {
-            let result = shell::run(&spec, &environment).await;
-            drop(permit);
-            result
-        };
         ctx.spawn(actix::fut::wrap_future(run).map(
             move |result, actor: &mut Self, ctx: &mut Context<Self>| {
                 if actor.phase == Phase::Running(started_at) {
@@ -315,163 +326,16 @@ impl ExecutorActor {
         if !matches!(self.phase, Phase::Waiting | Phase::Claimed) {
             return;
         }
-        let runtime = self.runtime.clone();
-        let (job_id, epoch, attempt) = (self.dispatch.job_id, self.dispatch.epoch, self.attempt);
-        let hand_over = async move {
-            let grace = runtime.settings.recovery.grace;
-            let run = RunKey {
-                job_id,
-                epoch,
-                attempt,
-            };
-            match runtime.store.redispatch(run, grace).await {
-                Ok(Some(dispatch)) => {
-                    super::scanner::publish_all(&runtime, std::slice::from_ref(&dispatch)).await;
-                }
-                Ok(None) => {}
-                // The lease recovers it.
-                Err(error) => tracing::warn!(%job_id, %error, "cannot hand the job over"),
-            }
-        };
-        self.enter(Phase::Finishing);
-        ctx.wait(actix::fut::wrap_future(hand_over).map(
-            |(), actor: &mut Self, ctx: &mut Context<Self>| {
-                actor.drain_outbox(ctx);
-            },
-        ));
-    }
-
-    fn shell_command(&self) -> ShellCommand {
-        let settings = &self.runtime.settings.executor;
-        ShellCommand {
-            command: self.dispatch.command.clone(),
-            timeout: self.run_timeout(),
-            env: vec![
-                ("KAIROS_JOB_ID".into(), self.dispatch.job_id.to_string()),
-                ("KAIROS_ATTEMPT".into(), self.attempt.to_string()),
-                (
-                    "KAIROS_SCHEDULED_AT".into(),
-                    self.dispatch.execute_at.to_rfc3339(),
-                ),
-            ],
-            max_output_bytes: settings.max_output_bytes,
-        }
-    }
-
-    /// Decides what follows an attempt: success, a retry after backoff, or failure.
-    fn attempt_ended(
-        &mut self,
-        started_at: DateTime<Utc>,
-        result: RunResult,
-        ctx: &mut Context<Self>,
-    ) {
-        let finished_at = Utc::now();
-        if let Ok(ran) = (finished_at - started_at).to_std() {
-            self.runtime.metrics.run_duration.observe(ran.as_secs_f64());
-        }
-        let status = match result.outcome {
-            AttemptOutcome::Succeeded => JobStatus::Success,
-            _ => {
-                self.failures += 1;
-                if self.failures <= self.dispatch.max_retries {
-                    JobStatus::Retrying
-                } else {
-                    JobStatus::Failed
-                }
-            }
-        };
-        let mut report = self.report(status, result.outcome, started_at, Some(finished_at));
-        report.exit_code = result.exit_code;
-        report.stdout = Some(result.stdout);
-        report.stderr = Some(result.stderr);
-        report.error = result.error;
-        tracing::info!(job_id = %self.dispatch.job_id, attempt = self.attempt, status = status.as_str(), error = ?report.error, "attempt ended");
-        self.send_report(report, ctx);
-
-        if status == JobStatus::Retrying {
-            self.runtime.metrics.jobs_retried.inc();
-            let policy = RetryPolicy {
-                base: self.runtime.settings.executor.retry_backoff_base,
-                max: self.runtime.settings.executor.retry_backoff_max,
-            };
-            let wait = policy.backoff(u32::try_from(self.attempt).unwrap_or(1));
-            self.due = finished_at + chrono::Duration::from_std(wait).unwrap_or_default();
-            self.attempt += 1;
-            self.enter(Phase::Waiting);
-            if self.releasing {
-                self.release(ctx);
-            } else {
-                self.arm_timer(ctx);
-            }
-        } else {
-            if status == JobStatus::Success {
-                self.runtime.metrics.jobs_succeeded.inc();
-            } else {
-                self.runtime.metrics.jobs_failed.inc();
-            }
-            self.enter(Phase::Finishing);
-        }
-    }
-
-    fn report(
-        &self,
-        status: JobStatus,
-        outcome: AttemptOutcome,
-        started_at: DateTime<Utc>,
-        finished_at: Option<DateTime<Utc>>,
-    ) -> AttemptReport {
-        AttemptReport {
+        let services = Arc::clone(&self.services);
+        let run = RunKey {
             job_id: self.dispatch.job_id,
             epoch: self.dispatch.epoch,
             attempt: self.attempt,
-            status,
-            outcome,
-            scheduled_at: self.due,
-            started_at,
-            finished_at,
-            exit_code: None,
-            stdout: None,
-            stderr: None,
-            error: None,
-        }
-    }
-
-    fn send_report(&mut self, report: AttemptReport, ctx: &mut Context<Self>) {
-        self.outbox.push_back(report);
-        self.drain_outbox(ctx);
-    }
-
-    /// Publishes the oldest unacknowledged report, then the next, in order, retrying each
-    /// until the bus acknowledges it. Tells the dispatcher once the final one is out.
-    fn drain_outbox(&mut self, ctx: &mut Context<Self>) {
-        if self.publishing {
-            return;
-        }
-        let Some(report) = self.outbox.front().cloned() else {
-            if self.phase == Phase::Finishing {
-                let finished = ExecutorFinished {
-                    job_id: self.dispatch.job_id,
-                    epoch: self.dispatch.epoch,
-                };
-                if let Err(error) = self.dispatcher.try_send(finished) {
-                    // The dispatcher is gone or full; our address is dropped with it.
-                    tracing::warn!(%error, job_id = %self.dispatch.job_id, "cannot tell the dispatcher that the job finished");
-                }
-            }
-            return;
         };
-        self.publishing = true;
-        let runtime = self.runtime.clone();
-        let publish = async move {
-            while let Err(error) = runtime.publisher.report(&report).await {
-                tracing::error!(%error, job_id = %report.job_id, "cannot publish a report; retrying");
-                tokio::time::sleep(REPORT_RETRY).await;
-            }
-        };
-        ctx.spawn(actix::fut::wrap_future(publish).map(
+        let hand_over = async move { scheduling::hand_back(&services, run).await };
+        self.enter(Phase::Finishing);
+        ctx.wait(actix::fut::wrap_future(hand_over).map(
             |(), actor: &mut Self, ctx: &mut Context<Self>| {
-                actor.publishing = false;
-                actor.outbox.pop_front();
                 actor.drain_outbox(ctx);
             },
         ));
@@ -482,23 +346,16 @@ impl Actor for ExecutorActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        supervision::on_started(&self.runtime.metrics, KIND);
+        supervision::on_started(&self.services.metrics, KIND);
         self.publishing = false;
         match self.phase.clone() {
             Phase::Waiting => self.arm_timer(ctx),
             Phase::Claimed => self.arm_start(ctx),
             Phase::Running(started_at) => {
                 // Restarted mid-run: the run was dropped and its process group killed.
-                let interrupted = RunResult {
-                    outcome: AttemptOutcome::Failed,
-                    exit_code: None,
-                    stdout: String::new(),
-                    stderr: String::new(),
-                    error: Some(
-                        "interrupted: the executor failed and was restarted while the command ran"
-                            .into(),
-                    ),
-                };
+                let interrupted = RunResult::failed(
+                    "interrupted: the executor failed and was restarted while the command ran",
+                );
                 self.attempt_ended(started_at, interrupted, ctx);
             }
             Phase::Finishing => {}
@@ -507,13 +364,13 @@ impl Actor for ExecutorActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        supervision::on_stopped(&self.runtime.metrics, KIND);
+        supervision::on_stopped(&self.services.metrics, KIND);
     }
 }
 
 impl Supervised for ExecutorActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        supervision::on_restarting(&self.runtime.metrics, KIND);
+        supervision::on_restarting(&self.services.metrics, KIND);
     }
 }
 

@@ -25,21 +25,23 @@
 //! is a task of its own), and the restarted actor waits for the oldest one's commit before it
 //! reads on.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::fut::LocalBoxActorFuture;
 use actix::prelude::*;
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
 
+use super::consumer::Consumer;
 use super::supervision::{self, Fail};
-use super::{ActorKind, Runtime};
-use crate::bus::{BusError, Record, Subscription};
+use super::{ActorKind, Services};
+use crate::bus::{BusError, Record};
 use crate::domain::AttemptReport;
-use crate::metrics::TopicLabel;
-use crate::store::{Applied, Store};
+use crate::store::Applied;
+use batch::{Batch, Write, write_until_committed};
+
+mod batch;
 
 const KIND: ActorKind = ActorKind::ResultWriter;
 
@@ -58,55 +60,14 @@ const WRITES_AT_ONCE: usize = 2;
 #[rtype(result = "()")]
 pub struct Drain;
 
-/// Reports waiting to be written, and the offsets to store once they are.
-#[derive(Debug, Default)]
-struct Batch {
-    reports: Vec<AttemptReport>,
-    /// The size of the records read into it.
-    bytes: usize,
-    /// The highest offset per partition covered by the batch.
-    offsets: HashMap<i32, i64>,
-    /// When the first record arrived.
-    opened: Option<Instant>,
-}
-
-impl Batch {
-    fn cover(&mut self, message: &Record) {
-        let offset = self
-            .offsets
-            .entry(message.partition)
-            .or_insert(message.offset);
-        *offset = (*offset).max(message.offset);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.reports.is_empty() && self.offsets.is_empty()
-    }
-}
-
-/// A batch being written. The write is a task of its own rather than a future of the actor's
-/// context, so that the actor can wait for its commit (when the next batch is full) without
-/// stalling it, and so that it outlives a restart of the actor, which then waits for it.
-struct Write {
-    batch: Arc<Batch>,
-    /// Resolves when the batch is committed (`None` if the task died without committing).
-    committed: Shared<BoxFuture<'static, Option<Applied>>>,
-    /// The actor's future that notes the commit while the actor goes on reading; `None` once
-    /// the actor waits for the commit instead.
-    watcher: Option<SpawnHandle>,
-    /// What the write applied, once it committed; its offsets wait for the writes before it.
-    applied: Option<Applied>,
-}
-
 /// Writes reports to the store.
 #[allow(
     missing_debug_implementations,
-    reason = "holds the runtime, which has no Debug"
+    reason = "holds the services, which have no Debug"
 )]
 pub struct ResultWriterActor {
-    runtime: Runtime,
-    subscription: Arc<dyn Subscription>,
-    topic: String,
+    services: Services,
+    consumer: Consumer,
     /// Being filled.
     batch: Batch,
     /// The writes under way or committed out of turn, oldest first.
@@ -115,8 +76,6 @@ pub struct ResultWriterActor {
     next_due: bool,
     /// Batches opened so far: a batch's flush timer finds it still open by its number.
     opened: u64,
-    /// The record stream, while consuming.
-    stream: Option<SpawnHandle>,
     stopped: bool,
 }
 
@@ -125,25 +84,21 @@ impl ResultWriterActor {
     ///
     /// # Errors
     /// [`BusError`] when the subscription cannot be made.
-    pub fn new(runtime: Runtime) -> Result<Self, BusError> {
-        let settings = &runtime.settings;
-        let topic = settings.kafka.topic.updated_jobs.clone();
-        let subscription = runtime
-            .publisher
-            .bus()
-            .subscribe(&settings.result_writer.group_id, &topic)?;
-        runtime
-            .metrics
-            .watch_consumer("result_writer", Arc::clone(&subscription));
+    pub fn new(services: Services) -> Result<Self, BusError> {
+        let settings = &services.settings;
+        let consumer = Consumer::subscribe(
+            &services,
+            "result_writer",
+            &settings.result_writer.group_id,
+            &settings.kafka.topic.updated_jobs,
+        )?;
         Ok(Self {
-            runtime,
-            subscription,
-            topic,
+            services,
+            consumer,
             batch: Batch::default(),
             writes: VecDeque::new(),
             next_due: false,
             opened: 0,
-            stream: None,
             stopped: false,
         })
     }
@@ -166,7 +121,7 @@ impl ResultWriterActor {
             .opened
             .map_or(Duration::ZERO, |opened| opened.elapsed());
         let delay = self
-            .runtime
+            .services
             .settings
             .result_writer
             .flush_interval
@@ -188,8 +143,8 @@ impl ResultWriterActor {
                 self.batch.reports.push(report);
                 self.batch.bytes += message.payload.as_ref().map_or(0, Vec::len);
                 self.batch.cover(&message);
-                self.runtime.metrics.writer_pending.inc();
-                let limits = &self.runtime.settings.result_writer;
+                self.services.metrics.writer_pending.inc();
+                let limits = &self.services.settings.result_writer;
                 if self.batch.reports.len() >= limits.batch_size
                     || self.batch.bytes >= limits.batch_bytes
                 {
@@ -201,12 +156,6 @@ impl ResultWriterActor {
                 }
             }
             Err(reason) => self.dead_letter(message, reason, ctx),
-        }
-    }
-
-    fn pause_reading(&mut self, ctx: &mut Context<Self>) {
-        if let Some(stream) = self.stream.take() {
-            ctx.cancel_future(stream);
         }
     }
 
@@ -229,8 +178,8 @@ impl ResultWriterActor {
 
     /// Starts the task that writes `batch` until it commits.
     fn start_write(&self, batch: Arc<Batch>) -> Write {
-        let store = Arc::clone(&self.runtime.store);
-        let retry_lease = self.runtime.settings.retry_lease();
+        let store = Arc::clone(&self.services.store);
+        let retry_lease = self.services.settings.retry_lease();
         let reports = Arc::clone(&batch);
         let task = actix::spawn(async move {
             write_until_committed(&*store, &reports.reports, retry_lease).await
@@ -302,16 +251,14 @@ impl ResultWriterActor {
 
     /// Counts a committed batch's reports and stores its offsets.
     fn store_offsets(&self, batch: &Batch, applied: Applied) {
-        let metrics = &self.runtime.metrics;
+        let metrics = &self.services.metrics;
         metrics.reports_ignored.inc_by(applied.ignored);
         metrics.reports_written.inc_by(batch.reports.len() as u64);
         metrics
             .writer_pending
             .dec_by(i64::try_from(batch.reports.len()).unwrap_or(i64::MAX));
         for (partition, offset) in &batch.offsets {
-            if let Err(error) = self.subscription.acknowledge(*partition, *offset) {
-                tracing::warn!(%error, partition, "cannot store a results-topic offset");
-            }
+            self.consumer.acknowledge(*partition, *offset);
         }
     }
 
@@ -344,10 +291,10 @@ impl ResultWriterActor {
                     self.batch.cover(&message);
                     self.batch.bytes += message.payload.as_ref().map_or(0, Vec::len);
                     self.batch.reports.push(report);
-                    self.runtime.metrics.writer_pending.inc();
+                    self.services.metrics.writer_pending.inc();
                 }
                 Err(reason) => tracing::error!(
-                    topic = %self.topic,
+                    topic = %self.consumer.topic(),
                     offset = message.offset,
                     %reason,
                     "malformed report read at shutdown; left unwritten"
@@ -356,29 +303,16 @@ impl ResultWriterActor {
         }
     }
 
-    /// Publishes `message` to the dead-letter topic, retrying until acknowledged, then lets
-    /// its offset be stored with the batch.
+    /// Sets `message` aside on the dead-letter topic, then lets its offset be stored with the
+    /// batch.
     fn dead_letter(&mut self, message: Record, reason: String, ctx: &mut Context<Self>) {
-        tracing::warn!(topic = %self.topic, offset = message.offset, %reason, "malformed report; setting it aside");
-        let publisher = self.runtime.publisher.clone();
-        let record = message.clone();
-        let publish = async move {
-            publisher
-                .dead_letter_until_acknowledged(&record, &reason, RETRY_MAX)
-                .await;
-        };
-        ctx.wait(
-            actix::fut::wrap_future(publish).map(move |(), actor: &mut Self, _| {
-                actor
-                    .runtime
-                    .metrics
-                    .dead_letters
-                    .get_or_create(&TopicLabel {
-                        topic: actor.topic.clone(),
-                    })
-                    .inc();
-                actor.batch.cover(&message);
-            }),
+        self.consumer.dead_letter(
+            &self.services,
+            message,
+            reason,
+            RETRY_MAX,
+            ctx,
+            |actor: &mut Self, record| actor.batch.cover(record),
         );
     }
 }
@@ -393,30 +327,11 @@ fn await_commit(write: &Write) -> impl ActorFuture<ResultWriterActor, Output = (
     )
 }
 
-/// Applies `reports` in one transaction, retrying with backoff until it commits.
-async fn write_until_committed(
-    store: &dyn Store,
-    reports: &[AttemptReport],
-    retry_lease: Duration,
-) -> Applied {
-    let mut pause = RETRY_FIRST;
-    loop {
-        match store.apply_reports(reports, retry_lease).await {
-            Ok(applied) => return applied,
-            Err(error) => {
-                tracing::error!(%error, reports = reports.len(), retry_in = ?pause, "cannot write reports; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(RETRY_MAX);
-            }
-        }
-    }
-}
-
 impl Actor for ResultWriterActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        supervision::on_started(&self.runtime.metrics, KIND);
+        supervision::on_started(&self.services.metrics, KIND);
         // After a restart: the writes under way outlived the old context (their tasks go on),
         // and the actor waits for the oldest one's commit before it reads anything else.
         for write in self.writes.iter_mut().skip(1) {
@@ -433,17 +348,17 @@ impl Actor for ResultWriterActor {
         if self.batch.opened.is_some() {
             self.arm_flush_timer(ctx);
         }
-        self.stream = Some(ctx.add_stream(self.subscription.records()));
+        self.consumer.read(ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        supervision::on_stopped(&self.runtime.metrics, KIND);
+        supervision::on_stopped(&self.services.metrics, KIND);
     }
 }
 
 impl Supervised for ResultWriterActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        supervision::on_restarting(&self.runtime.metrics, KIND);
+        supervision::on_restarting(&self.services.metrics, KIND);
     }
 }
 
@@ -465,22 +380,18 @@ impl Handler<Drain> for ResultWriterActor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: Drain, ctx: &mut Context<Self>) -> Self::Result {
-        self.pause_reading(ctx);
+        self.consumer.pause(ctx);
         self.stopped = true;
         // In order: what only this process's memory holds (the in-process bus) joins the open
         // batch, or it would end with the process; every report read is written; the offsets
         // are committed; the group is left.
         Box::pin(
-            actix::fut::wrap_future(self.subscription.take_volatile())
+            actix::fut::wrap_future(self.consumer.take_volatile())
                 .then(|records, actor: &mut Self, ctx| {
                     actor.take_in(records);
                     actor.write_everything(ctx)
                 })
-                .map(|(), actor: &mut Self, _| {
-                    actor.subscription.commit();
-                    actor.subscription.leave()
-                })
-                .then(|leaving, _, _| actix::fut::wrap_future(leaving)),
+                .then(|(), actor: &mut Self, _| actix::fut::wrap_future(actor.consumer.finish())),
         )
     }
 }

@@ -2,16 +2,17 @@
 //! publishes them for the executors.
 //!
 //! Owns two schedules. Every `scanner.interval` it claims, in batches, the `SCHEDULED` jobs
-//! due before now + two intervals (the current window and the next) and publishes each claim
-//! to `kafka.topic.jobs`. (A job created inside that horizon is claimed and published by the
-//! API at once, so it never waits for a scan.) Every `recovery.interval` it looks for jobs
+//! due before the horizon (now + two intervals: the current window and the next) and
+//! publishes each claim to `kafka.topic.jobs` ([`scheduling::claim_due`]; a job created inside
+//! that horizon is claimed and published by the API at once, so it never waits for a scan). Every `recovery.interval` it looks for jobs
 //! whose lease ran out (see [`crate::store::Store::recover_expired`]) and publishes them again under a new
 //! epoch; a job that was running on a process that died is taken back only once the result
 //! writers have written every report that process could have published (see
 //! [`super::written_reports`]). Passes of one kind never overlap. Scanners of several
 //! processes need no leader: claims use `FOR UPDATE SKIP LOCKED`.
 //!
-//! Receives: [`Shutdown`], [`Fail`]. Sends: dispatch records to Kafka.
+//! Receives: [`StopClaiming`], [`Fail`]. Sends: dispatch records to Kafka (through
+//! [`crate::scheduling`], which holds the rules of claiming and publishing).
 //!
 //! On failure: a pass that cannot reach the store is logged and retried at the next tick;
 //! after [`FAILURES_BEFORE_RESTART`] failed passes in a row the actor stops and its supervisor
@@ -22,13 +23,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
-use futures_util::future::join_all;
 
 use super::supervision::{self, Fail};
 use super::written_reports::WrittenReports;
-use super::{ActorKind, Runtime};
-use crate::bus::Pace;
-use crate::domain::Dispatch;
+use super::{ActorKind, Services};
+use crate::scheduling;
 use crate::store::{Heartbeats, StoreError};
 
 /// Consecutive failed passes after which the actor restarts itself.
@@ -39,7 +38,7 @@ const KIND: ActorKind = ActorKind::Scanner;
 /// Stop claiming: the process is shutting down.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct Shutdown;
+pub struct StopClaiming;
 
 /// Which of the two passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +50,10 @@ enum Pass {
 /// Claims due jobs and recovers lost ones.
 #[allow(
     missing_debug_implementations,
-    reason = "holds the runtime, which has no Debug"
+    reason = "holds the services, which have no Debug"
 )]
 pub struct ScannerActor {
-    runtime: Runtime,
+    services: Services,
     scanning: bool,
     recovering: bool,
     failures: u32,
@@ -66,9 +65,9 @@ pub struct ScannerActor {
 }
 
 impl ScannerActor {
-    pub fn new(runtime: Runtime) -> Self {
+    pub fn new(services: Services) -> Self {
         Self {
-            runtime,
+            services,
             scanning: false,
             recovering: false,
             failures: 0,
@@ -87,13 +86,13 @@ impl ScannerActor {
             return;
         }
         *busy = true;
-        let runtime = self.runtime.clone();
-        let check_heartbeats = self.reachable_since.elapsed() > runtime.settings.recovery.grace;
+        let services = self.services.clone();
+        let check_heartbeats = self.reachable_since.elapsed() > services.settings.recovery.grace;
         let written_reports = Arc::clone(&self.written_reports);
         let work = async move {
             match pass {
-                Pass::Due => claim_until_caught_up(&runtime).await,
-                Pass::Recovery => recover_lost(&runtime, check_heartbeats, &written_reports).await,
+                Pass::Due => scheduling::claim_due(&services).await,
+                Pass::Recovery => recover_lost(&services, check_heartbeats, &written_reports).await,
             }
         };
         ctx.spawn(actix::fut::wrap_future(work).map(
@@ -124,41 +123,17 @@ impl ScannerActor {
     }
 }
 
-/// Claims and publishes batches until a batch comes back short; returns how many jobs were
-/// published.
-async fn claim_until_caught_up(runtime: &Runtime) -> Result<usize, StoreError> {
-    let settings = &runtime.settings;
-    let mut published = 0;
-    loop {
-        let horizon = Utc::now() + settings.scanner.horizon();
-        let claimed = runtime
-            .store
-            .claim_due(
-                horizon,
-                settings.scanner.batch_size,
-                settings.recovery.grace,
-            )
-            .await?;
-        let count = i64::try_from(claimed.len()).unwrap_or(i64::MAX);
-        published += publish_all(runtime, &claimed).await;
-        if count < settings.scanner.batch_size {
-            return Ok(published);
-        }
-    }
-}
-
 /// Reads where the result writers stand on the results topic; returns the instant before
 /// which every report has been written, if one is known. `None` while the bus cannot be
 /// read: recovery then leaves running jobs alone.
 async fn reports_written_before(
-    runtime: &Runtime,
+    services: &Services,
     written_reports: &Mutex<WrittenReports>,
 ) -> Option<DateTime<Utc>> {
-    let settings = &runtime.settings;
+    let settings = &services.settings;
     let noted = Utc::now();
-    match runtime
-        .publisher
-        .bus()
+    match services
+        .bus
         .position(
             &settings.result_writer.group_id,
             &settings.kafka.topic.updated_jobs,
@@ -178,19 +153,19 @@ async fn reports_written_before(
 
 /// Dispatches again the jobs whose lease ran out; returns how many were published.
 async fn recover_lost(
-    runtime: &Runtime,
+    services: &Services,
     check_heartbeats: bool,
     written_reports: &Mutex<WrittenReports>,
 ) -> Result<usize, StoreError> {
     let heartbeats = if check_heartbeats {
         Heartbeats::Checked {
-            reports_written_before: reports_written_before(runtime, written_reports).await,
+            reports_written_before: reports_written_before(services, written_reports).await,
         }
     } else {
         Heartbeats::Unchecked
     };
-    let settings = &runtime.settings;
-    let recovered = runtime
+    let settings = &services.settings;
+    let recovered = services
         .store
         .recover_expired(
             settings.scanner.batch_size,
@@ -199,69 +174,20 @@ async fn recover_lost(
             heartbeats,
         )
         .await?;
-    let metrics = &runtime.metrics;
-    metrics.attempts_lost.inc_by(recovered.lost_attempts);
-    metrics
-        .jobs_recovered
-        .inc_by(recovered.dispatches.len() as u64);
-    metrics.jobs_failed.inc_by(recovered.failed);
-    if !recovered.dispatches.is_empty() || recovered.failed > 0 {
-        tracing::warn!(
-            redispatched = recovered.dispatches.len(),
-            lost_attempts = recovered.lost_attempts,
-            failed = recovered.failed,
-            "recovered jobs whose lease ran out"
-        );
-    }
-    Ok(publish_all(runtime, &recovered.dispatches).await)
-}
-
-/// Publishes `dispatches`, releasing the claim of any that cannot be published; returns how
-/// many were published. A lone dispatch leaves at once (a job created due soon waits for it);
-/// several travel in batches ([`Pace::Batched`]).
-pub async fn publish_all(runtime: &Runtime, dispatches: &[Dispatch]) -> usize {
-    let pace = if dispatches.len() > 1 {
-        Pace::Batched
-    } else {
-        Pace::Prompt
-    };
-    let sends = dispatches.iter().map(|dispatch| async move {
-        match runtime.publisher.dispatch(dispatch, pace).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(job_id = %dispatch.job_id, %error, "cannot publish a dispatch; releasing the job");
-                if let Err(error) = runtime
-                    .store
-                    .release_claim(dispatch.job_id, dispatch.epoch)
-                    .await
-                {
-                    // The lease recovers it.
-                    tracing::error!(job_id = %dispatch.job_id, %error, "cannot release the job");
-                }
-                false
-            }
-        }
-    });
-    let sent = join_all(sends)
-        .await
-        .into_iter()
-        .filter(|sent| *sent)
-        .count();
-    runtime.metrics.jobs_dispatched.inc_by(sent as u64);
-    sent
+    Ok(scheduling::publish_recovered(services, &recovered).await)
 }
 
 impl Actor for ScannerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        supervision::on_started(&self.runtime.metrics, KIND);
+        supervision::on_started(&self.services.metrics, KIND);
         self.scanning = false;
         self.recovering = false;
         if self.stopped {
             return;
         }
-        let settings = &self.runtime.settings;
+        let settings = &self.services.settings;
         ctx.run_interval(settings.scanner.interval, |actor, ctx| {
             actor.run(Pass::Due, ctx)
         });
@@ -273,20 +199,20 @@ impl Actor for ScannerActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        supervision::on_stopped(&self.runtime.metrics, KIND);
+        supervision::on_stopped(&self.services.metrics, KIND);
     }
 }
 
 impl Supervised for ScannerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        supervision::on_restarting(&self.runtime.metrics, KIND);
+        supervision::on_restarting(&self.services.metrics, KIND);
     }
 }
 
-impl Handler<Shutdown> for ScannerActor {
+impl Handler<StopClaiming> for ScannerActor {
     type Result = ();
 
-    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+    fn handle(&mut self, _: StopClaiming, _: &mut Context<Self>) {
         // Passes in flight finish; no new ones start.
         self.stopped = true;
     }

@@ -10,7 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use actix::{Actor, ActorContext, Context, Message};
 
 use super::ActorKind;
-use crate::metrics::Metrics;
+use crate::metrics::{KindLabel, Metrics};
 
 /// Makes an actor fail on purpose, to observe its supervision (fault injection, enabled by
 /// `admin.fault_injection`).
@@ -58,16 +58,25 @@ where
 
 /// Bookkeeping for `started`: one more actor of `kind` alive.
 pub fn on_started(metrics: &Metrics, kind: ActorKind) {
-    metrics.actors_alive.get_or_create(&kind.label()).inc();
+    metrics
+        .actors_alive
+        .get_or_create(&KindLabel::of(kind))
+        .inc();
 }
 
 /// Bookkeeping for `stopped`: one fewer alive.
 pub fn on_stopped(metrics: &Metrics, kind: ActorKind) {
-    metrics.actors_alive.get_or_create(&kind.label()).dec();
+    metrics
+        .actors_alive
+        .get_or_create(&KindLabel::of(kind))
+        .dec();
 }
 
 /// Bookkeeping for `restarting`: one more restart.
 pub fn on_restarting(metrics: &Metrics, kind: ActorKind) {
-    metrics.actor_restarts.get_or_create(&kind.label()).inc();
+    metrics
+        .actor_restarts
+        .get_or_create(&KindLabel::of(kind))
+        .inc();
     tracing::warn!(actor = kind.as_str(), "restarting actor");
 }

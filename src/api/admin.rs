@@ -11,7 +11,7 @@ use super::job_input::read_object;
 use crate::actors::ActorKind;
 use crate::actors::dispatcher::FailExecutor;
 use crate::actors::supervision::Fail;
-use crate::metrics::Metrics;
+use crate::metrics::{KindLabel, Metrics};
 
 /// The largest body of a fault injection.
 const MAX_FAIL_BODY: usize = 1024;
@@ -53,8 +53,14 @@ pub enum Backlog {
 impl ActorState {
     fn of(metrics: &Metrics, kind: ActorKind) -> Self {
         Self {
-            alive: metrics.actors_alive.get_or_create(&kind.label()).get(),
-            restarts: metrics.actor_restarts.get_or_create(&kind.label()).get(),
+            alive: metrics
+                .actors_alive
+                .get_or_create(&KindLabel::of(kind))
+                .get(),
+            restarts: metrics
+                .actor_restarts
+                .get_or_create(&KindLabel::of(kind))
+                .get(),
             backlog: None,
         }
     }
@@ -63,7 +69,7 @@ impl ActorState {
 /// `GET /api/v1/admin/actors`: per actor kind, how many are alive, their restarts, and their
 /// backlog where known. The same figures are exported at `/metrics`.
 pub async fn actors(state: web::Data<AppState>) -> HttpResponse {
-    let metrics = &state.runtime.metrics;
+    let metrics = &state.services.metrics;
     let executor = ActorState {
         backlog: Some(Backlog::Executor {
             waiting: metrics.executors_waiting.get(),
@@ -78,7 +84,7 @@ pub async fn actors(state: web::Data<AppState>) -> HttpResponse {
         ..ActorState::of(metrics, ActorKind::ResultWriter)
     };
     HttpResponse::Ok().json(ActorsReport {
-        instance: &state.runtime.instance,
+        instance: &state.services.instance,
         actors: Actors {
             scanner: ActorState::of(metrics, ActorKind::Scanner),
             dispatcher: ActorState::of(metrics, ActorKind::Dispatcher),
@@ -117,7 +123,7 @@ pub async fn fail(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.runtime.settings.admin.fault_injection {
+    if !state.services.settings.admin.fault_injection {
         return Err(ApiError::not_found(
             "fault injection is disabled (admin.fault_injection)",
         ));

@@ -23,7 +23,7 @@ pub async fn require_token<B: actix_web::body::MessageBody + 'static>(
 ) -> Result<ServiceResponse<EitherBody<B>>, Error> {
     let tokens = request
         .app_data::<web::Data<AppState>>()
-        .map(|state| state.runtime.settings.auth.tokens.clone())
+        .map(|state| state.services.settings.auth.tokens.clone())
         .unwrap_or_default();
     if tokens.is_empty() {
         return next

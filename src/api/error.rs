@@ -87,15 +87,34 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
-        // The cause is logged here; the caller learns only that it may retry.
-        tracing::error!(%error, "database error while serving a request");
-        let mut error = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "the database is unavailable; retry later",
-        );
-        error.retry_after = Some(1);
-        error
+        match error {
+            // The store's reason names the value it refused; the same request would be
+            // refused again.
+            StoreError::Refused(reason) => {
+                tracing::warn!(%reason, "the store refused a request");
+                Self::new(StatusCode::BAD_REQUEST, "refused_by_store", reason)
+            }
+            // Not the caller's doing: the cause is logged here.
+            StoreError::Corrupt { .. } | StoreError::Migration(_) => {
+                tracing::error!(%error, "the store holds what Kairos cannot read");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "corrupt_data",
+                    "the store holds a value Kairos does not write; see the server's log",
+                )
+            }
+            // The cause is logged here; the caller learns only that it may retry.
+            StoreError::Unavailable(_) | StoreError::DataDirectory { .. } => {
+                tracing::error!(%error, "database error while serving a request");
+                let mut error = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; retry later",
+                );
+                error.retry_after = Some(1);
+                error
+            }
+        }
     }
 }
 

@@ -57,17 +57,17 @@ pub async fn healthz() -> HttpResponse {
 /// metadata). Otherwise 503, with the reason per dependency: `checks.store` and `checks.bus`,
 /// each naming what it is (`PostgreSQL at …`, `SQLite at …`, `Kafka at …`).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let runtime = &state.runtime;
-    let bus = runtime.publisher.bus();
-    let (store_check, bus_check) = tokio::join!(runtime.store.ping(), bus.ping());
+    let services = &state.services;
+    let bus = &services.bus;
+    let (store_check, bus_check) = tokio::join!(services.store.ping(), bus.ping());
     let checks = Checks {
-        store: Check::of(runtime.store.location(), store_check),
+        store: Check::of(services.store.location(), store_check),
         bus: Check::of(bus.location(), bus_check),
     };
     let ready = checks.store.ok && checks.bus.ok;
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
-        mode: runtime.settings.backend().as_str(),
+        mode: services.settings.backend().as_str(),
         checks,
     };
     if ready {
@@ -81,5 +81,5 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(state.runtime.metrics.render())
+        .body(state.services.metrics.render())
 }

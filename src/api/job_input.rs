@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::error::{ApiError, ItemProblem};
 use super::job_fields::{BatchFields, FIELDS, JobFields};
 use crate::config::JobSettings;
-use crate::domain::{JobKind, NewJob};
+use crate::domain::{JobKind, JobSpec, NewJob};
 
 const MAX_RETRIES: std::ops::RangeInclusive<i64> = 0..=10;
 const DEFAULT_MAX_RETRIES: i32 = 3;
@@ -56,7 +56,15 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
     let kind = match fields.kind {
         None => JobKind::Shell,
         Some(Value::String(text)) => JobKind::parse(&text).ok_or_else(|| {
-            ApiError::invalid("kind", "invalid_field", "`kind` must be `shell` or `noop`")
+            let kinds: Vec<String> = JobKind::ALL
+                .iter()
+                .map(|kind| format!("`{}`", kind.as_str()))
+                .collect();
+            ApiError::invalid(
+                "kind",
+                "invalid_field",
+                format!("`kind` must be one of {}", kinds.join(", ")),
+            )
         })?,
         Some(_) => {
             return Err(ApiError::invalid(
@@ -66,45 +74,8 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
             ));
         }
     };
-    let command = match fields.command {
-        None if kind == JobKind::Noop => String::new(),
-        Some(_) if kind == JobKind::Noop => {
-            return Err(ApiError::invalid(
-                "command",
-                "invalid_field",
-                "a `noop` job has no `command`",
-            ));
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "command",
-                "missing_field",
-                "`command` is required",
-            ));
-        }
-        Some(Value::String(command)) if command.trim().is_empty() => {
-            return Err(ApiError::invalid(
-                "command",
-                "invalid_field",
-                "`command` must not be empty",
-            ));
-        }
-        Some(Value::String(command)) if command.contains('\0') => {
-            return Err(ApiError::invalid(
-                "command",
-                "invalid_field",
-                "`command` must not contain a NUL character",
-            ));
-        }
-        Some(Value::String(command)) => command,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "command",
-                "invalid_field",
-                "`command` must be a string",
-            ));
-        }
-    };
+    let spec = JobSpec::check(kind, fields.command)
+        .map_err(|error| ApiError::invalid(error.field, error.code, error.message))?;
     let execute_at = match fields.execute_at {
         None => {
             return Err(ApiError::invalid(
@@ -183,10 +154,9 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
         }
     };
     Ok(NewJob {
-        kind,
         id: Uuid::now_v7(),
         name,
-        command,
+        spec,
         execute_at,
         max_retries,
         timeout_secs,
@@ -416,8 +386,8 @@ mod tests {
         }]}"#;
         let jobs = batch(body).expect("accepted");
         let job = &jobs[0];
-        assert_eq!(job.command, "echo two");
-        assert_eq!(job.kind, JobKind::Shell);
+        assert_eq!(job.spec.command(), "echo two");
+        assert_eq!(job.spec.kind(), JobKind::Shell);
         assert_eq!(job.execute_at.to_rfc3339(), "2099-01-01T00:00:00+00:00");
         assert_eq!(job.name, None);
         assert_eq!((job.max_retries, job.timeout_secs), (5, 3600));
@@ -427,7 +397,7 @@ mod tests {
             read_object(br#"{"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"}"#)
                 .expect("an object");
         let job = parse_job(single, &limits()).expect("valid");
-        assert_eq!((job.kind, job.command.as_str()), (JobKind::Noop, ""));
+        assert_eq!(job.spec, JobSpec::Noop);
         assert_eq!(job.metadata, json!({}));
     }
 }

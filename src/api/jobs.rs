@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,8 +11,8 @@ use super::AppState;
 use super::body::{self, require_json};
 use super::error::ApiError;
 use super::job_input::{parse_batch, parse_job, read_object};
-use crate::actors::scanner::publish_all;
 use crate::domain::{Job, JobStatus};
+use crate::scheduling;
 use crate::store::Attempt;
 
 /// A job and its attempts, oldest first: the answer of a create and of a read.
@@ -52,23 +51,13 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_json(&request)?;
-    let settings = &state.runtime.settings;
+    let settings = &state.services.settings;
     let body = body::read(&request, body, settings.jobs.max_body_bytes, &state.bodies).await?;
     let new_job = parse_job(read_object(&body.bytes)?, &settings.jobs)?;
     drop(body);
-    let runtime = &state.runtime;
-    let job = if new_job.execute_at < Utc::now() + settings.scanner.horizon() {
-        let (job, dispatch) = runtime
-            .store
-            .insert_dispatched(new_job, settings.recovery.grace)
-            .await?;
-        // A dispatch that cannot be published is released for the next scan.
-        publish_all(runtime, std::slice::from_ref(&dispatch)).await;
-        job
-    } else {
-        runtime.store.insert_job(new_job).await?
-    };
-    runtime.metrics.jobs_created.inc();
+    let services = &state.services;
+    let job = scheduling::create(services, new_job).await?;
+    services.metrics.jobs_created.inc();
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, format!("/api/v1/jobs/{}", job.id)))
         .json(JobWithAttempts {
@@ -89,8 +78,8 @@ pub async fn create_batch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_json(&request)?;
-    let runtime = &state.runtime;
-    let settings = &runtime.settings;
+    let services = &state.services;
+    let settings = &services.settings;
     let body = body::read(
         &request,
         body,
@@ -108,13 +97,8 @@ pub async fn create_batch(
         .await
         .map_err(|_| ApiError::shutting_down())??;
     let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
-    let dispatch_before = Utc::now() + settings.scanner.horizon();
-    let dispatches = runtime
-        .store
-        .insert_batch(jobs, dispatch_before, settings.recovery.grace)
-        .await?;
-    runtime.metrics.jobs_created.inc_by(ids.len() as u64);
-    publish_all(runtime, &dispatches).await;
+    scheduling::create_many(services, jobs).await?;
+    services.metrics.jobs_created.inc_by(ids.len() as u64);
     Ok(HttpResponse::Created().json(BatchCreated { ids }))
 }
 
@@ -127,7 +111,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    match state.runtime.store.get_job(id).await? {
+    match state.services.store.get_job(id).await? {
         Some((job, attempts)) => Ok(HttpResponse::Ok().json(JobWithAttempts { job, attempts })),
         None => Err(ApiError::not_found(format!("no job has the id {id}"))),
     }
@@ -190,7 +174,11 @@ pub async fn list(
             )
         })?),
     };
-    let jobs = state.runtime.store.list_jobs(status, cursor, limit).await?;
+    let jobs = state
+        .services
+        .store
+        .list_jobs(status, cursor, limit)
+        .await?;
     let next_cursor = if i64::try_from(jobs.len()).unwrap_or(i64::MAX) == limit {
         jobs.last().map(|job| job.id)
     } else {

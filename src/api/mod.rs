@@ -22,7 +22,7 @@ use actix_web::web;
 pub use body::BodyBudget;
 pub use error::ApiError;
 
-use crate::actors::Runtime;
+use crate::actors::Services;
 use crate::actors::dispatcher::DispatcherActor;
 use crate::actors::result_writer::ResultWriterActor;
 use crate::actors::scanner::ScannerActor;
@@ -32,10 +32,10 @@ use endpoint::Endpoint;
 #[derive(Clone)]
 #[allow(
     missing_debug_implementations,
-    reason = "holds the runtime, which has no Debug"
+    reason = "holds the services, which have no Debug"
 )]
 pub struct AppState {
-    pub runtime: Runtime,
+    pub services: Services,
     /// The actors this process runs, by its roles.
     pub scanner: Option<Addr<ScannerActor>>,
     pub dispatcher: Option<Addr<DispatcherActor>>,

@@ -189,11 +189,6 @@ impl Publisher {
         Self { bus, topics }
     }
 
-    /// The bus it publishes on (consumers subscribe through it).
-    pub fn bus(&self) -> &Arc<dyn Bus> {
-        &self.bus
-    }
-
     /// Publishes a job for the executors on `kafka.topic.jobs`.
     ///
     /// # Errors

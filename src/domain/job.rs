@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::JobSpec;
+
 /// Where a job is in its life. `docs/state-machine.md` draws the transitions.
 ///
 /// `SCHEDULED → RUNNING → SUCCESS`, or `FAILED` once the retries are used up, as the seed
@@ -48,8 +50,9 @@ impl JobStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == text)
     }
 
-    /// How far along an attempt the status is (`kairos_status_rank` in PostgreSQL): a report
-    /// moves a job only to a later attempt, or to a higher rank within the same attempt.
+    /// How far along an attempt the status is: a report moves a job only to a later attempt,
+    /// or to a higher rank within the same attempt. The stores' statements take the order
+    /// from here ([`JobStatus::rank_sql`]).
     pub fn rank(self) -> i32 {
         match self {
             JobStatus::Scheduled | JobStatus::Dispatched => 0,
@@ -59,21 +62,27 @@ impl JobStatus {
         }
     }
 
+    /// [`JobStatus::rank`] of the status in `column`, as an SQL expression both stores run.
+    pub fn rank_sql(column: &str) -> String {
+        let arms: String = Self::ALL
+            .iter()
+            .map(|status| format!("WHEN '{}' THEN {} ", status.as_str(), status.rank()))
+            .collect();
+        format!("(CASE {column} {arms}END)")
+    }
+
     /// `SUCCESS` and `FAILED` end a job: nothing moves it on.
     pub fn is_final(self) -> bool {
         matches!(self, JobStatus::Success | JobStatus::Failed)
     }
 }
 
-/// What running a job means.
+/// The kinds of job: what [`super::JobSpec`]'s variants are called.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
-    /// Runs `command` with `/bin/sh -c`.
     #[default]
     Shell,
-    /// Does nothing and succeeds at once: it exercises the whole scheduler (claim, dispatch,
-    /// run claim, reports, write-back) without spawning a process, to measure the scheduler.
     Noop,
 }
 
@@ -86,11 +95,12 @@ impl JobKind {
         }
     }
 
+    /// Every kind.
+    pub const ALL: [JobKind; 2] = [JobKind::Shell, JobKind::Noop];
+
     /// Parses [`JobKind::as_str`]'s spelling.
     pub fn parse(text: &str) -> Option<Self> {
-        [JobKind::Shell, JobKind::Noop]
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 }
 
@@ -99,9 +109,7 @@ impl JobKind {
 pub struct NewJob {
     pub id: Uuid,
     pub name: Option<String>,
-    pub kind: JobKind,
-    /// Empty for a `noop` job.
-    pub command: String,
+    pub spec: JobSpec,
     pub execute_at: DateTime<Utc>,
     pub max_retries: i32,
     pub timeout_secs: i32,
@@ -113,8 +121,9 @@ pub struct NewJob {
 pub struct Job {
     pub id: Uuid,
     pub name: Option<String>,
-    pub kind: JobKind,
-    pub command: String,
+    /// Shown as `kind` and the kind's fields.
+    #[serde(flatten)]
+    pub spec: JobSpec,
     pub execute_at: DateTime<Utc>,
     pub status: JobStatus,
     pub max_retries: i32,

@@ -4,8 +4,10 @@
 mod job;
 mod record;
 mod retry;
+mod spec;
 pub mod timestamp;
 
 pub use job::{Job, JobKind, JobStatus, NewJob};
 pub use record::{AttemptOutcome, AttemptReport, Dispatch};
 pub use retry::RetryPolicy;
+pub use spec::{JobSpec, ShellSpec, SpecError};

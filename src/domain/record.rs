@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{JobKind, JobStatus, NewJob};
+use super::{JobSpec, JobStatus, NewJob};
 
-/// What an executor needs to run a job, published on `kafka.topic.jobs`.
+/// What an executor needs to run a job, published on `kafka.topic.jobs`. Fields it does not
+/// know are ignored, so that a process reads the records of a later release that adds one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Dispatch {
     pub job_id: Uuid,
     /// Increases with every claim of the job; reports carry it back so that the result
@@ -21,10 +21,10 @@ pub struct Dispatch {
     /// Attempts that failed so far (lost attempts excluded): retries left are
     /// `max_retries + 1 - failures`.
     pub failures: i32,
-    /// `shell` when absent, as in records written before kinds existed.
-    #[serde(default)]
-    pub kind: JobKind,
-    pub command: String,
+    /// What to run: `kind` and its fields, beside the others (`shell` when `kind` is
+    /// absent, as in records written before kinds existed).
+    #[serde(flatten)]
+    pub spec: JobSpec,
     #[serde(with = "super::timestamp")]
     pub execute_at: DateTime<Utc>,
     pub max_retries: i32,
@@ -44,8 +44,7 @@ impl Dispatch {
             epoch: 1,
             attempt: 1,
             failures: 0,
-            kind: job.kind,
-            command: job.command,
+            spec: job.spec,
             execute_at: job.execute_at,
             max_retries: job.max_retries,
             timeout_secs: job.timeout_secs,
@@ -66,17 +65,36 @@ pub enum AttemptOutcome {
     Failed,
     /// Killed, with its process group, when it ran past its timeout.
     TimedOut,
+    /// Its executor or process died while it ran (recorded by recovery, never reported).
+    Lost,
 }
 
 impl AttemptOutcome {
-    /// The spelling stored in `job_attempts.status`.
+    /// The spelling stored in `job_attempts.status` and shown by the API.
     pub fn as_str(self) -> &'static str {
         match self {
             AttemptOutcome::Running => "RUNNING",
             AttemptOutcome::Succeeded => "SUCCEEDED",
             AttemptOutcome::Failed => "FAILED",
             AttemptOutcome::TimedOut => "TIMED_OUT",
+            AttemptOutcome::Lost => "LOST",
         }
+    }
+
+    /// Every outcome.
+    pub const ALL: [AttemptOutcome; 5] = [
+        AttemptOutcome::Running,
+        AttemptOutcome::Succeeded,
+        AttemptOutcome::Failed,
+        AttemptOutcome::TimedOut,
+        AttemptOutcome::Lost,
+    ];
+
+    /// Parses [`AttemptOutcome::as_str`]'s spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == text)
     }
 }
 

@@ -17,8 +17,9 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::{AttemptContext, RunResult, Runner};
 use crate::config::ShellSettings;
-use crate::domain::AttemptOutcome;
+use crate::domain::{AttemptOutcome, ShellSpec};
 
 /// The variables every command gets from Kairos's environment, with the value used when
 /// Kairos has none. `TZ` is passed only when set.
@@ -70,26 +71,59 @@ impl Environment {
     }
 }
 
-/// What to run.
-#[derive(Debug, Clone)]
-pub struct ShellCommand {
-    pub command: String,
-    pub timeout: Duration,
-    /// The job's own variables (`KAIROS_JOB_ID`, …), added to [`Environment`]'s.
-    pub env: Vec<(String, String)>,
-    /// Bytes of stdout and of stderr kept; the rest is read and dropped.
-    pub max_output_bytes: usize,
+/// Runs `shell` jobs.
+#[derive(Debug)]
+pub struct ShellRunner {
+    environment: Environment,
+    /// Bytes of stdout and of stderr kept per attempt; the rest is read and dropped.
+    max_output_bytes: usize,
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunResult {
-    pub outcome: AttemptOutcome,
-    pub exit_code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    /// Why the run failed, in words; `None` on success.
-    pub error: Option<String>,
+impl ShellRunner {
+    /// Runs commands in `environment`, keeping `max_output_bytes` of each output.
+    pub fn new(environment: Environment, max_output_bytes: usize) -> Self {
+        Self {
+            environment,
+            max_output_bytes,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for ShellRunner {
+    type Spec = ShellSpec;
+
+    async fn run(&self, spec: &ShellSpec, attempt: &AttemptContext) -> RunResult {
+        let job = [
+            ("KAIROS_JOB_ID", attempt.job_id.to_string()),
+            ("KAIROS_ATTEMPT", attempt.attempt.to_string()),
+            ("KAIROS_SCHEDULED_AT", attempt.scheduled_at.to_rfc3339()),
+        ];
+        let command = Command {
+            command: &spec.command,
+            timeout: attempt.timeout,
+            job: &job,
+            max_output_bytes: self.max_output_bytes,
+        };
+        match &self.environment.working_dir {
+            Some(folder) => run_in(&command, &self.environment, folder).await,
+            // The folder is removed when `scratch` drops, once the command and its group are
+            // gone.
+            None => match Scratch::create() {
+                Ok(scratch) => run_in(&command, &self.environment, &scratch.0).await,
+                Err(error) => RunResult::failed(format!("cannot make the job's folder: {error}")),
+            },
+        }
+    }
+}
+
+/// One run of a command.
+struct Command<'a> {
+    command: &'a str,
+    timeout: Duration,
+    /// The job's own variables, added to [`Environment`]'s.
+    job: &'a [(&'a str, String)],
+    max_output_bytes: usize,
 }
 
 /// Kills a process group when dropped, whatever path leaves the run.
@@ -123,35 +157,11 @@ impl Drop for Scratch {
     }
 }
 
-/// A run that could not start.
-fn not_started(error: String) -> RunResult {
-    RunResult {
-        outcome: AttemptOutcome::Failed,
-        exit_code: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        error: Some(error),
-    }
-}
-
-/// Runs `spec` in `environment` and reports how it ended. Never fails: a command that cannot
-/// be started is a failed run.
-pub async fn run(spec: &ShellCommand, environment: &Environment) -> RunResult {
-    match &environment.working_dir {
-        Some(folder) => run_in(spec, environment, folder).await,
-        // The folder is removed when `scratch` drops, once the command and its group are gone.
-        None => match Scratch::create() {
-            Ok(scratch) => run_in(spec, environment, &scratch.0).await,
-            Err(error) => not_started(format!("cannot make the job's folder: {error}")),
-        },
-    }
-}
-
-async fn run_in(spec: &ShellCommand, environment: &Environment, folder: &Path) -> RunResult {
+async fn run_in(spec: &Command<'_>, environment: &Environment, folder: &Path) -> RunResult {
     let mut command = tokio::process::Command::new("/bin/sh");
     command
         .arg("-c")
-        .arg(&spec.command)
+        .arg(spec.command)
         .env_clear()
         .envs(
             environment
@@ -159,7 +169,7 @@ async fn run_in(spec: &ShellCommand, environment: &Environment, folder: &Path) -
                 .iter()
                 .map(|(key, value)| (key, value)),
         )
-        .envs(spec.env.iter().map(|(key, value)| (key, value)))
+        .envs(spec.job.iter().map(|(key, value)| (key, value)))
         .current_dir(folder)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -168,7 +178,7 @@ async fn run_in(spec: &ShellCommand, environment: &Environment, folder: &Path) -
         .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(child) => child,
-        Err(error) => return not_started(format!("cannot start /bin/sh: {error}")),
+        Err(error) => return RunResult::failed(format!("cannot start /bin/sh: {error}")),
     };
     // The child leads its own group, so its pid is the group id. A pid beyond i32 does not
     // exist on Linux.
@@ -250,15 +260,32 @@ async fn read_bounded(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> Str
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
-    fn spec(command: &str, timeout_ms: u64) -> ShellCommand {
-        ShellCommand {
-            command: command.into(),
+    const JOB: Uuid = Uuid::from_u128(1);
+
+    /// Runs `command` as attempt 1 of job [`JOB`] in `environment`, keeping `max_output`
+    /// bytes of each output.
+    async fn run(
+        command: &str,
+        timeout_ms: u64,
+        max_output: usize,
+        environment: Environment,
+    ) -> RunResult {
+        let attempt = AttemptContext {
+            job_id: JOB,
+            attempt: 1,
+            scheduled_at: chrono::Utc::now(),
             timeout: Duration::from_millis(timeout_ms),
-            env: vec![("KAIROS_JOB_ID".into(), "job-1".into())],
-            max_output_bytes: 16,
-        }
+        };
+        let spec = ShellSpec {
+            command: command.into(),
+        };
+        ShellRunner::new(environment, max_output)
+            .run(&spec, &attempt)
+            .await
     }
 
     fn environment(env: &[&str]) -> Environment {
@@ -277,20 +304,22 @@ mod tests {
     #[tokio::test]
     async fn a_zero_exit_succeeds_with_its_output_and_environment() {
         let result = run(
-            &spec("echo $KAIROS_JOB_ID; echo oops >&2", 10_000),
-            &environment(&[]),
+            "echo $KAIROS_JOB_ID; echo oops >&2",
+            10_000,
+            4096,
+            environment(&[]),
         )
         .await;
         assert_eq!(result.outcome, AttemptOutcome::Succeeded);
         assert_eq!(result.exit_code, Some(0));
-        assert_eq!(result.stdout, "job-1\n");
+        assert_eq!(result.stdout, format!("{JOB}\n"));
         assert_eq!(result.stderr, "oops\n");
         assert_eq!(result.error, None);
     }
 
     #[tokio::test]
     async fn a_non_zero_exit_fails_naming_the_code() {
-        let result = run(&spec("exit 3", 10_000), &environment(&[])).await;
+        let result = run("exit 3", 10_000, 4096, environment(&[])).await;
         assert_eq!(result.outcome, AttemptOutcome::Failed);
         assert_eq!(result.exit_code, Some(3));
         assert_eq!(result.error.as_deref(), Some("exit code 3"));
@@ -298,7 +327,7 @@ mod tests {
 
     #[tokio::test]
     async fn output_beyond_the_limit_is_dropped_and_marked() {
-        let result = run(&spec("printf '%040d' 0", 10_000), &environment(&[])).await;
+        let result = run("printf '%040d' 0", 10_000, 16, environment(&[])).await;
         assert_eq!(
             result.stdout,
             format!("{}\n[output truncated: 24 more bytes]", "0".repeat(16))
@@ -309,7 +338,7 @@ mod tests {
     async fn a_run_past_its_timeout_is_killed_with_its_children() {
         let pid_file = std::env::temp_dir().join(format!("kairos-runner-{}", uuid::Uuid::new_v4()));
         let command = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
-        let result = run(&spec(&command, 300), &environment(&[])).await;
+        let result = run(&command, 300, 4096, environment(&[])).await;
         assert_eq!(result.outcome, AttemptOutcome::TimedOut);
         let child: i32 = std::fs::read_to_string(&pid_file)
             .expect("pid written")
@@ -337,9 +366,13 @@ mod tests {
     /// `runner.shell.env` names, and nothing else of the server's.
     #[tokio::test]
     async fn a_command_sees_only_the_variables_it_is_given() {
-        let mut spec = spec("env | sort", 10_000);
-        spec.max_output_bytes = 4096;
-        let result = run(&spec, &environment(&["SHARED", "GREETING=hello"])).await;
+        let result = run(
+            "env | sort",
+            10_000,
+            4096,
+            environment(&["SHARED", "GREETING=hello"]),
+        )
+        .await;
         let mut names: Vec<&str> = result
             .stdout
             .lines()
@@ -352,7 +385,9 @@ mod tests {
             [
                 "GREETING",
                 "HOME",
+                "KAIROS_ATTEMPT",
                 "KAIROS_JOB_ID",
+                "KAIROS_SCHEDULED_AT",
                 "LANG",
                 "PATH",
                 "SHARED"
@@ -367,10 +402,9 @@ mod tests {
     /// Each attempt runs in a folder of its own, which is gone once the attempt ends.
     #[tokio::test]
     async fn a_command_runs_in_a_fresh_folder_that_is_removed_after() {
-        let mut spec = spec("pwd; touch left-behind; ls -A", 10_000);
-        spec.max_output_bytes = 4096;
-        let first = run(&spec, &environment(&[])).await;
-        let second = run(&spec, &environment(&[])).await;
+        let command = "pwd; touch left-behind; ls -A";
+        let first = run(command, 10_000, 4096, environment(&[])).await;
+        let second = run(command, 10_000, 4096, environment(&[])).await;
         let folder = |result: &RunResult| {
             let mut lines = result.stdout.lines();
             let folder = PathBuf::from(lines.next().expect("pwd"));

@@ -12,17 +12,17 @@ use actix_web::{App, HttpServer, web};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::actors::Runtime;
-use crate::actors::dispatcher::{CountExecutors, DispatcherActor, Shutdown as DispatcherShutdown};
+use crate::actors::Services;
+use crate::actors::dispatcher::{CountExecutors, DispatcherActor, StopDispatching};
 use crate::actors::result_writer::{Drain, ResultWriterActor};
-use crate::actors::scanner::{ScannerActor, Shutdown as ScannerShutdown};
+use crate::actors::scanner::{ScannerActor, StopClaiming};
 use crate::api::{self, AppState, BodyBudget};
 use crate::bus::in_process::InProcessBus;
 use crate::bus::kafka::KafkaBus;
 use crate::bus::{Bus, BusError, Publisher};
 use crate::config::{Backend, Role, Settings};
 use crate::metrics::Metrics;
-use crate::runner::shell;
+use crate::runner::Runners;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -86,28 +86,29 @@ impl Application {
             address: bus.location(),
             source,
         };
-        let runtime = Runtime {
+        let services = Services {
             store,
             publisher: Publisher::new(Arc::clone(&bus), settings.kafka.topic.clone()),
+            bus: Arc::clone(&bus),
             instance: instance.into(),
             metrics: Arc::new(Metrics::new()),
             run_slots: Arc::new(Semaphore::new(settings.executor.max_concurrent_runs)),
-            shell_environment: Arc::new(shell::Environment::from_process(&settings.runner.shell)),
+            runners: Arc::new(Runners::new(&settings)),
             settings: Arc::clone(&settings),
         };
         // Build the consumers before starting anything, so that a bad configuration fails
         // start-up rather than a restart loop.
         let dispatcher = match settings.has_role(Role::Executor) {
-            true => Some(DispatcherActor::new(runtime.clone()).map_err(bus_error)?),
+            true => Some(DispatcherActor::new(services.clone()).map_err(bus_error)?),
             false => None,
         };
         let result_writer = match settings.has_role(Role::Writer) {
-            true => Some(ResultWriterActor::new(runtime.clone()).map_err(bus_error)?),
+            true => Some(ResultWriterActor::new(services.clone()).map_err(bus_error)?),
             false => None,
         };
         let scanner = settings.has_role(Role::Scanner).then(|| {
-            let runtime = runtime.clone();
-            Supervisor::start(move |_| ScannerActor::new(runtime))
+            let services = services.clone();
+            Supervisor::start(move |_| ScannerActor::new(services))
         });
         let state = AppState {
             scanner,
@@ -118,7 +119,7 @@ impl Application {
                 Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| actor)
             }),
             bodies: BodyBudget::new(settings.http.max_body_memory, settings.http.body_timeout),
-            runtime,
+            services,
         };
 
         let host = settings.http.host.as_str();
@@ -172,14 +173,14 @@ impl Application {
         })
     }
 
-    /// The publisher on this application's bus (tests inject records through it).
-    pub fn publisher(&self) -> Publisher {
-        self.state.runtime.publisher.clone()
+    /// This application's bus (tests inject records through it).
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        Arc::clone(&self.state.services.bus)
     }
 
     /// Where the jobs live (`PostgreSQL at …` or `SQLite at …`).
     pub fn store_location(&self) -> String {
-        self.state.runtime.store.location()
+        self.state.services.store.location()
     }
 
     /// The port the API listens on (the one chosen by the system when configured as 0).
@@ -287,16 +288,16 @@ async fn shutdown(state: &AppState) -> Result<(), RunError> {
     tracing::info!("shutting down: no new work is taken");
     if let Some(scanner) = &state.scanner {
         scanner
-            .send(ScannerShutdown)
+            .send(StopClaiming)
             .await
             .map_err(|_| RunError::Drain("scanner"))?;
     }
     if let Some(dispatcher) = &state.dispatcher {
         dispatcher
-            .send(DispatcherShutdown)
+            .send(StopDispatching)
             .await
             .map_err(|_| RunError::Drain("dispatcher"))?;
-        let deadline = Instant::now() + state.runtime.settings.shutdown.grace;
+        let deadline = Instant::now() + state.services.settings.shutdown.grace;
         loop {
             let live = dispatcher.send(CountExecutors).await.unwrap_or(0);
             if live == 0 {
@@ -315,8 +316,8 @@ async fn shutdown(state: &AppState) -> Result<(), RunError> {
             .await
             .map_err(|_| RunError::Drain("result writer"))?;
     }
-    let grace = state.runtime.settings.recovery.grace;
-    if let Err(error) = state.runtime.store.retire_instance(grace).await {
+    let grace = state.services.settings.recovery.grace;
+    if let Err(error) = state.services.store.retire_instance(grace).await {
         tracing::warn!(%error, "cannot record that this instance stopped");
     }
     tracing::info!("shutdown complete");

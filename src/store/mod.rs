@@ -4,11 +4,15 @@
 //!   scanners of several processes claim with `FOR UPDATE SKIP LOCKED`).
 //! - [`sqlite`]: an embedded SQLite file, for the standalone mode: one process, no servers.
 //!
-//! Both keep the same rules (see `docs/state-machine.md` and `docs/guarantees.md`): a job is
-//! claimed under a new epoch for every dispatch, every attempt's run is claimed once before it
-//! starts, a report moves a job only forward and only under its current epoch, and a job in
-//! flight carries a lease after which it is recovered. The contract suite (`tests/contract`)
-//! runs the same behaviour against both.
+//! Both keep the same rules, in the same columns (see `docs/state-machine.md` and
+//! `docs/guarantees.md`): a job is claimed under a new epoch for every dispatch, every
+//! attempt's run is claimed once before it starts, a report moves a job only forward and only
+//! under its current epoch, and a job in flight carries a lease after which it is recovered.
+//! The store contract suite (`tests/store`) drives this trait with the same tests on both; the
+//! behavioural contract suite (`tests/api/contract.rs`) does the same through the API.
+//!
+//! Rows are mapped to the domain's types once, in [`rows`]; errors are [`StoreError`], the
+//! same for both.
 
 use std::time::Duration;
 
@@ -16,41 +20,22 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
+use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, Job, JobStatus, NewJob};
 
+pub mod batch_queue;
+mod error;
 pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 
-/// A failure to reach or use the store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot build the PostgreSQL pool: {0}")]
-    Pool(#[from] deadpool_postgres::BuildError),
-    #[error("cannot get a PostgreSQL connection: {0}")]
-    Connection(#[from] deadpool_postgres::PoolError),
-    #[error("PostgreSQL query failed: {}", postgres::describe(.0))]
-    Query(#[from] tokio_postgres::Error),
-    #[error("SQLite failed: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("cannot open the data directory {path}: {source}")]
-    DataDirectory {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("applying migrations failed: {0}")]
-    Migration(#[from] refinery::Error),
-    #[error("the store's worker stopped: {0}")]
-    Worker(String),
-    #[error("unexpected value {value:?} in {column}")]
-    Corrupt { column: &'static str, value: String },
-}
+pub use error::StoreError;
 
 /// One attempt of a job, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
     pub attempt: i32,
     pub epoch: i64,
-    pub status: String,
+    pub status: AttemptOutcome,
     pub scheduled_at: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -128,19 +113,19 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Stores a new job as `SCHEDULED`.
-    async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError>;
+    async fn create(&self, job: NewJob) -> Result<Job, StoreError>;
 
     /// Stores a new job already claimed for dispatch (`DISPATCHED`, epoch 1, a lease until
     /// its time plus `grace`), because it is due within the horizon already scanned.
-    async fn insert_dispatched(
+    async fn create_claimed(
         &self,
         job: NewJob,
         grace: Duration,
     ) -> Result<(Job, Dispatch), StoreError>;
 
     /// Stores `jobs` all or none; those due before `dispatch_before` are stored claimed, as
-    /// [`Store::insert_dispatched`] does, and returned for publishing.
-    async fn insert_batch(
+    /// [`Store::create_claimed`] does, and returned for publishing.
+    async fn create_many(
         &self,
         jobs: Vec<NewJob>,
         dispatch_before: DateTime<Utc>,

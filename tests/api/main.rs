@@ -9,5 +9,7 @@ mod foundation;
 mod helpers;
 mod pipeline;
 mod plans;
+mod records;
 mod recovery;
+mod result_writer;
 mod supervision;

@@ -6,7 +6,8 @@
 use chrono::Utc;
 use deadpool_postgres::Pool;
 use kairos::config::Settings;
-use kairos::store::postgres::{self, reports, run_ledger};
+use kairos::domain::JobStatus;
+use kairos::store::postgres::{self, reports, run_claims};
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
@@ -108,14 +109,14 @@ async fn batch_statements_read_their_batch_once_when_statistics_show_nothing_in_
     let epochs = vec![1_i64; ids.len()];
     let instance = "this-instance";
 
-    let hold = executed_plan(&pool, run_ledger::HOLD_RUNS, &[&ids, &epochs, &instance]).await;
+    let hold = executed_plan(&pool, run_claims::HOLD_RUNS, &[&ids, &epochs, &instance]).await;
     assert_batch_read_once(&hold, "hold");
 
     let attempts = vec![1_i32; ids.len()];
     let leases = vec![330.0_f64; ids.len()];
     let claim = executed_plan(
         &pool,
-        run_ledger::CLAIM_RUNS,
+        run_claims::CLAIM_RUNS,
         &[&ids, &epochs, &attempts, &leases, &instance],
     )
     .await;
@@ -128,10 +129,11 @@ async fn batch_statements_read_their_batch_once_when_statistics_show_nothing_in_
     let exit_codes = vec![Some(0_i32); ids.len()];
     let nothing: Vec<Option<&str>> = vec![None; ids.len()];
     let outcomes = vec!["SUCCEEDED"; ids.len()];
+    let ranks = vec![JobStatus::Success.rank(); ids.len()];
     let retry_lease = 90.0_f64;
     let result = executed_plan(
         &pool,
-        reports::MOVE_JOBS,
+        &reports::MOVE_JOBS,
         &[
             &ids,
             &epochs,
@@ -146,6 +148,7 @@ async fn batch_statements_read_their_batch_once_when_statistics_show_nothing_in_
             &retry_lease,
             &nothing,
             &outcomes,
+            &ranks,
         ],
     )
     .await;

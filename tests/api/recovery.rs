@@ -150,8 +150,9 @@ async fn a_stale_dispatch_is_not_run() {
         epoch: 0,
         attempt: 1,
         failures: 0,
-        kind: kairos::domain::JobKind::Shell,
-        command: format!("touch {}", marker.display()),
+        spec: kairos::domain::JobSpec::Shell(kairos::domain::ShellSpec {
+            command: format!("touch {}", marker.display()),
+        }),
         execute_at: chrono::Utc::now(),
         max_retries: 0,
         timeout_secs: 10,

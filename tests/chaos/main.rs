@@ -7,5 +7,6 @@
 //! (`scripts/chaos` runs them all and shows it).
 
 mod cluster;
+mod outcome;
 mod scenarios;
 mod standalone;

@@ -11,49 +11,9 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
-use super::dispatch::dispatch_from_row;
-use crate::domain::{Dispatch, Job, JobKind, JobStatus, NewJob};
+use super::rows::{ATTEMPT_COLUMNS, JOB_COLUMNS, attempt_row, dispatch_row, job_row};
+use crate::domain::{Dispatch, Job, JobStatus, NewJob};
 use crate::store::{Attempt, StoreError};
-
-/// A job's columns as the API shows them: a job whose run is claimed shows `RUNNING`
-/// (migration V8).
-pub(super) const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, \
-     kairos_shown_status(status, run_lease_until) AS status, max_retries, timeout_secs, \
-     metadata, attempts, epoch, exit_code, last_output, last_error, created_at, updated_at, \
-     started_at, finished_at";
-
-pub(super) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
-    let status: String = row.try_get("status")?;
-    Ok(Job {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        kind: {
-            let kind: String = row.try_get("kind")?;
-            JobKind::parse(&kind).ok_or(StoreError::Corrupt {
-                column: "jobs.kind",
-                value: kind,
-            })?
-        },
-        command: row.try_get("command")?,
-        execute_at: row.try_get("execute_at")?,
-        status: JobStatus::parse(&status).ok_or(StoreError::Corrupt {
-            column: "jobs.status",
-            value: status,
-        })?,
-        max_retries: row.try_get("max_retries")?,
-        timeout_secs: row.try_get("timeout_secs")?,
-        metadata: row.try_get("metadata")?,
-        attempts: row.try_get("attempts")?,
-        epoch: row.try_get("epoch")?,
-        exit_code: row.try_get("exit_code")?,
-        last_output: row.try_get("last_output")?,
-        last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-    })
-}
 
 /// Stores new jobs in one statement, all or none: each `SCHEDULED`, or, with a claim (its
 /// `Some(grace)`: it is due within the horizon already scanned), already `DISPATCHED` to
@@ -63,7 +23,7 @@ pub(super) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached or refuses a row.
-pub async fn insert_many(
+pub async fn insert_returning(
     pool: &Pool,
     jobs: &[(&NewJob, Option<Duration>)],
     instance: &str,
@@ -72,16 +32,16 @@ pub async fn insert_many(
     let mut inserted: HashMap<Uuid, (Job, Dispatch)> = rows
         .iter()
         .map(|row| {
-            let job = job_from_row(row)?;
-            Ok((job.id, (job, dispatch_from_row(row)?)))
+            let dispatch = dispatch_row(row)?.into_dispatch()?;
+            let job = job_row(row)?.into_job()?;
+            Ok((job.id, (job, dispatch)))
         })
         .collect::<Result<_, StoreError>>()?;
     jobs.iter()
         .map(|(job, _)| {
             let id = job.id;
-            inserted.remove(&id).ok_or(StoreError::Corrupt {
-                column: "jobs.id",
-                value: format!("{id} (inserted, but not returned)"),
+            inserted.remove(&id).ok_or_else(|| {
+                StoreError::corrupt("jobs.id", format!("{id} (inserted, not returned)"))
             })
         })
         .collect()
@@ -128,7 +88,7 @@ impl<'a> Columns<'a> {
         Columns {
             ids: jobs.iter().map(|(job, _)| job.id).collect(),
             names: jobs.iter().map(|(job, _)| job.name.as_deref()).collect(),
-            commands: jobs.iter().map(|(job, _)| job.command.as_str()).collect(),
+            commands: jobs.iter().map(|(job, _)| job.spec.command()).collect(),
             times: jobs.iter().map(|(job, _)| job.execute_at).collect(),
             retries: jobs.iter().map(|(job, _)| job.max_retries).collect(),
             timeouts: jobs.iter().map(|(job, _)| job.timeout_secs).collect(),
@@ -136,7 +96,10 @@ impl<'a> Columns<'a> {
                 .iter()
                 .map(|(job, _)| Some(&job.metadata).filter(|metadata| !is_empty(metadata)))
                 .collect(),
-            kinds: jobs.iter().map(|(job, _)| job.kind.as_str()).collect(),
+            kinds: jobs
+                .iter()
+                .map(|(job, _)| job.spec.kind().as_str())
+                .collect(),
             claimed_by: jobs
                 .iter()
                 .map(|(_, claim)| claim.map(|_| instance))
@@ -169,8 +132,8 @@ fn is_empty(metadata: &serde_json::Value) -> bool {
     metadata.as_object().is_some_and(serde_json::Map::is_empty)
 }
 
-/// [`insert_many`]'s statement: the rows inserted, as [`JOB_COLUMNS`] and `lost_attempts`,
-/// in no particular order.
+/// [`insert_returning`]'s statement: the rows inserted, as [`JOB_COLUMNS`] and the dispatch's
+/// columns, in no particular order.
 async fn insert_rows(
     pool: &Pool,
     jobs: &[(&NewJob, Option<Duration>)],
@@ -197,7 +160,7 @@ async fn insert_rows(
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached or refuses a row; nothing is stored.
-pub(super) async fn insert_only(
+pub(super) async fn copy_in(
     pool: &Pool,
     jobs: &[(&NewJob, Option<Duration>)],
     instance: &str,
@@ -221,12 +184,12 @@ pub(super) async fn insert_only(
             .write(&[
                 &job.id,
                 &job.name,
-                &job.command,
+                &job.spec.command(),
                 &job.execute_at,
                 &job.max_retries,
                 &job.timeout_secs,
                 &job.metadata,
-                &job.kind.as_str(),
+                &job.spec.kind().as_str(),
                 &claim
                     .as_ref()
                     .map_or(JobStatus::Scheduled, |_| JobStatus::Dispatched)
@@ -302,31 +265,17 @@ pub async fn get(pool: &Pool, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, S
     let Some(row) = client.query_opt(&statement, &[&id]).await? else {
         return Ok(None);
     };
-    let job = job_from_row(&row)?;
-    let rows = client
-        .query(
-            "SELECT attempt, epoch, status, scheduled_at, started_at, finished_at, exit_code, \
-                 stdout, stderr, error \
-             FROM job_history WHERE job_id = $1 ORDER BY attempt",
-            &[&id],
-        )
+    let job = job_row(&row)?.into_job()?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM job_history WHERE job_id = $1 ORDER BY attempt"
+        ))
         .await?;
-    let attempts = rows
+    let attempts = client
+        .query(&statement, &[&id])
+        .await?
         .iter()
-        .map(|row| {
-            Ok(Attempt {
-                attempt: row.try_get("attempt")?,
-                epoch: row.try_get("epoch")?,
-                status: row.try_get("status")?,
-                scheduled_at: row.try_get("scheduled_at")?,
-                started_at: row.try_get("started_at")?,
-                finished_at: row.try_get("finished_at")?,
-                exit_code: row.try_get("exit_code")?,
-                stdout: row.try_get("stdout")?,
-                stderr: row.try_get("stderr")?,
-                error: row.try_get("error")?,
-            })
-        })
+        .map(|row| attempt_row(row)?.into_attempt())
         .collect::<Result<_, StoreError>>()?;
     Ok(Some((job, attempts)))
 }
@@ -375,5 +324,5 @@ pub async fn list(
     let statement = client.prepare_cached(&query).await?;
     let after = after.unwrap_or(Uuid::max());
     let rows = client.query(&statement, &[&after, &limit]).await?;
-    rows.iter().map(job_from_row).collect()
+    rows.iter().map(|row| job_row(row)?.into_job()).collect()
 }

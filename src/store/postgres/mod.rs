@@ -1,8 +1,10 @@
 //! PostgreSQL: the store of a distributed deployment, shared by every process.
 //!
 //! Every PostgreSQL statement Kairos runs lives in this module: `jobs` (create, read, list),
-//! `dispatch` (claims, leases, recovery), `run_ledger` (run claims, batched) and `reports`
-//! (the result writer's writes).
+//! `claims` (claims for dispatch), `recovery` (leases, heartbeats, recovery), `run_claims`
+//! (run claims and holds, batched), `create_queue` (single creates, batched) and `reports`
+//! (the result writer's writes). `rows` reads their columns; `errors` turns the driver's
+//! errors into [`StoreError`]s.
 
 use std::time::Duration;
 
@@ -14,14 +16,17 @@ use uuid::Uuid;
 use super::{Applied, Attempt, Heartbeats, Recovered, RunKey, Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
-use insert_queue::InsertQueue;
-use run_ledger::RunLedger;
+use create_queue::CreateQueue;
+use run_claims::RunClaims;
 
-pub mod dispatch;
-mod insert_queue;
+pub mod claims;
+mod create_queue;
+mod errors;
 pub mod jobs;
+pub mod recovery;
 pub mod reports;
-pub mod run_ledger;
+pub mod rows;
+pub mod run_claims;
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -30,19 +35,10 @@ mod embedded {
 /// The advisory-lock key that serialises migrations across instances ("kairos" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6b61_6972_6f73;
 
-/// tokio-postgres's own message for a server error is just "db error"; the server's message
-/// is in the source.
-pub(super) fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => error.to_string(),
-    }
-}
-
 /// Builds a pool for `settings`. Connections are made lazily, on first use.
 ///
 /// # Errors
-/// [`StoreError::Pool`] when the pool cannot be built from the settings.
+/// [`StoreError::Unavailable`] when the pool cannot be built from the settings.
 pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
     let mut pg = tokio_postgres::Config::new();
     pg.host(settings.host())
@@ -79,8 +75,8 @@ pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
 /// Applies the migrations in `migrations/postgres/` that the database has not seen yet.
 ///
 /// # Errors
-/// [`StoreError::Connection`] when no connection can be had, [`StoreError::Migration`] when a
-/// migration fails (it is rolled back).
+/// [`StoreError::Unavailable`] when no connection can be had, [`StoreError::Migration`] when
+/// a migration fails (it is rolled back).
 pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.get().await?;
     // Instances starting together would otherwise race to apply the same migration; the
@@ -125,15 +121,15 @@ pub struct PostgresStore {
     /// that opened it; opened by the writer (which runs on a thread of its own), these are not
     /// queued behind the executors, as the shared pool's are.
     reports_pool: Pool,
-    ledger: RunLedger,
-    inserts: InsertQueue,
+    run_claims: RunClaims,
+    creates: CreateQueue,
     instance: String,
     location: String,
 }
 
 impl PostgresStore {
     /// Connects for `instance` and applies the migrations. Must run on a tokio runtime (the
-    /// run ledger's tasks start on it).
+    /// queues' workers start on it).
     ///
     /// # Errors
     /// [`StoreError`] when the database cannot be reached or a migration fails.
@@ -149,8 +145,8 @@ impl PostgresStore {
             ..settings.clone()
         })?;
         Ok(Self {
-            ledger: RunLedger::start(pool.clone(), instance.to_owned()),
-            inserts: InsertQueue::start(pool.clone(), instance.to_owned()),
+            run_claims: RunClaims::start(pool.clone(), instance.to_owned()),
+            creates: CreateQueue::start(pool.clone(), instance.to_owned()),
             pool,
             heartbeat_pool,
             reports_pool,
@@ -175,25 +171,25 @@ impl Store for PostgresStore {
         ping(&self.pool).await
     }
 
-    async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError> {
-        Ok(self.inserts.insert(job, None).await?.0)
+    async fn create(&self, job: NewJob) -> Result<Job, StoreError> {
+        Ok(self.creates.create(job, None).await?.0)
     }
 
-    async fn insert_dispatched(
+    async fn create_claimed(
         &self,
         job: NewJob,
         grace: Duration,
     ) -> Result<(Job, Dispatch), StoreError> {
-        self.inserts.insert(job, Some(grace)).await
+        self.creates.create(job, Some(grace)).await
     }
 
-    async fn insert_batch(
+    async fn create_many(
         &self,
         jobs: Vec<NewJob>,
         dispatch_before: DateTime<Utc>,
         grace: Duration,
     ) -> Result<Vec<Dispatch>, StoreError> {
-        dispatch::insert_batch(&self.pool, jobs, dispatch_before, &self.instance, grace).await
+        claims::create_many(&self.pool, jobs, dispatch_before, &self.instance, grace).await
     }
 
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
@@ -215,11 +211,11 @@ impl Store for PostgresStore {
         limit: i64,
         grace: Duration,
     ) -> Result<Vec<Dispatch>, StoreError> {
-        dispatch::claim_due(&self.pool, horizon, limit, &self.instance, grace).await
+        claims::claim_due(&self.pool, horizon, limit, &self.instance, grace).await
     }
 
     async fn release_claim(&self, job_id: Uuid, epoch: i64) -> Result<(), StoreError> {
-        dispatch::release(&self.pool, job_id, epoch).await
+        claims::release(&self.pool, job_id, epoch).await
     }
 
     async fn redispatch(
@@ -227,7 +223,7 @@ impl Store for PostgresStore {
         run: RunKey,
         grace: Duration,
     ) -> Result<Option<Dispatch>, StoreError> {
-        dispatch::redispatch(
+        claims::redispatch(
             &self.pool,
             run.job_id,
             run.epoch,
@@ -245,7 +241,7 @@ impl Store for PostgresStore {
         max_lost: i32,
         heartbeats: Heartbeats,
     ) -> Result<Recovered, StoreError> {
-        dispatch::recover_expired(
+        recovery::recover_expired(
             &self.pool,
             limit,
             &self.instance,
@@ -257,11 +253,11 @@ impl Store for PostgresStore {
     }
 
     async fn heartbeat(&self) -> Result<(), StoreError> {
-        dispatch::heartbeat(&self.heartbeat_pool, &self.instance).await
+        recovery::heartbeat(&self.heartbeat_pool, &self.instance).await
     }
 
     async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError> {
-        dispatch::retire_instance(&self.pool, &self.instance, grace).await
+        recovery::retire_instance(&self.pool, &self.instance, grace).await
     }
 
     async fn apply_reports(
@@ -273,10 +269,10 @@ impl Store for PostgresStore {
     }
 
     fn hold_run(&self, run: RunKey) {
-        self.ledger.hold(run);
+        self.run_claims.hold(run);
     }
 
     async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError> {
-        Ok(self.ledger.claim(run, lease).await?)
+        self.run_claims.claim(run, lease).await
     }
 }

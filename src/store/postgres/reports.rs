@@ -10,7 +10,8 @@
 //! that starts and ends within one batch costs one round, not two. The dropped report counts
 //! as applied or ignored with the one that superseded it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
@@ -18,20 +19,24 @@ use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::domain::{AttemptOutcome, AttemptReport};
+use crate::domain::{AttemptOutcome, AttemptReport, JobStatus};
 use crate::store::{Applied, StoreError};
+use rounds::{rounds, supersede};
+
+mod rounds;
 
 /// A report moves its job only if it carries the job's current epoch and lies ahead of what
 /// is stored (a later attempt, or a later status of the same attempt), and never moves a
 /// finished job. A claimed attempt is stored `DISPATCHED` until its first report (see
-/// `run_ledger`), so every report of it moves the job. A `RUNNING` job's lease becomes its
+/// `run_claims`), so every report of it moves the job. A `RUNNING` job's lease becomes its
 /// run lease; a `RETRYING` job gets a lease for its next attempt, not yet claimed; a final
 /// one loses both.
 ///
 /// The round drives the join: each of its jobs is looked up by id, whatever the statistics
-/// say of the statuses (see `run_ledger`).
-pub const MOVE_JOBS: &str = "\
-    UPDATE jobs SET status = r.status, attempts = r.attempt, \
+/// say of the statuses (see `run_claims`).
+pub static MOVE_JOBS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE jobs SET status = r.status, attempts = r.attempt, \
         started_at = COALESCE(jobs.started_at, r.started_at), \
         finished_at = CASE WHEN r.status IN ('SUCCESS', 'FAILED') THEN r.finished_at END, \
         exit_code = CASE WHEN r.finished THEN r.exit_code ELSE jobs.exit_code END, \
@@ -48,14 +53,17 @@ pub const MOVE_JOBS: &str = "\
         updated_at = now() \
     FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::timestamptz[], \
         $6::timestamptz[], $7::bool[], $8::int4[], $9::text[], $10::text[], $12::text[], \
-        $13::text[]) \
+        $13::text[], $14::int4[]) \
         AS r(id, epoch, status, attempt, started_at, finished_at, finished, exit_code, stdout, error, \
-             stderr, outcome) \
+             stderr, outcome, rank) \
     WHERE jobs.id = r.id AND jobs.epoch = r.epoch \
       AND jobs.status NOT IN ('SUCCESS', 'FAILED') \
       AND (jobs.attempts < r.attempt OR (jobs.attempts = r.attempt \
-           AND kairos_status_rank(jobs.status) < kairos_status_rank(r.status))) \
-    RETURNING jobs.id";
+           AND {} < r.rank)) \
+    RETURNING jobs.id",
+        JobStatus::rank_sql("jobs.status")
+    )
+});
 
 /// Locks the jobs of a batch, in id order.
 const LOCK_JOBS: &str = "SELECT 1 FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE";
@@ -160,7 +168,7 @@ async fn apply_in_transaction(
         let lock = transaction.prepare_cached(LOCK_JOBS).await?;
         transaction.execute(&lock, &[&ids]).await?;
     }
-    let move_jobs = transaction.prepare_cached(MOVE_JOBS).await?;
+    let move_jobs = transaction.prepare_cached(&MOVE_JOBS).await?;
     let upsert_attempts = transaction.prepare_cached(UPSERT_ATTEMPTS).await?;
     let has_first_attempt_row = transaction.prepare_cached(HAS_FIRST_ATTEMPT_ROW).await?;
     let retry_lease = retry_lease.as_secs_f64();
@@ -185,6 +193,7 @@ async fn apply_in_transaction(
         let outcomes: Vec<&str> = round.iter().map(|r| r.outcome.as_str()).collect();
         let ends_job: Vec<bool> = round.iter().map(|r| r.status.is_final()).collect();
         let scheduled: Vec<DateTime<Utc>> = round.iter().map(|r| r.scheduled_at).collect();
+        let ranks: Vec<i32> = round.iter().map(|r| r.status.rank()).collect();
 
         let moved_jobs = returned_job_ids(
             &transaction,
@@ -203,6 +212,7 @@ async fn apply_in_transaction(
                 &retry_lease,
                 &stderrs,
                 &outcomes,
+                &ranks,
             ],
         )
         .await?;
@@ -260,151 +270,4 @@ async fn returned_job_ids(
         .iter()
         .map(|row| row.try_get(0))
         .collect::<Result<_, _>>()?)
-}
-
-/// A report kept for writing, and how many reports it stands for (itself and those it
-/// superseded).
-type Weighted<'a> = (&'a AttemptReport, u64);
-
-/// Drops every report that a later report of the same attempt (job, epoch, attempt) in
-/// `reports` moves past, to a higher status rank; keeps the rest in arrival order.
-fn supersede<'a>(reports: &[&'a AttemptReport]) -> Vec<Weighted<'a>> {
-    // From the last report back: the highest rank seen so far per attempt, and where the
-    // report that holds it is kept.
-    let mut highest: HashMap<(Uuid, i64, i32), (i32, usize)> = HashMap::new();
-    let mut kept: Vec<Weighted<'a>> = Vec::with_capacity(reports.len());
-    for &report in reports.iter().rev() {
-        let key = (report.job_id, report.epoch, report.attempt);
-        let rank = report.status.rank();
-        match highest.get(&key) {
-            Some(&(higher, index)) if rank < higher => kept[index].1 += 1,
-            _ => {
-                highest.insert(key, (rank, kept.len()));
-                kept.push((report, 1));
-            }
-        }
-    }
-    kept.reverse();
-    kept
-}
-
-/// Splits `reports` into rounds holding at most one report per job, keeping each job's
-/// reports in arrival order across rounds; each round is sorted by job id.
-fn rounds<'a>(reports: &[Weighted<'a>]) -> Vec<Vec<Weighted<'a>>> {
-    let mut per_job: HashMap<Uuid, VecDeque<Weighted<'a>>> = HashMap::new();
-    let mut order = Vec::new();
-    for &(report, weight) in reports {
-        let queue = per_job.entry(report.job_id).or_default();
-        if queue.is_empty() {
-            order.push(report.job_id);
-        }
-        queue.push_back((report, weight));
-    }
-    // A round's rows are locked in the order it lists them (see `apply_in_transaction`).
-    order.sort_unstable();
-    let mut rounds = Vec::new();
-    loop {
-        let round: Vec<Weighted<'a>> = order
-            .iter()
-            .filter_map(|id| per_job.get_mut(id).and_then(VecDeque::pop_front))
-            .collect();
-        if round.is_empty() {
-            return rounds;
-        }
-        rounds.push(round);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::JobStatus;
-
-    fn report(job: u128, attempt: i32, status: JobStatus) -> AttemptReport {
-        AttemptReport {
-            job_id: Uuid::from_u128(job),
-            epoch: 1,
-            attempt,
-            status,
-            outcome: AttemptOutcome::Running,
-            scheduled_at: Utc::now(),
-            started_at: Utc::now(),
-            finished_at: None,
-            exit_code: None,
-            stdout: None,
-            stderr: None,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn rounds_hold_one_report_per_job_in_arrival_order() {
-        let reports = [
-            report(1, 1, JobStatus::Running),
-            report(2, 1, JobStatus::Running),
-            report(1, 1, JobStatus::Retrying),
-            report(1, 2, JobStatus::Running),
-            report(2, 1, JobStatus::Success),
-        ];
-        let weighted: Vec<Weighted<'_>> = reports.iter().map(|report| (report, 1)).collect();
-        let rounds: Vec<Vec<(u128, i32, JobStatus)>> = rounds(&weighted)
-            .iter()
-            .map(|round| {
-                round
-                    .iter()
-                    .map(|(r, _)| (r.job_id.as_u128(), r.attempt, r.status))
-                    .collect()
-            })
-            .collect();
-        assert_eq!(
-            rounds,
-            [
-                vec![(1, 1, JobStatus::Running), (2, 1, JobStatus::Running)],
-                vec![(1, 1, JobStatus::Retrying), (2, 1, JobStatus::Success)],
-                vec![(1, 2, JobStatus::Running)],
-            ]
-        );
-    }
-
-    #[test]
-    fn a_round_lists_its_jobs_by_id_whatever_the_arrival_order() {
-        let reports = [
-            report(3, 1, JobStatus::Success),
-            report(1, 1, JobStatus::Running),
-            report(2, 1, JobStatus::Failed),
-            report(1, 1, JobStatus::Success),
-        ];
-        let weighted: Vec<Weighted<'_>> = reports.iter().map(|report| (report, 1)).collect();
-        let ids: Vec<Vec<u128>> = rounds(&weighted)
-            .iter()
-            .map(|round| round.iter().map(|(r, _)| r.job_id.as_u128()).collect())
-            .collect();
-        assert_eq!(ids, [vec![1, 2, 3], vec![1]]);
-    }
-
-    #[test]
-    fn a_report_moved_past_later_in_the_batch_is_dropped() {
-        let reports = [
-            report(1, 1, JobStatus::Running),
-            report(2, 1, JobStatus::Running),
-            report(1, 1, JobStatus::Retrying),
-            report(1, 2, JobStatus::Running),
-            report(1, 2, JobStatus::Success),
-            report(2, 1, JobStatus::Running),
-        ];
-        let reports: Vec<&AttemptReport> = reports.iter().collect();
-        let kept: Vec<(u128, i32, JobStatus, u64)> = supersede(&reports)
-            .iter()
-            .map(|(r, weight)| (r.job_id.as_u128(), r.attempt, r.status, *weight))
-            .collect();
-        assert_eq!(
-            kept,
-            [
-                (2, 1, JobStatus::Running, 1),
-                (1, 1, JobStatus::Retrying, 2),
-                (1, 2, JobStatus::Success, 2),
-                (2, 1, JobStatus::Running, 1),
-            ]
-        );
-    }
 }

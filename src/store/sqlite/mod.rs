@@ -3,16 +3,26 @@
 //! One connection, in WAL mode with `synchronous = NORMAL` (a commit survives a crash of the
 //! process; the last commits before a power cut may not), opened with an exclusive lock so
 //! that a second process on the same data directory is refused rather than corrupting it.
-//! Statements run on tokio's blocking threads, one at a time. They mirror the PostgreSQL
-//! statements of `store::postgres` rule for rule; what PostgreSQL does in one set statement
-//! is a loop inside one transaction here ([`queries`]).
+//! Statements run on tokio's blocking threads, one at a time. The schema holds the same
+//! columns as PostgreSQL's and the statements keep the same rules (`store::postgres`, module
+//! for module: `jobs`, `claims`, `recovery`, `reports`); what PostgreSQL does in one set
+//! statement over a batch is a loop inside one transaction here. Where they differ, and why:
+//!
+//! - the indexes and the storage settings PostgreSQL's migrations add for speed (fill factor,
+//!   statistics, the trigger that deletes attempts with their jobs) have no counterpart;
+//! - instances are recognised by their heartbeat alone, and every job in flight when the file
+//!   opens was lost (below).
 //!
 //! Because the lock admits one process, every job found in flight when the store opens was
 //! lost with the previous process: opening expires their leases, so the first recovery pass
 //! dispatches them again at once (a running attempt is recorded `LOST`, as in the
 //! distributed mode), instead of waiting for their leases to run out.
 
-mod queries;
+mod claims;
+mod jobs;
+mod recovery;
+mod reports;
+mod rows;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +30,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, ErrorCode};
+
 use uuid::Uuid;
 
 use super::{Applied, Attempt, Heartbeats, Recovered, RunKey, Store, StoreError};
@@ -56,13 +67,13 @@ impl SqliteStore {
         let instance: Arc<str> = instance.into();
         tokio::task::spawn_blocking(move || Self::open_blocking(&data_dir, instance))
             .await
-            .map_err(|error| StoreError::Worker(error.to_string()))?
+            .map_err(|error| StoreError::Unavailable(error.to_string()))?
     }
 
     fn open_blocking(data_dir: &Path, instance: Arc<str>) -> Result<Self, StoreError> {
-        let directory_error = |source| StoreError::DataDirectory {
+        let directory_error = |reason: std::io::Error| StoreError::DataDirectory {
             path: data_dir.display().to_string(),
-            source,
+            reason: reason.to_string(),
         };
         std::fs::create_dir_all(data_dir).map_err(directory_error)?;
         let path = data_dir.join(DATABASE_FILE);
@@ -83,7 +94,9 @@ impl SqliteStore {
             )));
         }
         locked?;
-        let report = embedded::migrations::runner().run(&mut connection)?;
+        let report = embedded::migrations::runner()
+            .run(&mut connection)
+            .map_err(|error| StoreError::Migration(error.to_string()))?;
         for migration in report.applied_migrations() {
             tracing::info!(
                 version = migration.version(),
@@ -91,7 +104,7 @@ impl SqliteStore {
                 "applied migration"
             );
         }
-        let expired = queries::expire_leases(&connection, Utc::now())?;
+        let expired = recovery::expire_leases(&connection, Utc::now())?;
         if expired > 0 {
             tracing::warn!(
                 jobs = expired,
@@ -119,7 +132,7 @@ impl SqliteStore {
             work(&mut connection, &store.instance)
         })
         .await
-        .map_err(|error| StoreError::Worker(error.to_string()))?
+        .map_err(|error| StoreError::Unavailable(error.to_string()))?
     }
 }
 
@@ -137,37 +150,37 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_job(&self, job: NewJob) -> Result<Job, StoreError> {
+    async fn create(&self, job: NewJob) -> Result<Job, StoreError> {
         let inserted =
-            self.call(move |connection, _| queries::insert_job(connection, &job, None, Utc::now()));
+            self.call(move |connection, _| jobs::insert(connection, &job, None, Utc::now()));
         Ok(inserted.await?.0)
     }
 
-    async fn insert_dispatched(
+    async fn create_claimed(
         &self,
         job: NewJob,
         grace: Duration,
     ) -> Result<(Job, Dispatch), StoreError> {
         self.call(move |connection, instance| {
-            queries::insert_job(connection, &job, Some((instance, grace)), Utc::now())
+            jobs::insert(connection, &job, Some((instance, grace)), Utc::now())
         })
         .await
     }
 
-    async fn insert_batch(
+    async fn create_many(
         &self,
         jobs: Vec<NewJob>,
         dispatch_before: DateTime<Utc>,
         grace: Duration,
     ) -> Result<Vec<Dispatch>, StoreError> {
         self.call(move |connection, instance| {
-            queries::insert_batch(connection, &jobs, dispatch_before, instance, grace)
+            jobs::insert_many(connection, &jobs, dispatch_before, instance, grace)
         })
         .await
     }
 
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
-        self.call(move |connection, _| queries::get_job(connection, id))
+        self.call(move |connection, _| jobs::get(connection, id))
             .await
     }
 
@@ -177,7 +190,7 @@ impl Store for SqliteStore {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Job>, StoreError> {
-        self.call(move |connection, _| queries::list_jobs(connection, status, after, limit))
+        self.call(move |connection, _| jobs::list(connection, status, after, limit))
             .await
     }
 
@@ -188,13 +201,13 @@ impl Store for SqliteStore {
         grace: Duration,
     ) -> Result<Vec<Dispatch>, StoreError> {
         self.call(move |connection, instance| {
-            queries::claim_due(connection, horizon, limit, instance, grace)
+            claims::claim_due(connection, horizon, limit, instance, grace)
         })
         .await
     }
 
     async fn release_claim(&self, job_id: Uuid, epoch: i64) -> Result<(), StoreError> {
-        self.call(move |connection, _| queries::release_claim(connection, job_id, epoch))
+        self.call(move |connection, _| claims::release(connection, job_id, epoch))
             .await
     }
 
@@ -203,7 +216,7 @@ impl Store for SqliteStore {
         run: RunKey,
         grace: Duration,
     ) -> Result<Option<Dispatch>, StoreError> {
-        self.call(move |connection, instance| queries::redispatch(connection, run, instance, grace))
+        self.call(move |connection, instance| claims::redispatch(connection, run, instance, grace))
             .await
     }
 
@@ -215,19 +228,21 @@ impl Store for SqliteStore {
         heartbeats: Heartbeats,
     ) -> Result<Recovered, StoreError> {
         self.call(move |connection, instance| {
-            queries::recover_expired(connection, limit, instance, grace, max_lost, heartbeats)
+            recovery::recover_expired(connection, limit, instance, grace, max_lost, heartbeats)
         })
         .await
     }
 
     async fn heartbeat(&self) -> Result<(), StoreError> {
-        self.call(|connection, instance| queries::heartbeat(connection, instance))
+        self.call(|connection, instance| recovery::heartbeat(connection, instance))
             .await
     }
 
     async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError> {
-        self.call(move |connection, instance| queries::retire_instance(connection, instance, grace))
-            .await
+        self.call(move |connection, instance| {
+            recovery::retire_instance(connection, instance, grace)
+        })
+        .await
     }
 
     async fn apply_reports(
@@ -236,7 +251,7 @@ impl Store for SqliteStore {
         retry_lease: Duration,
     ) -> Result<Applied, StoreError> {
         let reports = reports.to_vec();
-        self.call(move |connection, _| queries::apply_reports(connection, &reports, retry_lease))
+        self.call(move |connection, _| reports::apply(connection, &reports, retry_lease))
             .await
     }
 
@@ -244,7 +259,7 @@ impl Store for SqliteStore {
         let store = self.clone();
         tokio::spawn(async move {
             let held = store
-                .call(move |connection, instance| queries::hold_run(connection, run, instance))
+                .call(move |connection, instance| claims::hold(connection, run, instance))
                 .await;
             if let Err(error) = held {
                 tracing::warn!(%error, job_id = %run.job_id, "cannot record a held dispatch");
@@ -253,7 +268,7 @@ impl Store for SqliteStore {
     }
 
     async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError> {
-        self.call(move |connection, instance| queries::claim_run(connection, run, lease, instance))
+        self.call(move |connection, instance| claims::claim_run(connection, run, lease, instance))
             .await
     }
 }

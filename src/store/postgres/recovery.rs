@@ -1,162 +1,20 @@
-//! Claiming jobs for dispatch, starting attempts, and recovering what a crash lost.
+//! Recovering what a crash lost, and the heartbeats that tell a live instance from a dead one.
 //!
 //! Every job in flight holds a lease: a `DISPATCHED` job must start by its time plus
 //! `recovery.grace` (`jobs.lease_until`), a `RUNNING` attempt must end by its timeout plus the
 //! grace (`jobs.run_lease_until`, set when its run is claimed; `lease_until` stays at or before
 //! it, so the index on `lease_until` finds every lease that ran out), a `RETRYING` job must
-//! start its next attempt by the longest backoff plus the grace. A job
-//! whose lease runs out was lost with its dispatch, its executor or its process;
-//! [`recover_expired`] dispatches it again under a new epoch, which fences off anything the
-//! lost executor might still report.
+//! start its next attempt by the longest backoff plus the grace. A job whose lease runs out
+//! was lost with its dispatch, its executor or its process; [`recover_expired`] dispatches it
+//! again under a new epoch, which fences off anything the lost executor might still report.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use deadpool_postgres::{Client, Pool};
-use tokio_postgres::Row;
-use uuid::Uuid;
 
-use crate::domain::{Dispatch, JobKind, NewJob};
+use super::claims::seconds;
+use super::rows::{DISPATCH_COLUMNS, dispatch_row};
 use crate::store::{Heartbeats, Recovered, StoreError};
-
-const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
-     jobs.kind, jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs, \
-     jobs.created_at";
-
-pub(super) fn dispatch_from_row(row: &Row) -> Result<Dispatch, StoreError> {
-    let attempts: i32 = row.try_get("attempts")?;
-    let lost: i32 = row.try_get("lost_attempts")?;
-    Ok(Dispatch {
-        job_id: row.try_get("id")?,
-        epoch: row.try_get("epoch")?,
-        attempt: attempts + 1,
-        failures: attempts - lost,
-        kind: JobKind::parse(row.try_get("kind")?).unwrap_or_default(),
-        command: row.try_get("command")?,
-        execute_at: row.try_get("execute_at")?,
-        max_retries: row.try_get("max_retries")?,
-        timeout_secs: row.try_get("timeout_secs")?,
-        created_at: Some(row.try_get("created_at")?),
-    })
-}
-
-fn seconds(duration: Duration) -> f64 {
-    duration.as_secs_f64()
-}
-
-/// Claims up to `limit` scheduled jobs due before `horizon`, earliest first, for
-/// `instance`: each becomes `DISPATCHED` with its epoch increased and a lease until its time
-/// plus `grace`. `SKIP LOCKED` lets scanners of several processes claim at once without
-/// waiting for, or claiming, each other's rows.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached; nothing is claimed then.
-pub async fn claim_due(
-    pool: &Pool,
-    horizon: DateTime<Utc>,
-    limit: i64,
-    instance: &str,
-    grace: Duration,
-) -> Result<Vec<Dispatch>, StoreError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(&format!(
-            "WITH due AS ( \
-                 SELECT id FROM jobs \
-                 WHERE status = 'SCHEDULED' AND execute_at < $1 \
-                 ORDER BY execute_at LIMIT $2 \
-                 FOR UPDATE SKIP LOCKED) \
-             UPDATE jobs SET status = 'DISPATCHED', epoch = jobs.epoch + 1, \
-                 claimed_by = $3, claimed_at = now(), updated_at = now(), \
-                 lease_until = GREATEST(jobs.execute_at, now()) + make_interval(secs => $4) \
-             FROM due WHERE jobs.id = due.id \
-             RETURNING {DISPATCH_COLUMNS}"
-        ))
-        .await?;
-    let rows = client
-        .query(&statement, &[&horizon, &limit, &instance, &seconds(grace)])
-        .await?;
-    rows.iter().map(dispatch_from_row).collect()
-}
-
-/// Stores `jobs` in one statement, all or none. Those due before `dispatch_before` are
-/// stored already claimed, as [`super::jobs::insert_many`] does with a claim, and returned
-/// for publishing.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached or refuses a row; nothing is stored.
-pub async fn insert_batch(
-    pool: &Pool,
-    jobs: Vec<NewJob>,
-    dispatch_before: DateTime<Utc>,
-    instance: &str,
-    grace: Duration,
-) -> Result<Vec<Dispatch>, StoreError> {
-    let rows: Vec<(&NewJob, Option<Duration>)> = jobs
-        .iter()
-        .map(|job| (job, (job.execute_at < dispatch_before).then_some(grace)))
-        .collect();
-    let Some(created_at) = super::jobs::insert_only(pool, &rows, instance).await? else {
-        return Ok(Vec::new());
-    };
-    Ok(jobs
-        .into_iter()
-        .filter(|job| job.execute_at < dispatch_before)
-        .map(|job| Dispatch::first(job, created_at))
-        .collect())
-}
-
-/// Hands a claim back (its dispatch could not be published), so that the next scan claims
-/// the job again. Only the claim of `epoch` is released.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached.
-pub async fn release(pool: &Pool, job_id: Uuid, epoch: i64) -> Result<(), StoreError> {
-    let client = pool.get().await?;
-    client
-        .execute(
-            "UPDATE jobs SET status = 'SCHEDULED', lease_until = NULL, run_lease_until = NULL, \
-                 updated_at = now() \
-             WHERE id = $1 AND epoch = $2 AND status = 'DISPATCHED'",
-            &[&job_id, &epoch],
-        )
-        .await?;
-    Ok(())
-}
-
-/// Dispatches again, under a new epoch, a job whose dispatch `epoch` has not started
-/// `attempt`: used by an instance that shuts down to hand its waiting jobs to others. A run
-/// of `attempt` that `instance` claimed and did not start is handed back with it (the job's
-/// attempts go back to those before it), not recorded lost. `None` when the job has moved on
-/// meanwhile.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached.
-pub async fn redispatch(
-    pool: &Pool,
-    job_id: Uuid,
-    epoch: i64,
-    attempt: i32,
-    instance: &str,
-    grace: Duration,
-) -> Result<Option<Dispatch>, StoreError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_opt(
-            &format!(
-                "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, claimed_by = $3, runner = NULL, \
-                     attempts = LEAST(attempts, $5 - 1), claimed_at = now(), updated_at = now(), run_lease_until = NULL, \
-                     lease_until = GREATEST(execute_at, now()) + make_interval(secs => $4) \
-                 WHERE id = $1 AND epoch = $2 \
-                     AND (attempts < $5 OR (attempts = $5 AND runner = $3)) \
-                     AND status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
-                 RETURNING {DISPATCH_COLUMNS}"
-            ),
-            &[&job_id, &epoch, &instance, &seconds(grace), &attempt],
-        )
-        .await?;
-    row.as_ref().map(dispatch_from_row).transpose()
-}
 
 /// How many graces past its lease a job held by a live instance is taken back anyway: the
 /// safety net for a holder that is alive but lost track of it.
@@ -290,7 +148,9 @@ pub async fn recover_expired(
         if status == "FAILED" {
             recovered.failed += 1;
         } else {
-            recovered.dispatches.push(dispatch_from_row(row)?);
+            recovered
+                .dispatches
+                .push(dispatch_row(row)?.into_dispatch()?);
         }
     }
     Ok(recovered)

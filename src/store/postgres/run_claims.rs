@@ -38,158 +38,113 @@
 //!   index (every job in flight, 200,000 during a burst) for each batch. So the statements
 //!   name the statuses they accept by the ones they exclude.
 //!
-//! The ledger queues them, and its tasks execute whatever has queued as one
+//! They are queued ([`BatchQueue`]), and the workers execute whatever has queued as one
 //! `UPDATE … FROM UNNEST` per kind: a lone request goes out at once (nothing waits for a batch
 //! to fill), and under load many share a commit.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::store::batch_queue::{Asked, BatchQueue};
 use crate::store::{RunKey, StoreError};
 
-/// Requests executed per statement, at most.
-const MAX_BATCH: usize = 256;
+/// Claims executed per statement, at most.
+const CLAIMS_PER_STATEMENT: usize = 256;
 
 /// Holds written per statement, at most.
 const HOLDS_PER_STATEMENT: usize = 500;
 
-/// Claims and holds queued for the ledger's tasks. Claims have tasks (and connections) of
-/// their own, [`CLAIM_WORKERS`] taking turns, so that nothing else delays the start of a due
-/// job and a herd's claims are written two statements at a time.
-#[derive(Debug, Clone)]
-pub struct RunLedger {
-    claims: mpsc::UnboundedSender<PendingClaim>,
-    holds: mpsc::UnboundedSender<RunKey>,
-}
-
-/// Claim tasks taking turns.
+/// Claim workers taking turns, each with a connection: nothing else delays the start of a due
+/// job, and a herd's claims are written two statements at a time.
 const CLAIM_WORKERS: usize = 2;
 
-/// Why a ledger request failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    #[error("{0}")]
-    Store(String),
-    #[error("the run ledger has stopped")]
-    Stopped,
+/// A claim: the run, and its lease.
+type Claim = (RunKey, Duration);
+
+/// Run claims and holds, each queued for its own workers.
+#[derive(Debug, Clone)]
+pub struct RunClaims {
+    claims: BatchQueue<Asked<Claim, Result<bool, StoreError>>>,
+    holds: BatchQueue<RunKey>,
 }
 
-impl From<LedgerError> for StoreError {
-    fn from(error: LedgerError) -> Self {
-        StoreError::Worker(error.to_string())
-    }
-}
-
-impl RunLedger {
-    /// Starts the ledger's tasks on the current runtime, writing through `pool` on behalf of
+impl RunClaims {
+    /// Starts the workers on the current runtime, writing through `pool` on behalf of
     /// `instance`.
     pub fn start(pool: Pool, instance: String) -> Self {
-        let (claims, claim_receiver) = mpsc::unbounded_channel();
-        let (holds, hold_receiver) = mpsc::unbounded_channel();
-        let claim_receiver = Arc::new(Mutex::new(claim_receiver));
-        for _ in 0..CLAIM_WORKERS {
-            tokio::spawn(claim_runs_queued(
-                pool.clone(),
-                instance.clone(),
-                Arc::clone(&claim_receiver),
-            ));
-        }
-        tokio::spawn(hold_runs_queued(pool, instance, hold_receiver));
-        RunLedger { claims, holds }
+        let claims = {
+            let (pool, instance) = (pool.clone(), instance.clone());
+            BatchQueue::start(
+                "run claim",
+                CLAIM_WORKERS,
+                CLAIMS_PER_STATEMENT,
+                move |batch| {
+                    let (pool, instance) = (pool.clone(), instance.clone());
+                    async move { execute_claims(&pool, &instance, batch).await }
+                },
+            )
+        };
+        let holds = BatchQueue::start("hold", 1, HOLDS_PER_STATEMENT, move |mut batch| {
+            let (pool, instance) = (pool.clone(), instance.clone());
+            async move {
+                // Sorted by job id, the order in which the result writer locks its batch
+                // (see `reports`), so that the two cannot deadlock.
+                batch.sort_unstable_by_key(|key: &RunKey| key.job_id);
+                if let Err(error) = hold_runs(&pool, &instance, &batch).await {
+                    tracing::warn!(%error, jobs = batch.len(), "cannot record held dispatches");
+                }
+            }
+        });
+        RunClaims { claims, holds }
     }
 
     /// Records that this instance holds the dispatch `key` (best effort: without it the job is
     /// only recovered later, by its lease).
     pub fn hold(&self, key: RunKey) {
-        let _ = self.holds.send(key);
+        let _ = self.holds.push(key);
     }
 
     /// Claims the run of `key`: true if this caller may start it.
     ///
     /// # Errors
-    /// [`LedgerError`] when the database cannot be reached.
-    pub async fn claim(&self, key: RunKey, lease: Duration) -> Result<bool, LedgerError> {
-        let (answer, answered) = oneshot::channel();
+    /// [`StoreError`] when the database cannot be reached.
+    pub async fn claim(&self, key: RunKey, lease: Duration) -> Result<bool, StoreError> {
         self.claims
-            .send((key, lease, answer))
-            .map_err(|_| LedgerError::Stopped)?;
-        answered
+            .ask((key, lease))
             .await
-            .map_err(|_| LedgerError::Stopped)?
-            .map_err(LedgerError::Store)
+            .map_err(|stopped| StoreError::Unavailable(stopped.to_string()))?
     }
 }
 
-/// The hold task: writes whatever holds have queued, [`HOLDS_PER_STATEMENT`] at a time.
-async fn hold_runs_queued(
-    pool: Pool,
-    instance: String,
-    mut receiver: mpsc::UnboundedReceiver<RunKey>,
+async fn execute_claims(
+    pool: &Pool,
+    instance: &str,
+    mut claims: Vec<Asked<Claim, Result<bool, StoreError>>>,
 ) {
-    let mut holds = Vec::with_capacity(HOLDS_PER_STATEMENT);
-    while receiver.recv_many(&mut holds, HOLDS_PER_STATEMENT).await > 0 {
-        holds.sort_unstable_by_key(|key| key.job_id);
-        if let Err(error) = hold_runs(&pool, &instance, &holds).await {
-            tracing::warn!(%error, jobs = holds.len(), "cannot record held dispatches");
-        }
-        holds.clear();
-    }
-}
-
-/// A claim waiting for its batch: what to claim, for how long, and who to answer.
-type PendingClaim = (RunKey, Duration, oneshot::Sender<Result<bool, String>>);
-
-/// A claim task: takes whatever claims have queued (up to [`MAX_BATCH`]) and writes them
-/// with one statement, while the other task does the same with the next ones.
-async fn claim_runs_queued(
-    pool: Pool,
-    instance: String,
-    receiver: Arc<Mutex<mpsc::UnboundedReceiver<PendingClaim>>>,
-) {
-    let mut claims = Vec::with_capacity(MAX_BATCH);
-    loop {
-        if receiver
-            .lock()
-            .await
-            .recv_many(&mut claims, MAX_BATCH)
-            .await
-            == 0
-        {
-            return;
-        }
-        // Sorted by job id, the order in which the result writer locks its batch (see
-        // `reports`), so that the two cannot deadlock.
-        claims.sort_unstable_by_key(|(key, _, _)| key.job_id);
-        execute_claims(&pool, &instance, std::mem::take(&mut claims)).await;
-    }
-}
-
-async fn execute_claims(pool: &Pool, instance: &str, claims: Vec<PendingClaim>) {
+    // Sorted by job id, the order in which the result writer locks its batch (see
+    // `reports`), so that the two cannot deadlock.
+    claims.sort_unstable_by_key(|((key, _), _)| key.job_id);
     // A job may be claimed once per statement; a second claim of the same job in one batch
     // loses (it could only be a duplicate of the first).
     let mut seen = HashSet::new();
     let (first, repeated): (Vec<_>, Vec<_>) = claims
         .into_iter()
-        .partition(|(key, _, _)| seen.insert(key.job_id));
-    for (_, _, answer) in repeated {
+        .partition(|((key, _), _)| seen.insert(key.job_id));
+    for (_, answer) in repeated {
         let _ = answer.send(Ok(false));
     }
-    let keys: Vec<(RunKey, Duration)> =
-        first.iter().map(|(key, lease, _)| (*key, *lease)).collect();
+    let keys: Vec<Claim> = first.iter().map(|(claim, _)| *claim).collect();
     match claim_runs(pool, instance, &keys).await {
         Ok(won) => {
-            for (key, _, answer) in first {
+            for ((key, _), answer) in first {
                 let _ = answer.send(Ok(won.contains(&key.job_id)));
             }
         }
         Err(error) => {
-            let error = error.to_string();
-            for (_, _, answer) in first {
+            for (_, answer) in first {
                 let _ = answer.send(Err(error.clone()));
             }
         }
@@ -251,7 +206,8 @@ async fn claim_runs(
     let rows = client
         .query(&statement, &[&ids, &epochs, &attempts, &leases, &instance])
         .await?;
-    rows.iter()
-        .map(|row| row.try_get(0).map_err(StoreError::from))
-        .collect()
+    Ok(rows
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?)
 }

@@ -1,0 +1,154 @@
+//! When a job is handed to the executors, in one place: the API, the scanner and the executors
+//! all follow these rules.
+//!
+//! - **The horizon.** The scanner claims, every `scanner.interval`, the jobs due before now
+//!   plus two intervals (the current window and the next). A job created due before that
+//!   horizon would wait for the next scan; so it is stored already claimed and published at
+//!   once ([`create`], [`create_many`]).
+//! - **Claim, then publish.** A claim gives the job a new epoch and commits before its
+//!   dispatch is published; a dispatch that cannot be published is handed back (released to
+//!   `SCHEDULED`) so that the next scan claims it again ([`publish_all`]).
+//! - **Hand back.** An executor that stops before its attempt starts dispatches the job again
+//!   under a new epoch, so that another instance runs it ([`hand_back`]).
+
+use chrono::{DateTime, Utc};
+
+use crate::actors::Services;
+use crate::bus::Pace;
+use crate::domain::{Dispatch, Job, NewJob};
+use crate::store::{Recovered, RunKey, StoreError};
+
+/// The end of the horizon already scanned: a job due before it is claimed as it is stored.
+pub fn claim_before(services: &Services) -> DateTime<Utc> {
+    Utc::now() + services.settings.scanner.horizon()
+}
+
+/// Stores `job`, claimed and published at once if it is due before the horizon.
+///
+/// # Errors
+/// [`StoreError`] when the job is not stored.
+pub async fn create(services: &Services, job: NewJob) -> Result<Job, StoreError> {
+    if job.execute_at >= claim_before(services) {
+        return services.store.create(job).await;
+    }
+    let (job, dispatch) = services
+        .store
+        .create_claimed(job, services.settings.recovery.grace)
+        .await?;
+    publish_all(services, std::slice::from_ref(&dispatch)).await;
+    Ok(job)
+}
+
+/// Stores `jobs`, all or none; those due before the horizon are claimed and published at once.
+///
+/// # Errors
+/// [`StoreError`] when the jobs are not stored (none is).
+pub async fn create_many(services: &Services, jobs: Vec<NewJob>) -> Result<(), StoreError> {
+    let dispatches = services
+        .store
+        .create_many(
+            jobs,
+            claim_before(services),
+            services.settings.recovery.grace,
+        )
+        .await?;
+    publish_all(services, &dispatches).await;
+    Ok(())
+}
+
+/// Claims and publishes the jobs due before the horizon, in batches of `scanner.batch_size`,
+/// until a batch comes back short; returns how many were published.
+///
+/// # Errors
+/// [`StoreError`] when a claim fails; what was published before stays published.
+pub async fn claim_due(services: &Services) -> Result<usize, StoreError> {
+    let settings = &services.settings;
+    let mut published = 0;
+    loop {
+        let claimed = services
+            .store
+            .claim_due(
+                claim_before(services),
+                settings.scanner.batch_size,
+                settings.recovery.grace,
+            )
+            .await?;
+        let full = i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= settings.scanner.batch_size;
+        published += publish_all(services, &claimed).await;
+        if !full {
+            return Ok(published);
+        }
+    }
+}
+
+/// Publishes what a recovery pass dispatched again, and counts it; returns how many were
+/// published.
+pub async fn publish_recovered(services: &Services, recovered: &Recovered) -> usize {
+    let metrics = &services.metrics;
+    metrics.attempts_lost.inc_by(recovered.lost_attempts);
+    metrics
+        .jobs_recovered
+        .inc_by(recovered.dispatches.len() as u64);
+    metrics.jobs_failed.inc_by(recovered.failed);
+    if !recovered.dispatches.is_empty() || recovered.failed > 0 {
+        tracing::warn!(
+            redispatched = recovered.dispatches.len(),
+            lost_attempts = recovered.lost_attempts,
+            failed = recovered.failed,
+            "recovered jobs whose lease ran out"
+        );
+    }
+    publish_all(services, &recovered.dispatches).await
+}
+
+/// Dispatches again, under a new epoch, the job whose `run` has not started here (its
+/// executor is stopping), and publishes it for the other instances. A run this instance
+/// claimed goes back with it, unstarted. Failures are logged: the job's lease recovers it.
+pub async fn hand_back(services: &Services, run: RunKey) {
+    match services
+        .store
+        .redispatch(run, services.settings.recovery.grace)
+        .await
+    {
+        Ok(Some(dispatch)) => {
+            publish_all(services, std::slice::from_ref(&dispatch)).await;
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(job_id = %run.job_id, %error, "cannot hand the job over"),
+    }
+}
+
+/// Publishes `dispatches`, releasing the claim of any that cannot be published; returns how
+/// many were published. A lone dispatch leaves at once (a job created due soon waits for it);
+/// several travel in batches ([`Pace::Batched`]).
+pub async fn publish_all(services: &Services, dispatches: &[Dispatch]) -> usize {
+    let pace = if dispatches.len() > 1 {
+        Pace::Batched
+    } else {
+        Pace::Prompt
+    };
+    let sends = dispatches.iter().map(|dispatch| async move {
+        match services.publisher.dispatch(dispatch, pace).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(job_id = %dispatch.job_id, %error, "cannot publish a dispatch; releasing the job");
+                if let Err(error) = services
+                    .store
+                    .release_claim(dispatch.job_id, dispatch.epoch)
+                    .await
+                {
+                    // The lease recovers it.
+                    tracing::error!(job_id = %dispatch.job_id, %error, "cannot release the job");
+                }
+                false
+            }
+        }
+    });
+    let sent = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .filter(|sent| *sent)
+        .count();
+    services.metrics.jobs_dispatched.inc_by(sent as u64);
+    sent
+}

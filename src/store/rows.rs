@@ -1,0 +1,142 @@
+//! Rows as both stores read them, and the one mapping from them to the domain's types: a
+//! kind, a status or an outcome that Kairos does not write is [`StoreError::Corrupt`] in
+//! either store, never a silent default.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Attempt, StoreError};
+use crate::domain::{AttemptOutcome, Dispatch, Job, JobSpec, JobStatus};
+
+/// A job's row, its text columns not yet checked.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub kind: String,
+    pub command: String,
+    pub execute_at: DateTime<Utc>,
+    /// As shown: `RUNNING` for a claimed run (see `kairos_shown_status`).
+    pub status: String,
+    pub max_retries: i32,
+    pub timeout_secs: i32,
+    pub metadata: serde_json::Value,
+    pub attempts: i32,
+    pub epoch: i64,
+    pub exit_code: Option<i32>,
+    pub last_output: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl JobRow {
+    /// The job, as the API shows it.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a kind or a status Kairos does not write.
+    pub fn into_job(self) -> Result<Job, StoreError> {
+        Ok(Job {
+            id: self.id,
+            name: self.name,
+            spec: spec(&self.kind, self.command)?,
+            execute_at: self.execute_at,
+            status: status(&self.status)?,
+            max_retries: self.max_retries,
+            timeout_secs: self.timeout_secs,
+            metadata: self.metadata,
+            attempts: self.attempts,
+            epoch: self.epoch,
+            exit_code: self.exit_code,
+            last_output: self.last_output,
+            last_error: self.last_error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+        })
+    }
+}
+
+/// The columns a dispatch is made of, its kind not yet checked.
+#[derive(Debug, Clone)]
+pub struct DispatchRow {
+    pub id: Uuid,
+    pub epoch: i64,
+    pub attempts: i32,
+    pub lost_attempts: i32,
+    pub kind: String,
+    pub command: String,
+    pub execute_at: DateTime<Utc>,
+    pub max_retries: i32,
+    pub timeout_secs: i32,
+    pub created_at: DateTime<Utc>,
+}
+
+impl DispatchRow {
+    /// The dispatch of the job's current epoch: its next attempt is `attempts + 1`, and the
+    /// attempts lost to crashes do not count as failures.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a kind Kairos does not write.
+    pub fn into_dispatch(self) -> Result<Dispatch, StoreError> {
+        Ok(Dispatch {
+            job_id: self.id,
+            epoch: self.epoch,
+            attempt: self.attempts + 1,
+            failures: self.attempts - self.lost_attempts,
+            spec: spec(&self.kind, self.command)?,
+            execute_at: self.execute_at,
+            max_retries: self.max_retries,
+            timeout_secs: self.timeout_secs,
+            created_at: Some(self.created_at),
+        })
+    }
+}
+
+/// An attempt's row (from the view `job_history`), its status not yet checked.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub attempt: i32,
+    pub epoch: i64,
+    pub status: String,
+    pub scheduled_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    pub error: Option<String>,
+}
+
+impl AttemptRow {
+    /// The attempt, as the API shows it.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a status Kairos does not write.
+    pub fn into_attempt(self) -> Result<Attempt, StoreError> {
+        Ok(Attempt {
+            attempt: self.attempt,
+            epoch: self.epoch,
+            status: AttemptOutcome::parse(&self.status)
+                .ok_or_else(|| StoreError::corrupt("job_attempts.status", self.status))?,
+            scheduled_at: self.scheduled_at,
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            exit_code: self.exit_code,
+            stdout: self.stdout,
+            stderr: self.stderr,
+            error: self.error,
+        })
+    }
+}
+
+fn spec(kind: &str, command: String) -> Result<JobSpec, StoreError> {
+    JobSpec::from_stored(kind, command).map_err(|kind| StoreError::corrupt("jobs.kind", kind))
+}
+
+fn status(text: &str) -> Result<JobStatus, StoreError> {
+    JobStatus::parse(text).ok_or_else(|| StoreError::corrupt("jobs.status", text))
+}

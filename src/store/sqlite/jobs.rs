@@ -1,0 +1,130 @@
+//! Creating, reading and listing jobs: `store::postgres::jobs`, in SQLite.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use uuid::Uuid;
+
+use super::rows::{ATTEMPT_COLUMNS, attempt_row, dispatch_row, job_columns, job_row, micros, span};
+use crate::domain::{Dispatch, Job, JobStatus, NewJob};
+use crate::store::{Attempt, StoreError};
+
+/// Stores `job` as `SCHEDULED`, or with a `claim` (instance, grace) already `DISPATCHED` under
+/// epoch 1 with a lease until its time plus the grace; returns it and its dispatch.
+pub(super) fn insert(
+    connection: &Connection,
+    job: &NewJob,
+    claim: Option<(&str, Duration)>,
+    now: DateTime<Utc>,
+) -> Result<(Job, Dispatch), StoreError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "INSERT INTO jobs (id, name, kind, command, execute_at, max_retries, timeout_secs, \
+             metadata, created_at, updated_at, status, epoch, claimed_by, claimed_at, \
+             lease_until) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, \
+             CASE WHEN ?10 IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
+             CASE WHEN ?10 IS NULL THEN 0 ELSE 1 END, ?10, \
+             CASE WHEN ?10 IS NOT NULL THEN ?9 END, \
+             CASE WHEN ?10 IS NOT NULL THEN max(?5, ?9) + ?11 END) \
+         RETURNING {}",
+        job_columns()
+    ))?;
+    let (instance, grace) = claim.unzip();
+    let (job, dispatch) = statement.query_row(
+        params![
+            job.id.to_string(),
+            job.name,
+            job.spec.kind().as_str(),
+            job.spec.command(),
+            micros(job.execute_at),
+            job.max_retries,
+            job.timeout_secs,
+            job.metadata.to_string(),
+            micros(now),
+            instance,
+            grace.map_or(0, span),
+        ],
+        |row| Ok((job_row(row), dispatch_row(row))),
+    )?;
+    Ok((job?.into_job()?, dispatch?.into_dispatch()?))
+}
+
+/// Stores `jobs`, all or none; those due before `dispatch_before` claimed, as [`insert`]
+/// does. Returns their dispatches.
+pub(super) fn insert_many(
+    connection: &mut Connection,
+    jobs: &[NewJob],
+    dispatch_before: DateTime<Utc>,
+    instance: &str,
+    grace: Duration,
+) -> Result<Vec<Dispatch>, StoreError> {
+    let transaction = connection.transaction()?;
+    let now = Utc::now();
+    let mut claimed = Vec::new();
+    for job in jobs {
+        if job.execute_at < dispatch_before {
+            claimed.push(insert(&transaction, job, Some((instance, grace)), now)?.1);
+        } else {
+            insert(&transaction, job, None, now)?;
+        }
+    }
+    transaction.commit()?;
+    Ok(claimed)
+}
+
+/// The job `id` and its attempts, oldest first.
+pub(super) fn get(
+    connection: &Connection,
+    id: Uuid,
+) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
+    let job = connection
+        .prepare_cached(&format!("SELECT {} FROM jobs WHERE id = ?1", job_columns()))?
+        .query_row([id.to_string()], |row| Ok(job_row(row)))
+        .optional()?;
+    let Some(job) = job else {
+        return Ok(None);
+    };
+    let job = job?.into_job()?;
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM job_history WHERE job_id = ?1 ORDER BY attempt"
+    ))?;
+    let mut rows = statement.query([id.to_string()])?;
+    let mut attempts = Vec::new();
+    while let Some(row) = rows.next()? {
+        attempts.push(attempt_row(row)?.into_attempt()?);
+    }
+    Ok(Some((job, attempts)))
+}
+
+/// Up to `limit` jobs, newest first, optionally of one status (as shown), after the job
+/// `after`.
+pub(super) fn list(
+    connection: &Connection,
+    status: Option<JobStatus>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Job>, StoreError> {
+    // As PostgreSQL's: a claimed run shows `RUNNING` whatever its row's status.
+    let filter = match status {
+        None => "1".to_owned(),
+        Some(JobStatus::Running) => "(status = 'RUNNING' OR (status = 'DISPATCHED' \
+             AND run_lease_until IS NOT NULL))"
+            .to_owned(),
+        Some(JobStatus::Dispatched) => {
+            "status = 'DISPATCHED' AND run_lease_until IS NULL".to_owned()
+        }
+        Some(other) => format!("status = '{}'", other.as_str()),
+    };
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {} FROM jobs WHERE {filter} AND (?1 IS NULL OR id < ?1) \
+         ORDER BY id DESC LIMIT ?2",
+        job_columns()
+    ))?;
+    let mut rows = statement.query(params![after.map(|id| id.to_string()), limit])?;
+    let mut jobs = Vec::new();
+    while let Some(row) = rows.next()? {
+        jobs.push(job_row(row)?.into_job()?);
+    }
+    Ok(jobs)
+}

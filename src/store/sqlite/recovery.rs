@@ -1,0 +1,161 @@
+//! Leases, heartbeats and recovery: `store::postgres::recovery`, in SQLite, with the same
+//! rules (see there).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+
+use super::rows::{IN_FLIGHT, dispatch_row, job_columns, micros, shown_status, span};
+use crate::store::{Heartbeats, Recovered, StoreError};
+
+/// See `store::postgres::recovery::LIVE_HOLDER_GRACES`.
+const LIVE_HOLDER_GRACES: i64 = 10;
+
+/// Every job in flight gets an expired lease and no holder: the process that held them is
+/// gone (the store's lock admits one process). A claimed run keeps its run lease, so that
+/// recovery records its attempt `LOST`.
+pub(super) fn expire_leases(
+    connection: &Connection,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    connection.execute("DELETE FROM instances", [])?;
+    Ok(connection.execute(
+        &format!("UPDATE jobs SET lease_until = ?1, runner = NULL WHERE status IN {IN_FLIGHT}"),
+        [micros(now)],
+    )?)
+}
+
+/// Finds up to `limit` jobs in flight that were lost and dispatches them again under a new
+/// epoch; a claimed run is recorded `LOST`, and a job lost more than `max_lost` times ends
+/// `FAILED`.
+pub(super) fn recover_expired(
+    connection: &mut Connection,
+    limit: i64,
+    instance: &str,
+    grace: Duration,
+    max_lost: i32,
+    heartbeats: Heartbeats,
+) -> Result<Recovered, StoreError> {
+    let (check_heartbeats, written_before) = heartbeats.parameters();
+    let written_before = written_before.map(micros);
+    let transaction = connection.transaction()?;
+    let now = micros(Utc::now());
+    let grace = span(grace);
+    let shown = shown_status("status", "run_lease_until");
+    let expired: Vec<(String, bool, i32, i64)> = {
+        let mut statement = transaction.prepare_cached(&format!(
+            "SELECT id, {shown} = 'RUNNING', attempts, \
+                 COALESCE(run_lease_until, lease_until) FROM jobs \
+             WHERE status IN {IN_FLIGHT} AND ( \
+                 (lease_until < ?1 AND runner IS NULL) \
+                 OR (lease_until < ?1 - ?2 * {LIVE_HOLDER_GRACES} \
+                   AND COALESCE(run_lease_until, lease_until) < ?1 - ?2 * {LIVE_HOLDER_GRACES}) \
+                 OR (?3 AND runner IS NOT NULL AND NOT EXISTS ( \
+                     SELECT 1 FROM instances \
+                     WHERE instances.id = jobs.runner AND instances.heartbeat_at > ?1 - ?2) \
+                   AND ({shown} <> 'RUNNING' OR (?5 IS NOT NULL AND NOT EXISTS ( \
+                     SELECT 1 FROM instances \
+                     WHERE instances.id = jobs.runner AND instances.heartbeat_at > ?5 - ?2))))) \
+             ORDER BY lease_until LIMIT ?4"
+        ))?;
+        statement
+            .query_map(
+                params![now, grace, check_heartbeats, limit, written_before],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )?
+            .collect::<Result<_, _>>()?
+    };
+    let mut recovered = Recovered::default();
+    for (id, was_claimed, old_attempts, old_lease) in expired {
+        let lost: i32 = transaction.query_row(
+            "SELECT lost_attempts FROM jobs WHERE id = ?1",
+            [&id],
+            |row| row.get(0),
+        )?;
+        let gives_up = was_claimed && lost >= max_lost;
+        let (dispatch, timeout_secs, epoch, execute_at) = transaction
+            .prepare_cached(&format!(
+                "UPDATE jobs SET lost_attempts = lost_attempts + ?2, \
+                     status = CASE WHEN ?3 THEN 'FAILED' ELSE 'DISPATCHED' END, \
+                     finished_at = CASE WHEN ?3 THEN ?4 END, \
+                     last_error = CASE WHEN ?3 \
+                         THEN 'lost ' || (lost_attempts + 1) || ' attempts to crashes' \
+                         ELSE last_error END, \
+                     lease_until = CASE WHEN ?3 THEN NULL ELSE max(execute_at, ?4) + ?5 END, \
+                     run_lease_until = NULL, \
+                     epoch = epoch + 1, claimed_by = ?6, claimed_at = ?4, runner = NULL, \
+                     updated_at = ?4 \
+                 WHERE id = ?1 RETURNING {}, timeout_secs",
+                job_columns()
+            ))?
+            .query_row(
+                params![id, i32::from(was_claimed), gives_up, now, grace, instance],
+                |row| {
+                    Ok((
+                        dispatch_row(row),
+                        row.get::<_, i64>("timeout_secs")?,
+                        row.get::<_, i64>("epoch")?,
+                        row.get::<_, i64>("execute_at")?,
+                    ))
+                },
+            )?;
+        if was_claimed {
+            recovered.lost_attempts += 1;
+            transaction
+                .prepare_cached(
+                    "INSERT INTO job_attempts (job_id, attempt, epoch, status, scheduled_at, \
+                         started_at, finished_at, error) \
+                     VALUES (?1, ?2, ?3, 'LOST', ?4, ?5, ?6, \
+                         'lost: no result arrived by the lease; its executor or process died') \
+                     ON CONFLICT (job_id, attempt) DO UPDATE SET status = 'LOST', \
+                         finished_at = excluded.finished_at, error = excluded.error \
+                     WHERE job_attempts.status = 'RUNNING'",
+                )?
+                .execute(params![
+                    id,
+                    old_attempts,
+                    epoch - 1,
+                    execute_at,
+                    old_lease - (timeout_secs * 1_000_000 + grace),
+                    now,
+                ])?;
+        }
+        if gives_up {
+            recovered.failed += 1;
+        } else {
+            recovered.dispatches.push(dispatch?.into_dispatch()?);
+        }
+    }
+    transaction.commit()?;
+    Ok(recovered)
+}
+
+/// Records that `instance` is alive.
+pub(super) fn heartbeat(connection: &Connection, instance: &str) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO instances (id, started_at, heartbeat_at) VALUES (?1, ?2, ?2) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        )?
+        .execute(params![instance, micros(Utc::now())])?;
+    Ok(())
+}
+
+/// Records that `instance` stopped cleanly: its heartbeat goes `grace` back.
+pub(super) fn retire_instance(
+    connection: &Connection,
+    instance: &str,
+    grace: Duration,
+) -> Result<(), StoreError> {
+    let now = micros(Utc::now());
+    connection.execute(
+        "UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1",
+        params![instance, now - span(grace)],
+    )?;
+    connection.execute(
+        "DELETE FROM instances WHERE heartbeat_at < ?1",
+        params![now - span(Duration::from_secs(3600))],
+    )?;
+    Ok(())
+}

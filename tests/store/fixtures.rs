@@ -1,0 +1,115 @@
+//! A fresh store of each kind, and the jobs and reports the cases use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kairos::config::{Settings, Sources, crate_config_dir};
+use kairos::domain::{
+    AttemptOutcome, AttemptReport, Dispatch, JobSpec, JobStatus, NewJob, ShellSpec,
+};
+use kairos::store::postgres::PostgresStore;
+use kairos::store::sqlite::SqliteStore;
+use kairos::store::{RunKey, Store};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+/// The instance the stores are opened for.
+pub const INSTANCE: &str = "kairos-contract";
+
+/// A store in a fresh SQLite file.
+pub async fn sqlite() -> Arc<dyn Store> {
+    let folder = std::env::temp_dir().join(format!("kairos-store-{}", Uuid::new_v4().simple()));
+    Arc::new(
+        SqliteStore::open(&folder, INSTANCE)
+            .await
+            .expect("the SQLite store opens"),
+    )
+}
+
+/// A store in a fresh PostgreSQL database.
+pub async fn postgres() -> Arc<dyn Store> {
+    let mut settings = Settings::load(&Sources {
+        directory: Some(crate_config_dir().to_path_buf()),
+        file: Some(crate_config_dir().join("distributed.toml")),
+        ..Sources::default()
+    })
+    .expect("the test configuration is valid");
+    settings.database.name = format!("kairos_store_{}", Uuid::new_v4().simple());
+    settings.database.pool_size = 4;
+    let database = &settings.database;
+    let (client, connection) = tokio_postgres::Config::new()
+        .host(database.host())
+        .port(database.port)
+        .user(&database.user)
+        .password(&database.password)
+        .dbname("postgres")
+        .connect(NoTls)
+        .await
+        .expect("PostgreSQL is up (scripts/services up)");
+    tokio::spawn(connection);
+    // An identifier cannot be a bind parameter; the name is generated above.
+    client
+        .batch_execute(&format!(r#"CREATE DATABASE "{}""#, database.name))
+        .await
+        .expect("the test database is created");
+    Arc::new(
+        PostgresStore::open(database, INSTANCE)
+            .await
+            .expect("the PostgreSQL store opens"),
+    )
+}
+
+/// A shell job due at `at`, with up to `max_retries` retries.
+pub fn job(at: DateTime<Utc>, max_retries: i32) -> NewJob {
+    NewJob {
+        id: Uuid::now_v7(),
+        name: Some("contract".into()),
+        spec: JobSpec::Shell(ShellSpec {
+            command: "echo hello".into(),
+        }),
+        execute_at: at,
+        max_retries,
+        timeout_secs: 30,
+        metadata: serde_json::json!({"team": "store"}),
+    }
+}
+
+/// A moment `seconds` from now (in the past when negative), to the microsecond both stores
+/// keep.
+pub fn in_secs(seconds: i64) -> DateTime<Utc> {
+    let at = Utc::now() + chrono::Duration::seconds(seconds);
+    DateTime::from_timestamp_micros(at.timestamp_micros()).expect("a representable instant")
+}
+
+/// The run of `dispatch`'s first attempt.
+pub fn run_of(dispatch: &Dispatch) -> RunKey {
+    RunKey {
+        job_id: dispatch.job_id,
+        epoch: dispatch.epoch,
+        attempt: dispatch.attempt,
+    }
+}
+
+/// A report of `run` moving its job to `status`, its attempt at `outcome`.
+pub fn report(run: RunKey, status: JobStatus, outcome: AttemptOutcome) -> AttemptReport {
+    let now = Utc::now();
+    let finished = outcome != AttemptOutcome::Running;
+    AttemptReport {
+        job_id: run.job_id,
+        epoch: run.epoch,
+        attempt: run.attempt,
+        status,
+        outcome,
+        scheduled_at: now,
+        started_at: now,
+        finished_at: finished.then_some(now),
+        exit_code: finished.then_some(i32::from(outcome != AttemptOutcome::Succeeded)),
+        stdout: finished.then(|| format!("attempt {}", run.attempt)),
+        stderr: finished.then(String::new),
+        error: (finished && outcome != AttemptOutcome::Succeeded).then(|| "exit code 1".into()),
+    }
+}
+
+/// A lease long enough for any case.
+pub const LONG: Duration = Duration::from_secs(3600);
