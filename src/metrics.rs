@@ -284,7 +284,7 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
         {
-            let partitions = i64::try_from(subscription.assigned_partitions()).unwrap_or(i64::MAX);
+            let partitions = i64::try_from(subscription.assignment().len()).unwrap_or(i64::MAX);
             self.consumer_partitions
                 .get_or_create(label)
                 .set(partitions);

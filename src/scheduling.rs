@@ -8,12 +8,18 @@
 //! - **Claim, then publish.** A claim gives the job a new epoch and commits before its
 //!   dispatch is published; a dispatch that cannot be published is handed back (released to
 //!   `SCHEDULED`) so that the next scan claims it again ([`publish_all`]).
-//! - **Hand back.** An executor that stops before its attempt starts dispatches the job again
-//!   under a new epoch, so that another instance runs it ([`hand_back`]).
+//! - **Recovered jobs run where they are found.** A job taken back from a dead instance goes
+//!   to this process's own executors when it has some ([`run_recovered`]): the dead
+//!   instance's Kafka partitions may not have moved to another yet.
+//! - **Hand back.** An executor that stops before its attempt starts gives the job back,
+//!   under a new epoch and with its lease run out, so that the next recovery pass of any
+//!   instance runs it ([`hand_back`]).
 
+use actix::Recipient;
 use chrono::{DateTime, Utc};
 
 use crate::actors::Services;
+use crate::actors::dispatcher::RunDispatches;
 use crate::bus::Pace;
 use crate::domain::{Dispatch, Job, NewJob};
 use crate::store::{Recovered, RunKey, StoreError};
@@ -81,9 +87,14 @@ pub async fn claim_due(services: &Services) -> Result<usize, StoreError> {
     }
 }
 
-/// Publishes what a recovery pass dispatched again, and counts it; returns how many were
-/// published.
-pub async fn publish_recovered(services: &Services, recovered: &Recovered) -> usize {
+/// Hands what a recovery pass dispatched again to `local` (this process's dispatcher), or
+/// publishes it when there is none or it cannot take them; counts it and returns how many
+/// were handed on.
+pub async fn run_recovered(
+    services: &Services,
+    recovered: &Recovered,
+    local: Option<&Recipient<RunDispatches>>,
+) -> usize {
     let metrics = &services.metrics;
     metrics.attempts_lost.inc_by(recovered.lost_attempts);
     metrics
@@ -95,26 +106,36 @@ pub async fn publish_recovered(services: &Services, recovered: &Recovered) -> us
             redispatched = recovered.dispatches.len(),
             lost_attempts = recovered.lost_attempts,
             failed = recovered.failed,
-            "recovered jobs whose lease ran out"
+            "recovered lost jobs"
         );
+    }
+    if recovered.dispatches.is_empty() {
+        return 0;
+    }
+    if let Some(local) = local {
+        match local.try_send(RunDispatches(recovered.dispatches.clone())) {
+            Ok(()) => {
+                services
+                    .metrics
+                    .jobs_dispatched
+                    .inc_by(recovered.dispatches.len() as u64);
+                return recovered.dispatches.len();
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot hand recovered jobs to this process's executors; publishing them");
+            }
+        }
     }
     publish_all(services, &recovered.dispatches).await
 }
 
-/// Dispatches again, under a new epoch, the job whose `run` has not started here (its
-/// executor is stopping), and publishes it for the other instances. A run this instance
-/// claimed goes back with it, unstarted. Failures are logged: the job's lease recovers it.
+/// Gives back the job whose `run` has not started here (its executor is stopping): under a
+/// new epoch, held by nobody, its lease run out, so that the next recovery pass of any
+/// instance runs it (standalone: the next start). A run this instance claimed goes back with
+/// it, unstarted. Failures are logged: the job's lease recovers it.
 pub async fn hand_back(services: &Services, run: RunKey) {
-    match services
-        .store
-        .redispatch(run, services.settings.recovery.grace)
-        .await
-    {
-        Ok(Some(dispatch)) => {
-            publish_all(services, std::slice::from_ref(&dispatch)).await;
-        }
-        Ok(None) => {}
-        Err(error) => tracing::warn!(job_id = %run.job_id, %error, "cannot hand the job over"),
+    if let Err(error) = services.store.hand_back(run).await {
+        tracing::warn!(job_id = %run.job_id, %error, "cannot hand the job over");
     }
 }
 

@@ -72,6 +72,11 @@ impl Consumer {
         self.stream = Some(ctx.add_stream(self.subscription.records()));
     }
 
+    /// The partitions of the topic this consumer holds now.
+    pub fn assignment(&self) -> Vec<i32> {
+        self.subscription.assignment()
+    }
+
     /// Stops reading.
     pub fn pause<A: Actor<Context = Context<A>>>(&mut self, ctx: &mut Context<A>) {
         if let Some(stream) = self.stream.take() {

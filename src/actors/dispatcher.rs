@@ -14,7 +14,8 @@
 //! thousands of others beside them (docs/performance.md, item 40). A queued job still waiting
 //! half a grace after its time is held, as an executor would hold it.
 //!
-//! Receives: bus records (as a stream), [`ExecutorFinished`], [`StopDispatching`],
+//! Receives: bus records (as a stream), [`RunDispatches`], [`ExecutorFinished`],
+//! [`StopDispatching`],
 //! [`CountExecutors`], [`FailExecutor`], [`Fail`].
 //! Sends: starts executors; dead letters to the bus.
 //!
@@ -45,14 +46,21 @@ const KIND: ActorKind = ActorKind::Dispatcher;
 /// Finished dispatches remembered to recognise repeated deliveries.
 const RECENT_CAPACITY: usize = 100_000;
 
-/// How often this process records that it is alive (see [`crate::store::Store::heartbeat`]); a
-/// fraction of the recovery grace, so that a live process is never taken for dead.
-fn heartbeat_interval(grace: Duration) -> Duration {
+/// How often queued dispatches are looked at to hold those still waiting half a grace after
+/// their time (see [`DispatcherActor::hold_queued`]).
+fn hold_interval(grace: Duration) -> Duration {
     (grace / 5).max(Duration::from_millis(100))
 }
 
 /// Pause between attempts to publish a dead letter.
 const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
+
+/// Run these jobs here, now: a recovery pass of this process took them back from a dead
+/// instance (see [`crate::scheduling::run_recovered`]). They come with no record to
+/// acknowledge.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct RunDispatches(pub Vec<Dispatch>);
 
 /// Makes one live executor fail (fault injection); answers whether there was one.
 #[derive(Debug, Clone, Copy, Message)]
@@ -125,8 +133,7 @@ impl DispatcherActor {
             Ok(dispatch) => {
                 self.queue.push_back(Queued {
                     dispatch,
-                    partition: message.partition,
-                    offset: message.offset,
+                    record: Some((message.partition, message.offset)),
                     held: false,
                 });
                 self.count_queued();
@@ -138,9 +145,14 @@ impl DispatcherActor {
     /// Whether `dispatch` is due within `executor.claim_ahead`, so that its executor claims
     /// at once.
     fn is_due(&self, dispatch: &Dispatch) -> bool {
+        self.is_due_at(dispatch.execute_at)
+    }
+
+    /// Whether a job due at `due` is due within `executor.claim_ahead`.
+    fn is_due_at(&self, due: chrono::DateTime<chrono::Utc>) -> bool {
         let ahead = chrono::Duration::from_std(self.services.settings.executor.claim_ahead)
             .unwrap_or_default();
-        dispatch.execute_at <= chrono::Utc::now() + ahead
+        due <= chrono::Utc::now() + ahead
     }
 
     /// Whether an executor may start for `dispatch` now: it is not due yet, or fewer than
@@ -158,7 +170,9 @@ impl DispatcherActor {
                 break;
             };
             self.start_executor(next.dispatch, ctx);
-            self.store_offset(next.partition, next.offset);
+            if let Some((partition, offset)) = next.record {
+                self.store_offset(partition, offset);
+            }
         }
         self.count_queued();
     }
@@ -210,11 +224,10 @@ impl DispatcherActor {
         let executor =
             Supervisor::start(move |_| ExecutorActor::new(services, dispatcher, dispatch));
         self.live.insert(job_id, (epoch, executor));
-        // A job due within the grace is covered by its lease (its time plus the grace);
-        // holding it would only cost a write. One that waits longer is held, so that it is
-        // taken back at once if this process dies, and left alone while it lives.
-        let grace = self.services.settings.recovery.grace;
-        if due > chrono::Utc::now() + grace {
+        // A job due within `executor.claim_ahead` has its run claimed at once, which names
+        // this process as its runner. One that waits longer is held, so that it is taken back
+        // at once if this process dies, and left alone while it lives.
+        if !self.is_due_at(due) {
             self.services.store.hold_run(RunKey {
                 job_id,
                 epoch,
@@ -226,8 +239,9 @@ impl DispatcherActor {
     /// Records that this process, whose executors run jobs, is alive.
     fn beat(&mut self, ctx: &mut Context<Self>) {
         let services = self.services.clone();
+        let partitions = self.consumer.assignment();
         ctx.spawn(actix::fut::wrap_future(async move {
-            if let Err(error) = services.store.heartbeat().await {
+            if let Err(error) = services.store.heartbeat(&partitions).await {
                 tracing::warn!(%error, "cannot record the heartbeat");
             }
         }));
@@ -260,12 +274,12 @@ impl Actor for DispatcherActor {
             self.consumer.read(ctx);
         }
         self.beat(ctx);
+        ctx.run_interval(self.services.settings.recovery.heartbeat, |actor, ctx| {
+            actor.beat(ctx)
+        });
         ctx.run_interval(
-            heartbeat_interval(self.services.settings.recovery.grace),
-            |actor, ctx| {
-                actor.beat(ctx);
-                actor.hold_queued();
-            },
+            hold_interval(self.services.settings.recovery.grace),
+            |actor, _| actor.hold_queued(),
         );
     }
 
@@ -340,6 +354,29 @@ impl Handler<StopDispatching> for DispatcherActor {
     }
 }
 
+impl Handler<RunDispatches> for DispatcherActor {
+    type Result = ();
+
+    fn handle(&mut self, RunDispatches(dispatches): RunDispatches, ctx: &mut Context<Self>) {
+        if self.stopped {
+            // Their leases bring them back to whoever recovers next.
+            return;
+        }
+        for dispatch in dispatches {
+            if self.queue.is_empty() && self.may_start(&dispatch) {
+                self.start_executor(dispatch, ctx);
+            } else {
+                self.queue.push_back(Queued {
+                    dispatch,
+                    record: None,
+                    held: false,
+                });
+            }
+        }
+        self.count_queued();
+    }
+}
+
 impl Handler<FailExecutor> for DispatcherActor {
     type Result = bool;
 
@@ -371,8 +408,8 @@ impl Handler<Fail> for DispatcherActor {
 #[derive(Debug)]
 struct Queued {
     dispatch: Dispatch,
-    partition: i32,
-    offset: i64,
+    /// Where its record lies (none for a job this process's recovery handed it).
+    record: Option<(i32, i64)>,
     /// Held for this process (see [`DispatcherActor::hold_queued`]).
     held: bool,
 }

@@ -22,7 +22,6 @@ mod kind;
 pub mod result_writer;
 pub mod scanner;
 pub mod supervision;
-pub mod written_reports;
 
 use std::sync::Arc;
 

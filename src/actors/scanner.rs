@@ -4,31 +4,39 @@
 //! Owns two schedules. Every `scanner.interval` it claims, in batches, the `SCHEDULED` jobs
 //! due before the horizon (now + two intervals: the current window and the next) and
 //! publishes each claim to `kafka.topic.jobs` ([`scheduling::claim_due`]; a job created inside
-//! that horizon is claimed and published by the API at once, so it never waits for a scan). Every `recovery.interval` it looks for jobs
-//! whose lease ran out (see [`crate::store::Store::recover_expired`]) and publishes them again under a new
-//! epoch; a job that was running on a process that died is taken back only once the result
-//! writers have written every report that process could have published (see
-//! [`super::written_reports`]). Passes of one kind never overlap. Scanners of several
-//! processes need no leader: claims use `FOR UPDATE SKIP LOCKED`.
+//! that horizon is claimed and published by the API at once, so it never waits for a scan).
+//!
+//! Every `recovery.interval` it takes back the jobs that were lost
+//! ([`crate::store::Store::recover`]): those whose lease ran out, and those of the instances
+//! that died, told apart by their liveness lock and heartbeat
+//! ([`crate::store::Store::liveness`]). Before it records a dead instance's claimed runs
+//! `LOST`, it writes every report still unwritten on the results topic itself (the writers'
+//! group may have lost a member too), so that an attempt whose result reached Kafka is never
+//! run again. The jobs it takes back go to this process's own executors at once, when it has
+//! the executor role, rather than to a Kafka partition that may still belong to the dead
+//! process. Passes of one kind never overlap. Scanners of several processes need no leader:
+//! claims use `FOR UPDATE SKIP LOCKED`.
 //!
 //! Receives: [`StopClaiming`], [`Fail`]. Sends: dispatch records to Kafka (through
-//! [`crate::scheduling`], which holds the rules of claiming and publishing).
+//! [`crate::scheduling`], which holds the rules of claiming and publishing), recovered
+//! dispatches to the dispatcher ([`RunDispatches`]).
 //!
 //! On failure: a pass that cannot reach the store is logged and retried at the next tick;
 //! after [`FAILURES_BEFORE_RESTART`] failed passes in a row the actor stops and its supervisor
 //! restarts it. A claimed job whose dispatch cannot be published is released (back to
 //! `SCHEDULED`) so that the next scan claims it again.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashSet;
+use std::time::Instant;
 
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
 
+use super::dispatcher::RunDispatches;
 use super::supervision::{self, Fail};
-use super::written_reports::WrittenReports;
 use super::{ActorKind, Services};
+use crate::domain::AttemptReport;
 use crate::scheduling;
-use crate::store::{Heartbeats, StoreError};
+use crate::store::{LostScope, Recovered, StoreError};
 
 /// Consecutive failed passes after which the actor restarts itself.
 pub const FAILURES_BEFORE_RESTART: u32 = 3;
@@ -59,21 +67,22 @@ pub struct ScannerActor {
     failures: u32,
     stopped: bool,
     /// Since when every pass reached the database (reset by a failed pass).
-    reachable_since: std::time::Instant,
-    /// How far the result writers have caught up; read by recovery passes, one at a time.
-    written_reports: Arc<Mutex<WrittenReports>>,
+    reachable_since: Instant,
+    /// This process's dispatcher, which runs recovered jobs at once (none without the
+    /// executor role: they are published then).
+    local: Option<Recipient<RunDispatches>>,
 }
 
 impl ScannerActor {
-    pub fn new(services: Services) -> Self {
+    pub fn new(services: Services, local: Option<Recipient<RunDispatches>>) -> Self {
         Self {
             services,
             scanning: false,
             recovering: false,
             failures: 0,
             stopped: false,
-            reachable_since: std::time::Instant::now(),
-            written_reports: Arc::default(),
+            reachable_since: Instant::now(),
+            local,
         }
     }
 
@@ -87,12 +96,19 @@ impl ScannerActor {
         }
         *busy = true;
         let services = self.services.clone();
-        let check_heartbeats = self.reachable_since.elapsed() > services.settings.recovery.grace;
-        let written_reports = Arc::clone(&self.written_reports);
+        // After an outage, live instances need a few beats to lock and beat again before any
+        // can be taken for dead.
+        let liveness_known = self.reachable_since.elapsed()
+            > services.settings.recovery.silent_after().saturating_mul(2);
+        let local = self.local.clone();
         let work = async move {
             match pass {
                 Pass::Due => scheduling::claim_due(&services).await,
-                Pass::Recovery => recover_lost(&services, check_heartbeats, &written_reports).await,
+                Pass::Recovery => {
+                    let recovered =
+                        recover_lost(&services, liveness_known, local.is_some()).await?;
+                    Ok(scheduling::run_recovered(&services, &recovered, local.as_ref()).await)
+                }
             }
         };
         ctx.spawn(actix::fut::wrap_future(work).map(
@@ -110,7 +126,7 @@ impl ScannerActor {
                     }
                     Err(error) => {
                         actor.failures += 1;
-                        actor.reachable_since = std::time::Instant::now();
+                        actor.reachable_since = Instant::now();
                         tracing::error!(%error, failures = actor.failures, ?pass, "scan failed");
                         if actor.failures >= FAILURES_BEFORE_RESTART {
                             actor.failures = 0;
@@ -123,58 +139,98 @@ impl ScannerActor {
     }
 }
 
-/// Reads where the result writers stand on the results topic; returns the instant before
-/// which every report has been written, if one is known. `None` while the bus cannot be
-/// read: recovery then leaves running jobs alone.
-async fn reports_written_before(
+/// Takes back the jobs that were lost. With `liveness_known`, also those of dead instances,
+/// and, when this process runs jobs itself (`runs_locally`), the dispatches left on
+/// partitions of the jobs topic that no live instance holds.
+async fn recover_lost(
     services: &Services,
-    written_reports: &Mutex<WrittenReports>,
-) -> Option<DateTime<Utc>> {
+    liveness_known: bool,
+    runs_locally: bool,
+) -> Result<Recovered, StoreError> {
     let settings = &services.settings;
-    let noted = Utc::now();
-    match services
+    let recovery = &settings.recovery;
+    let mut scope = LostScope::default();
+    if liveness_known {
+        let liveness = services
+            .store
+            .liveness(recovery.silent_after(), recovery.grace)
+            .await?;
+        scope.dead = liveness.dead;
+        if runs_locally {
+            match services.bus.partitions(&settings.kafka.topic.jobs).await {
+                Ok(partitions) => {
+                    let held: HashSet<i32> = liveness
+                        .alive
+                        .iter()
+                        .flat_map(|(_, partitions)| partitions.iter().copied())
+                        .collect();
+                    scope.partitions = partitions;
+                    scope.unheld_after = recovery.silent_after();
+                    scope.unheld_partitions = (0..partitions)
+                        .filter(|partition| !held.contains(partition))
+                        .collect();
+                }
+                Err(error) => tracing::warn!(%error, "cannot read the jobs topic's partitions"),
+            }
+        }
+        if !scope.dead.is_empty() && write_unwritten_reports(services).await {
+            scope.fenced = scope.dead.clone();
+        }
+    }
+    let recovered = services
+        .store
+        .recover(
+            settings.scanner.batch_size,
+            recovery.grace,
+            recovery.max_lost_attempts,
+            &scope,
+        )
+        .await?;
+    if !scope.fenced.is_empty() {
+        services.store.forget(&scope.fenced).await?;
+    }
+    Ok(recovered)
+}
+
+/// Writes the reports the result writers have not handled yet (read from the results topic
+/// up to its end now), as a writer would: after this, every report a dead instance published
+/// is in the store. True once done; false when the bus or the store cannot be read, and a
+/// dead instance's claimed runs then wait for a later pass.
+async fn write_unwritten_reports(services: &Services) -> bool {
+    let settings = &services.settings;
+    let records = match services
         .bus
-        .position(
+        .unhandled(
             &settings.result_writer.group_id,
             &settings.kafka.topic.updated_jobs,
         )
         .await
     {
-        Ok(position) => written_reports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .observe(noted, &position),
+        Ok(records) => records,
         Err(error) => {
-            tracing::warn!(%error, "cannot read the result writers' position; running jobs of silent instances wait");
-            None
+            tracing::warn!(%error, "cannot read the unwritten reports; the dead instances' running jobs wait");
+            return false;
+        }
+    };
+    // A record that is not a report is the result writers' to set aside.
+    let reports: Vec<AttemptReport> = records
+        .iter()
+        .filter_map(|record| record.decode().ok())
+        .collect();
+    if reports.is_empty() {
+        return true;
+    }
+    match services
+        .store
+        .apply_reports(&reports, settings.retry_lease())
+        .await
+    {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(%error, "cannot write the unwritten reports; the dead instances' running jobs wait");
+            false
         }
     }
-}
-
-/// Dispatches again the jobs whose lease ran out; returns how many were published.
-async fn recover_lost(
-    services: &Services,
-    check_heartbeats: bool,
-    written_reports: &Mutex<WrittenReports>,
-) -> Result<usize, StoreError> {
-    let heartbeats = if check_heartbeats {
-        Heartbeats::Checked {
-            reports_written_before: reports_written_before(services, written_reports).await,
-        }
-    } else {
-        Heartbeats::Unchecked
-    };
-    let settings = &services.settings;
-    let recovered = services
-        .store
-        .recover_expired(
-            settings.scanner.batch_size,
-            settings.recovery.grace,
-            settings.recovery.max_lost_attempts,
-            heartbeats,
-        )
-        .await?;
-    Ok(scheduling::publish_recovered(services, &recovered).await)
 }
 
 impl Actor for ScannerActor {

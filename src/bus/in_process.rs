@@ -100,6 +100,14 @@ impl Bus for InProcessBus {
             topic: self.topic(topic),
         }))
     }
+
+    async fn partitions(&self, _topic: &str) -> Result<i32, BusError> {
+        Ok(1)
+    }
+
+    async fn unhandled(&self, _group: &str, _topic: &str) -> Result<Vec<Record>, BusError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A reader of one topic's queue.
@@ -144,9 +152,9 @@ impl Subscription for InProcessSubscription {
         Box::pin(std::future::ready(()))
     }
 
-    fn assigned_partitions(&self) -> usize {
+    fn assignment(&self) -> Vec<i32> {
         // The topic is one queue, and its only consumer holds it from the start.
-        1
+        vec![0]
     }
 }
 

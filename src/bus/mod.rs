@@ -45,6 +45,8 @@ pub enum BusError {
     NoPartitions(String),
     #[error("the in-process bus is closed")]
     Closed,
+    #[error("timed out {0}")]
+    Timeout(String),
 }
 
 /// How soon a published record leaves for the bus.
@@ -137,6 +139,24 @@ pub trait Bus: Send + Sync {
     /// Joins consumer group `group` on `topic`. Reading starts where the group left off (at
     /// the beginning for a new group).
     fn subscribe(&self, group: &str, topic: &str) -> Result<Arc<dyn Subscription>, BusError>;
+
+    /// How many partitions `topic` has (1 for a bus of one queue per topic).
+    async fn partitions(&self, topic: &str) -> Result<i32, BusError>;
+
+    /// The records of `topic` that consumer group `group` has not handled yet: from its
+    /// committed position to the end of each partition as it is now. A bus whose records do
+    /// not outlive the process asking has none that another process could have left.
+    async fn unhandled(&self, group: &str, topic: &str) -> Result<Vec<Record>, BusError>;
+}
+
+/// The partition of the records keyed by `id` (a job's id): the last two bytes of the UUID
+/// (random in a UUIDv7) modulo the topic's partitions. Kairos places its records itself, so
+/// that the store can tell which partition a job's dispatch went to
+/// (`store::postgres::recovery::PARTITION_OF`, the same rule in SQL).
+pub fn partition_of(id: uuid::Uuid, partitions: i32) -> i32 {
+    let bytes = id.as_bytes();
+    let low = i32::from(u16::from_be_bytes([bytes[14], bytes[15]]));
+    low % partitions.max(1)
 }
 
 /// One consumer's place in a topic.
@@ -168,7 +188,7 @@ pub trait Subscription: Send + Sync {
 
     /// The partitions this consumer holds now: none until its group has handed it some, and
     /// none when the group has more members than the topic has partitions.
-    fn assigned_partitions(&self) -> usize;
+    fn assignment(&self) -> Vec<i32>;
 }
 
 /// Publishes Kairos's records: dispatches, attempt reports and dead letters. Records are JSON

@@ -271,6 +271,13 @@ impl Settings {
                 "and `recovery.interval` must be longer than zero",
             );
         }
+        if self.recovery.heartbeat.is_zero() || self.recovery.silent_after() >= self.recovery.grace
+        {
+            return invalid(
+                "recovery.heartbeat",
+                "must be longer than zero and under a quarter of `recovery.grace`",
+            );
+        }
         if self.recovery.max_lost_attempts < 0 {
             return invalid("recovery.max_lost_attempts", "must not be negative");
         }

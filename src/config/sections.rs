@@ -52,6 +52,19 @@ pub struct RecoverySettings {
     pub max_lost_attempts: i32,
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// How often an executor process records that it is alive (and takes its liveness lock
+    /// again if its connection dropped).
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+}
+
+impl RecoverySettings {
+    /// How long an instance whose liveness lock is gone may go without a beat before it is
+    /// taken for dead: four beats, time to reconnect and lock again after a dropped
+    /// connection.
+    pub fn silent_after(&self) -> Duration {
+        self.heartbeat.saturating_mul(4)
+    }
 }
 
 /// Stopping on SIGTERM.

@@ -106,13 +106,18 @@ impl Application {
             true => Some(ResultWriterActor::new(services.clone()).map_err(bus_error)?),
             false => None,
         };
+        let dispatcher = dispatcher.map(|actor| Supervisor::start(move |_| actor));
         let scanner = settings.has_role(Role::Scanner).then(|| {
             let services = services.clone();
-            Supervisor::start(move |_| ScannerActor::new(services))
+            // Recovered jobs run here at once when this process runs jobs.
+            let local = dispatcher
+                .as_ref()
+                .map(|dispatcher| dispatcher.clone().recipient());
+            Supervisor::start(move |_| ScannerActor::new(services, local))
         });
         let state = AppState {
             scanner,
-            dispatcher: dispatcher.map(|actor| Supervisor::start(move |_| actor)),
+            dispatcher,
             // A thread of its own: on the one shared with the executors, a burst of jobs left
             // the writer a few hundred results a second until the burst was over.
             result_writer: result_writer.map(|actor| {

@@ -54,32 +54,30 @@ pub struct Applied {
     pub ignored: u64,
 }
 
-/// What a recovery pass may conclude from the instances' heartbeats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Heartbeats {
-    /// Nothing yet: this process has not reached the store for a full grace, and live
-    /// instances may not have had the time to beat again.
-    Unchecked,
-    /// An instance silent for a grace is dead. A `RUNNING` job of a dead instance may have
-    /// its final report on the bus, not yet written: it is taken back only if its instance
-    /// was already silent at `reports_written_before`, the instant before which every report
-    /// on the bus has been written (`None`: unknown, such jobs wait).
-    Checked {
-        reports_written_before: Option<DateTime<Utc>>,
-    },
+/// Which instances are alive, as the store knows it (see `store::postgres::liveness`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Liveness {
+    /// The live instances, each with the partitions of the jobs topic its dispatcher holds.
+    pub alive: Vec<(String, Vec<i32>)>,
+    /// The dead ones: gone with their process, or silent for the recovery grace.
+    pub dead: Vec<String>,
 }
 
-impl Heartbeats {
-    /// As statement parameters: whether to check heartbeats, and the instant before which
-    /// every report is written (`None` when unchecked or unknown).
-    pub fn parameters(self) -> (bool, Option<DateTime<Utc>>) {
-        match self {
-            Heartbeats::Unchecked => (false, None),
-            Heartbeats::Checked {
-                reports_written_before,
-            } => (true, reports_written_before),
-        }
-    }
+/// What a recovery pass may take back besides the jobs whose lease ran out (see
+/// `store::postgres::recovery::recover`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LostScope {
+    /// Dead instances: the jobs they hold are lost at once.
+    pub dead: Vec<String>,
+    /// Those of `dead` every report of which is written: the runs they claimed are lost too.
+    pub fenced: Vec<String>,
+    /// Partitions of the jobs topic no live instance's dispatcher holds: a dispatched job that
+    /// nobody holds, on one of them, is lost once it was dispatched `unheld_after` ago (a
+    /// partition moving between live dispatchers has no holder for a moment).
+    pub unheld_partitions: Vec<i32>,
+    pub unheld_after: Duration,
+    /// How many partitions the jobs topic has (`bus::partition_of`).
+    pub partitions: i32,
 }
 
 /// What a recovery pass did.
@@ -156,30 +154,39 @@ pub trait Store: Send + Sync {
     /// next scan claims the job again.
     async fn release_claim(&self, job_id: Uuid, epoch: i64) -> Result<(), StoreError>;
 
-    /// Dispatches again, under a new epoch, a job whose dispatch `run.epoch` has not started
-    /// `run.attempt` (an instance shutting down hands its waiting jobs over). `None` when the
-    /// job has moved on meanwhile.
-    async fn redispatch(
-        &self,
-        run: RunKey,
-        grace: Duration,
-    ) -> Result<Option<Dispatch>, StoreError>;
+    /// Hands back a job whose dispatch `run.epoch` has not started `run.attempt` here (an
+    /// instance shutting down): a new epoch, no holder, its lease run out, so that the next
+    /// recovery pass dispatches it at once; a run of it this instance claimed goes back with
+    /// it, unstarted. False when the job has moved on meanwhile.
+    async fn hand_back(&self, run: RunKey) -> Result<bool, StoreError>;
 
     /// Finds up to `limit` jobs in flight that were lost and dispatches them again under a
-    /// new epoch (the rules are in `store::postgres::dispatch::recover_expired`).
-    async fn recover_expired(
+    /// new epoch (the rules are in `store::postgres::recovery::recover`).
+    async fn recover(
         &self,
         limit: i64,
         grace: Duration,
         max_lost: i32,
-        heartbeats: Heartbeats,
+        scope: &LostScope,
     ) -> Result<Recovered, StoreError>;
 
-    /// Records that this instance is alive.
-    async fn heartbeat(&self) -> Result<(), StoreError>;
+    /// Forgets the instances of `fenced` that hold no job in flight any more.
+    async fn forget(&self, fenced: &[String]) -> Result<(), StoreError>;
+
+    /// Records that this instance is alive, and the partitions of the jobs topic its
+    /// dispatcher holds.
+    async fn heartbeat(&self, partitions: &[i32]) -> Result<(), StoreError>;
+
+    /// Which instances are alive: beaten within `grace`, and holding their liveness lock or
+    /// beaten within `silent_after`.
+    async fn liveness(
+        &self,
+        silent_after: Duration,
+        grace: Duration,
+    ) -> Result<Liveness, StoreError>;
 
     /// Records that this instance stopped cleanly: its heartbeat is set `grace` back, so that
-    /// it counts as silent from now on and what it still holds is recovered at once.
+    /// it counts as dead once it has gone, and what it still holds is recovered at once.
     async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError>;
 
     /// Applies `reports`, each job's atomically and in arrival order, so that a repeated,

@@ -170,7 +170,6 @@ impl Cluster {
                 "KAIROS__KAFKA__TOPIC__UPDATEDJOBS".into(),
                 format!("chaos-{id}-updated"),
             ),
-            ("KAIROS__KAFKA__SESSION_TIMEOUT_MS".into(), "6000".into()),
             (
                 "KAIROS__EXECUTOR__GROUP_ID".into(),
                 format!("chaos-{id}-executors"),
@@ -184,9 +183,6 @@ impl Cluster {
                 "100ms".into(),
             ),
             ("KAIROS__EXECUTOR__RETRY_BACKOFF_MAX".into(), "1s".into()),
-            ("KAIROS__SCANNER__INTERVAL".into(), "2s".into()),
-            ("KAIROS__RECOVERY__GRACE".into(), "5s".into()),
-            ("KAIROS__RECOVERY__INTERVAL".into(), "500ms".into()),
             ("KAIROS__SHUTDOWN__GRACE".into(), "20s".into()),
             ("RUST_LOG".into(), "warn,kairos=info".into()),
         ]
@@ -362,6 +358,28 @@ impl Cluster {
         }
     }
 
+    /// The lateness of the jobs due after `instant`, sorted.
+    pub async fn lateness_of_jobs_due_after(
+        &self,
+        instant: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Duration> {
+        let client = connect(&self.database).await;
+        let mut lateness: Vec<Duration> = client
+            .query(
+                "SELECT EXTRACT(EPOCH FROM h.started_at - h.scheduled_at)::float8 \
+                 FROM job_history h JOIN jobs ON jobs.id = h.job_id \
+                 WHERE h.status = 'SUCCEEDED' AND jobs.execute_at > $1",
+                &[&instant],
+            )
+            .await
+            .expect("lateness query")
+            .iter()
+            .map(|row| Duration::from_secs_f64(row.get::<_, f64>(0).max(0.0)))
+            .collect();
+        lateness.sort_unstable();
+        lateness
+    }
+
     /// Counts what happened: from the database and from the run log.
     pub async fn outcome(&self, jobs: usize) -> Outcome {
         let client = connect(&self.database).await;
@@ -369,8 +387,6 @@ impl Cluster {
             .query_one(
                 "SELECT count(*) FILTER (WHERE status = 'SUCCESS'), \
                      (SELECT count(*) FROM job_history WHERE status = 'LOST'), \
-                     (SELECT COALESCE(EXTRACT(EPOCH FROM max(started_at - scheduled_at)), 0)::float8 \
-                          FROM job_history WHERE status = 'SUCCEEDED'), \
                      COALESCE((SELECT EXTRACT(EPOCH FROM max(finished_at - execute_at))::float8 \
                           FROM jobs WHERE epoch > 1), 0) \
                  FROM jobs",
@@ -380,6 +396,18 @@ impl Cluster {
             .expect("outcome query");
         let succeeded: i64 = row.get(0);
         let lost_attempts: i64 = row.get(1);
+        let mut lateness: Vec<Duration> = client
+            .query(
+                "SELECT EXTRACT(EPOCH FROM started_at - scheduled_at)::float8 \
+                 FROM job_history WHERE status = 'SUCCEEDED'",
+                &[],
+            )
+            .await
+            .expect("lateness query")
+            .iter()
+            .map(|row| Duration::from_secs_f64(row.get::<_, f64>(0).max(0.0)))
+            .collect();
+        lateness.sort_unstable();
         let log = std::fs::read_to_string(&self.run_log).unwrap_or_default();
         let mut runs: HashMap<(String, String), usize> = HashMap::new();
         let mut per_job: HashMap<String, usize> = HashMap::new();
@@ -400,8 +428,8 @@ impl Cluster {
             same_attempt_runs: runs.values().map(|runs| runs - 1).sum(),
             jobs_run: per_job.len(),
             lost_attempts: usize::try_from(lost_attempts).expect("count"),
-            max_lateness: Duration::from_secs_f64(row.get::<_, f64>(2).max(0.0)),
-            recovery: Duration::from_secs_f64(row.get::<_, f64>(3).max(0.0)),
+            lateness,
+            recovery: Duration::from_secs_f64(row.get::<_, f64>(2).max(0.0)),
         }
     }
 }

@@ -28,6 +28,7 @@ async fn kill_nine_one_of_three_instances_repeatedly() {
     let outcome = cluster.outcome(JOBS).await;
     outcome.print_row("kill -9 one of 3 instances every 3 s");
     outcome.assert_sound();
+    outcome.assert_lateness(Duration::from_secs(2), Duration::from_secs(5));
 }
 
 /// The Kafka broker stops and restarts while jobs fall due: producers retry, consumers
@@ -40,11 +41,18 @@ async fn the_broker_restarts_mid_run() {
         .create_jobs(JOBS, Duration::from_secs(3), Duration::from_secs(20), "")
         .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
+    let outage = Instant::now();
     services("kafka-restart");
+    let outage = outage.elapsed();
     cluster.settle(JOBS).await;
     let outcome = cluster.outcome(JOBS).await;
-    outcome.print_row("Kafka broker restart mid-run");
+    outcome.print_row(&format!(
+        "Kafka broker restart mid-run ({:.1} s down)",
+        outage.as_secs_f64()
+    ));
     outcome.assert_sound();
+    let bound = outage + Duration::from_secs(5);
+    outcome.assert_lateness(bound, bound);
     assert_eq!(
         outcome.duplicate_runs, 0,
         "no process died, so nothing may run twice"
@@ -61,11 +69,18 @@ async fn the_database_restarts_mid_run() {
         .create_jobs(JOBS, Duration::from_secs(3), Duration::from_secs(20), "")
         .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
+    let outage = Instant::now();
     services("postgres-restart");
+    let outage = outage.elapsed();
     cluster.settle(JOBS).await;
     let outcome = cluster.outcome(JOBS).await;
-    outcome.print_row("PostgreSQL restart mid-run");
+    outcome.print_row(&format!(
+        "PostgreSQL restart mid-run ({:.1} s down)",
+        outage.as_secs_f64()
+    ));
     outcome.assert_sound();
+    let bound = outage + Duration::from_secs(5);
+    outcome.assert_lateness(bound, bound);
     assert_eq!(
         outcome.duplicate_runs, 0,
         "no process died, so nothing may run twice"
@@ -126,6 +141,7 @@ async fn sigterm_with_more_due_jobs_than_run_slots() {
 /// end, none lost, none run twice, no attempt lost.
 async fn stop_gracefully_and_check(cluster: &mut Cluster, jobs: usize, scenario: &str) {
     let signalled = Instant::now();
+    let signalled_at = chrono::Utc::now();
     let status = cluster.instances[1].terminate(Duration::from_secs(40));
     let stopping = signalled.elapsed();
     assert_eq!(status.code(), Some(0), "a SIGTERM'd instance exits 0");
@@ -139,6 +155,18 @@ async fn stop_gracefully_and_check(cluster: &mut Cluster, jobs: usize, scenario:
         "a graceful stop runs nothing twice"
     );
     assert_eq!(outcome.lost_attempts, 0, "a graceful stop loses no attempt");
+    let after = cluster.lateness_of_jobs_due_after(signalled_at).await;
+    if let Some(latest) = after.last() {
+        println!(
+            "{scenario}: {} jobs due after the signal, lateness max {:.3} s",
+            after.len(),
+            latest.as_secs_f64()
+        );
+        assert!(
+            *latest <= Duration::from_secs(1),
+            "a job due after the signal started {latest:?} late"
+        );
+    }
 }
 
 /// SIGTERM an instance while its due executors are at their bound
@@ -176,7 +204,9 @@ async fn sigterm_while_dispatches_wait_for_an_executor() {
 async fn roles_deployed_apart_share_the_work() {
     let _serial = SERIAL.lock().await;
     let roles = ["api", "scanner", "executor", "executor,writer", "writer"];
-    let cluster = Cluster::start_with_roles("roles", &roles).await;
+    // A 4 s horizon, so that the jobs due beyond it are dispatched by the scanner.
+    let cluster =
+        Cluster::start_with("roles", &roles, &[("KAIROS__SCANNER__INTERVAL", "2s")]).await;
     let expected = [
         ("api", [0, 0, 0, 0]),
         ("scanner", [1, 0, 0, 0]),
@@ -212,10 +242,10 @@ async fn roles_deployed_apart_share_the_work() {
 }
 
 /// An executor process dies after its jobs finished and their results reached Kafka, while
-/// no result writer runs: those jobs are not run again. Recovery takes back at once what the
-/// dead process held and had not started, but leaves its running jobs until a writer has
-/// written every report on the topic; then only the one whose attempt was really cut short
-/// runs again.
+/// no result writer runs: those jobs are not run again. Recovery, once the process is known
+/// dead, writes every report left unwritten on the results topic itself, so the finished jobs
+/// end `SUCCESS` with their one run; it takes back what the dead process held and had not
+/// started, and records lost, and runs again, only the attempt that was really cut short.
 #[actix_web::test]
 async fn results_on_the_bus_are_not_run_again_when_their_process_dies() {
     let _serial = SERIAL.lock().await;
@@ -261,7 +291,7 @@ async fn results_on_the_bus_are_not_run_again_when_their_process_dies() {
     }
     cluster.instances[1].kill_hard();
 
-    // Recovery takes the held job back once the dead process is silent for the grace...
+    // Recovery takes the held job back at once...
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let epoch: i64 = database
@@ -278,7 +308,8 @@ async fn results_on_the_bus_are_not_run_again_when_their_process_dies() {
         assert!(Instant::now() < deadline, "the held job was not taken back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // ... and in the same passes leaves the running ones: their reports are not written.
+    // ... and in the same passes writes the reports no writer wrote: the finished jobs end,
+    // under their first dispatch, with no writer running.
     let rows = database
         .query(
             "SELECT kairos_shown_status(status, run_lease_until), epoch FROM jobs \
@@ -286,15 +317,19 @@ async fn results_on_the_bus_are_not_run_again_when_their_process_dies() {
             &[],
         )
         .await
-        .expect("the running jobs");
+        .expect("the jobs that ran");
     assert_eq!(rows.len(), quick + 1);
-    for row in rows {
-        let (status, epoch): (String, i64) = (row.get(0), row.get(1));
-        assert_eq!((status.as_str(), epoch), ("RUNNING", 1));
-    }
+    let mut statuses: Vec<(String, i64)> =
+        rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    statuses.sort_unstable();
+    let mut expected = vec![("DISPATCHED".to_owned(), 2)];
+    expected.extend(std::iter::repeat_n(("SUCCESS".to_owned(), 1), quick));
+    assert_eq!(
+        statuses, expected,
+        "only the cut-short job is dispatched again"
+    );
 
-    // A writer (and an executor) arrive: the reports are written, and only the attempt that
-    // was cut short is recorded lost and runs again.
+    // An executor (and a writer) arrive: only the attempt that was cut short runs again.
     let replacement = cluster
         .spawn_with_roles(free_port(), "executor,writer")
         .await;

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kairos::domain::{AttemptOutcome, JobSpec, JobStatus};
-use kairos::store::{Heartbeats, RunKey, Store, StoreError};
+use kairos::store::{LostScope, RunKey, Store, StoreError};
 
-use crate::fixtures::{LONG, in_secs, job, report, run_of};
+use crate::fixtures::{INSTANCE, LONG, in_secs, job, report, run_of};
 
 /// How long a case waits for a lease to run out.
 const WAIT_LIMIT: Duration = Duration::from_secs(10);
@@ -188,8 +188,9 @@ pub async fn a_claimed_run_shows_running_and_a_released_claim_leaves_it_alone(
     assert_eq!((read.status, read.epoch), (JobStatus::Running, 1));
 }
 
-/// A claimed run that never started is handed back, with its job, under a new epoch: the
-/// attempt is not recorded, and only the new dispatch may claim it.
+/// A claimed run that never started is handed back, with its job: a new epoch, no holder, its
+/// lease run out, so that the next recovery pass dispatches it at once, with no attempt
+/// recorded and none lost.
 pub async fn an_unstarted_claimed_run_is_handed_back_without_a_lost_attempt(store: Arc<dyn Store>) {
     let (job, dispatch) = store
         .create_claimed(job(in_secs(1), 0), LONG)
@@ -197,28 +198,27 @@ pub async fn an_unstarted_claimed_run_is_handed_back_without_a_lost_attempt(stor
         .expect("stored");
     let run = run_of(&dispatch);
     assert!(store.claim_run(run, LONG).await.expect("answered"));
-    let again = store
-        .redispatch(run, LONG)
-        .await
-        .expect("answered")
-        .expect("handed back");
-    assert_eq!((again.epoch, again.attempt, again.failures), (2, 1, 0));
+    assert!(store.hand_back(run).await.expect("answered"));
     let (read, attempts) = store.get_job(job.id).await.expect("read").expect("the job");
-    assert_eq!((read.status, read.attempts), (JobStatus::Dispatched, 0));
+    assert_eq!(
+        (read.status, read.attempts, read.epoch),
+        (JobStatus::Dispatched, 0, 2)
+    );
     assert!(attempts.is_empty());
     assert!(!store.claim_run(run, LONG).await.expect("answered"));
     assert!(
-        store
-            .claim_run(run_of(&again), LONG)
-            .await
-            .expect("answered")
+        !store.hand_back(run).await.expect("answered"),
+        "handed back twice"
     );
+    let recovered = recover(&store, 3, &LostScope::default()).await;
+    assert_eq!((recovered.lost_attempts, recovered.failed), (0, 0));
+    let again = &recovered.dispatches[0];
+    assert_eq!((again.epoch, again.attempt, again.failures), (3, 1, 0));
     assert!(
         store
-            .redispatch(run, LONG)
+            .claim_run(run_of(again), LONG)
             .await
             .expect("answered")
-            .is_none()
     );
 }
 
@@ -318,17 +318,17 @@ pub async fn a_retry_is_recorded_as_its_own_attempt(store: Arc<dyn Store>) {
     );
 }
 
-/// Waits (bounded) until a recovery pass with a grace of a millisecond takes something back.
-async fn recover(store: &Arc<dyn Store>, max_lost: i32) -> kairos::store::Recovered {
+/// Waits (bounded) until a recovery pass with a grace of a millisecond, taking back what
+/// `scope` names too, takes something back.
+async fn recover(
+    store: &Arc<dyn Store>,
+    max_lost: i32,
+    scope: &LostScope,
+) -> kairos::store::Recovered {
     let deadline = Instant::now() + WAIT_LIMIT;
     loop {
         let recovered = store
-            .recover_expired(
-                10,
-                Duration::from_millis(1),
-                max_lost,
-                Heartbeats::Unchecked,
-            )
+            .recover(10, Duration::from_millis(1), max_lost, scope)
             .await
             .expect("a recovery pass");
         if recovered.lost_attempts > 0 || !recovered.dispatches.is_empty() {
@@ -354,7 +354,7 @@ pub async fn a_run_whose_lease_ran_out_is_recorded_lost_and_dispatched_again(
             .await
             .expect("answered")
     );
-    let recovered = recover(&store, 3).await;
+    let recovered = recover(&store, 3, &LostScope::default()).await;
     assert_eq!((recovered.lost_attempts, recovered.failed), (1, 0));
     assert_eq!(recovered.dispatches.len(), 1);
     let again = &recovered.dispatches[0];
@@ -381,7 +381,7 @@ pub async fn a_job_lost_too_often_ends_failed(store: Arc<dyn Store>) {
             .await
             .expect("answered")
     );
-    let recovered = recover(&store, 0).await;
+    let recovered = recover(&store, 0, &LostScope::default()).await;
     assert_eq!((recovered.lost_attempts, recovered.failed), (1, 1));
     assert!(recovered.dispatches.is_empty());
     let (read, _) = store.get_job(job.id).await.expect("read").expect("the job");
@@ -446,4 +446,108 @@ pub async fn a_value_the_store_cannot_hold_is_refused(store: Arc<dyn Store>) {
         .await
         .expect_err("refused");
     assert!(matches!(refused, StoreError::Refused(_)), "{refused:?}");
+}
+
+/// The jobs a dead instance holds are taken back at once, whatever their lease: one waiting
+/// for its time is dispatched again; one whose run it claimed only once every report it
+/// published is written (`fenced`), and then its attempt is `LOST`.
+pub async fn the_jobs_of_a_dead_instance_are_taken_back_at_once(store: Arc<dyn Store>) {
+    let (job, dispatch) = store
+        .create_claimed(job(in_secs(60), 0), LONG)
+        .await
+        .expect("stored");
+    assert!(
+        store
+            .claim_run(run_of(&dispatch), LONG)
+            .await
+            .expect("answered")
+    );
+    let dead = LostScope {
+        dead: vec![INSTANCE.to_owned()],
+        ..LostScope::default()
+    };
+    let recovered = store
+        .recover(10, LONG, 3, &dead)
+        .await
+        .expect("a recovery pass");
+    assert!(
+        recovered.dispatches.is_empty(),
+        "a run taken back before its reports were written"
+    );
+    let fenced = LostScope {
+        fenced: vec![INSTANCE.to_owned()],
+        ..dead
+    };
+    let recovered = store
+        .recover(10, LONG, 3, &fenced)
+        .await
+        .expect("a recovery pass");
+    assert_eq!(recovered.lost_attempts, 1);
+    assert_eq!(recovered.dispatches.len(), 1);
+    assert_eq!(recovered.dispatches[0].epoch, 2);
+    assert_eq!(
+        attempt_statuses(&store, job.id).await,
+        [AttemptOutcome::Lost]
+    );
+    store.forget(&fenced.fenced).await.expect("forgotten");
+}
+
+/// A dispatched job that nobody holds, on a partition of the jobs topic that no live
+/// instance's dispatcher holds, is taken back; on a held partition it is left alone.
+pub async fn a_dispatch_nobody_holds_on_an_unheld_partition_is_taken_back(store: Arc<dyn Store>) {
+    let (job, _) = store
+        .create_claimed(job(in_secs(60), 0), LONG)
+        .await
+        .expect("stored");
+    let held = LostScope {
+        partitions: 1,
+        ..LostScope::default()
+    };
+    let recovered = store
+        .recover(10, LONG, 3, &held)
+        .await
+        .expect("a recovery pass");
+    assert!(recovered.dispatches.is_empty());
+    let unheld = LostScope {
+        unheld_partitions: vec![0],
+        ..held
+    };
+    let recovered = store
+        .recover(10, LONG, 3, &unheld)
+        .await
+        .expect("a recovery pass");
+    assert_eq!(recovered.dispatches.len(), 1);
+    assert_eq!(
+        (
+            recovered.dispatches[0].job_id,
+            recovered.dispatches[0].epoch
+        ),
+        (job.id, 2)
+    );
+    assert_eq!(recovered.lost_attempts, 0);
+}
+
+/// An instance that beats is alive with the partitions it holds; one silent for the grace is
+/// dead.
+pub async fn an_instance_is_alive_while_it_beats(store: Arc<dyn Store>) {
+    store.heartbeat(&[0, 2]).await.expect("beaten");
+    let liveness = store
+        .liveness(Duration::from_secs(1), LONG)
+        .await
+        .expect("read");
+    assert_eq!(liveness.alive, [(INSTANCE.to_owned(), vec![0, 2])]);
+    assert!(liveness.dead.is_empty());
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let liveness = store
+            .liveness(Duration::from_millis(1), Duration::from_millis(5))
+            .await
+            .expect("read");
+        if liveness.dead == [INSTANCE.to_owned()] {
+            assert!(liveness.alive.is_empty());
+            break;
+        }
+        assert!(Instant::now() < deadline, "a silent instance stayed alive");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -43,4 +43,7 @@ contract!(
     a_job_lost_too_often_ends_failed,
     pages_list_newest_first_and_filter_by_the_status_shown,
     a_value_the_store_cannot_hold_is_refused,
+    the_jobs_of_a_dead_instance_are_taken_back_at_once,
+    a_dispatch_nobody_holds_on_an_unheld_partition_is_taken_back,
+    an_instance_is_alive_while_it_beats,
 );

@@ -101,39 +101,3 @@ pub async fn release(pool: &Pool, job_id: Uuid, epoch: i64) -> Result<(), StoreE
         .await?;
     Ok(())
 }
-
-/// Dispatches again, under a new epoch, a job whose dispatch `epoch` has not started
-/// `attempt`: used by an instance that shuts down to hand its waiting jobs to others. A run
-/// of `attempt` that `instance` claimed and did not start is handed back with it (the job's
-/// attempts go back to those before it), not recorded lost. `None` when the job has moved on
-/// meanwhile.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached.
-pub async fn redispatch(
-    pool: &Pool,
-    job_id: Uuid,
-    epoch: i64,
-    attempt: i32,
-    instance: &str,
-    grace: Duration,
-) -> Result<Option<Dispatch>, StoreError> {
-    let client = pool.get().await?;
-    let row = client
-        .query_opt(
-            &format!(
-                "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, claimed_by = $3, runner = NULL, \
-                     attempts = LEAST(attempts, $5 - 1), claimed_at = now(), updated_at = now(), run_lease_until = NULL, \
-                     lease_until = GREATEST(execute_at, now()) + make_interval(secs => $4) \
-                 WHERE id = $1 AND epoch = $2 \
-                     AND (attempts < $5 OR (attempts = $5 AND runner = $3)) \
-                     AND status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
-                 RETURNING {DISPATCH_COLUMNS}"
-            ),
-            &[&job_id, &epoch, &instance, &seconds(grace), &attempt],
-        )
-        .await?;
-    row.as_ref()
-        .map(|row| dispatch_row(row)?.into_dispatch())
-        .transpose()
-}

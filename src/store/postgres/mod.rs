@@ -13,7 +13,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-use super::{Applied, Attempt, Heartbeats, Recovered, RunKey, Store, StoreError};
+use super::{Applied, Attempt, Liveness, LostScope, Recovered, RunKey, Store, StoreError};
 use crate::config::DatabaseSettings;
 use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
 use create_queue::CreateQueue;
@@ -23,6 +23,7 @@ pub mod claims;
 mod create_queue;
 mod errors;
 pub mod jobs;
+pub mod liveness;
 pub mod recovery;
 pub mod reports;
 pub mod rows;
@@ -35,11 +36,8 @@ mod embedded {
 /// The advisory-lock key that serialises migrations across instances ("kairos" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6b61_6972_6f73;
 
-/// Builds a pool for `settings`. Connections are made lazily, on first use.
-///
-/// # Errors
-/// [`StoreError::Unavailable`] when the pool cannot be built from the settings.
-pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
+/// The connection settings of `settings`.
+pub fn client_config(settings: &DatabaseSettings) -> tokio_postgres::Config {
     let mut pg = tokio_postgres::Config::new();
     pg.host(settings.host())
         .port(settings.port)
@@ -48,6 +46,15 @@ pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
         .dbname(&settings.name)
         .application_name("kairos")
         .connect_timeout(settings.connect_timeout());
+    pg
+}
+
+/// Builds a pool for `settings`. Connections are made lazily, on first use.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] when the pool cannot be built from the settings.
+pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
+    let pg = client_config(settings);
     // `Fast` recycling skips a round trip per checkout; a broken connection is detected on
     // use and discarded by the pool.
     let manager = Manager::from_config(
@@ -114,9 +121,9 @@ pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
 #[derive(Debug)]
 pub struct PostgresStore {
     pool: Pool,
-    /// A connection of its own for the heartbeat, so that a busy pool cannot delay it past
-    /// the recovery grace (which would make a live process look dead).
-    heartbeat_pool: Pool,
+    /// The heartbeat, on a connection of its own that holds this instance's liveness lock
+    /// (and that a busy pool cannot delay).
+    heartbeat: liveness::Heartbeat,
     /// The result writer's connections, one per concurrent transaction. Each pooled connection does its I/O on the thread
     /// that opened it; opened by the writer (which runs on a thread of its own), these are not
     /// queued behind the executors, as the shared pool's are.
@@ -136,10 +143,6 @@ impl PostgresStore {
     pub async fn open(settings: &DatabaseSettings, instance: &str) -> Result<Self, StoreError> {
         let pool = connect(settings)?;
         migrate(&pool).await?;
-        let heartbeat_pool = connect(&DatabaseSettings {
-            pool_size: 1,
-            ..settings.clone()
-        })?;
         let reports_pool = connect(&DatabaseSettings {
             pool_size: reports::WRITERS,
             ..settings.clone()
@@ -148,7 +151,7 @@ impl PostgresStore {
             run_claims: RunClaims::start(pool.clone(), instance.to_owned()),
             creates: CreateQueue::start(pool.clone(), instance.to_owned()),
             pool,
-            heartbeat_pool,
+            heartbeat: liveness::Heartbeat::new(settings, instance),
             reports_pool,
             instance: instance.to_owned(),
             location: settings.location(),
@@ -218,42 +221,34 @@ impl Store for PostgresStore {
         claims::release(&self.pool, job_id, epoch).await
     }
 
-    async fn redispatch(
-        &self,
-        run: RunKey,
-        grace: Duration,
-    ) -> Result<Option<Dispatch>, StoreError> {
-        claims::redispatch(
-            &self.pool,
-            run.job_id,
-            run.epoch,
-            run.attempt,
-            &self.instance,
-            grace,
-        )
-        .await
+    async fn hand_back(&self, run: RunKey) -> Result<bool, StoreError> {
+        recovery::hand_back(&self.pool, run, &self.instance).await
     }
 
-    async fn recover_expired(
+    async fn recover(
         &self,
         limit: i64,
         grace: Duration,
         max_lost: i32,
-        heartbeats: Heartbeats,
+        scope: &LostScope,
     ) -> Result<Recovered, StoreError> {
-        recovery::recover_expired(
-            &self.pool,
-            limit,
-            &self.instance,
-            grace,
-            max_lost,
-            heartbeats,
-        )
-        .await
+        recovery::recover(&self.pool, limit, &self.instance, grace, max_lost, scope).await
     }
 
-    async fn heartbeat(&self) -> Result<(), StoreError> {
-        recovery::heartbeat(&self.heartbeat_pool, &self.instance).await
+    async fn forget(&self, fenced: &[String]) -> Result<(), StoreError> {
+        recovery::forget(&self.pool, fenced).await
+    }
+
+    async fn heartbeat(&self, partitions: &[i32]) -> Result<(), StoreError> {
+        self.heartbeat.beat(partitions).await
+    }
+
+    async fn liveness(
+        &self,
+        silent_after: Duration,
+        grace: Duration,
+    ) -> Result<Liveness, StoreError> {
+        liveness::liveness(&self.pool, silent_after, grace).await
     }
 
     async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError> {

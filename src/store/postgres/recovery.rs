@@ -1,76 +1,68 @@
-//! Recovering what a crash lost, and the heartbeats that tell a live instance from a dead one.
+//! Recovering what a crash lost.
 //!
 //! Every job in flight holds a lease: a `DISPATCHED` job must start by its time plus
 //! `recovery.grace` (`jobs.lease_until`), a `RUNNING` attempt must end by its timeout plus the
 //! grace (`jobs.run_lease_until`, set when its run is claimed; `lease_until` stays at or before
 //! it, so the index on `lease_until` finds every lease that ran out), a `RETRYING` job must
 //! start its next attempt by the longest backoff plus the grace. A job whose lease runs out
-//! was lost with its dispatch, its executor or its process; [`recover_expired`] dispatches it
-//! again under a new epoch, which fences off anything the lost executor might still report.
+//! was lost with its dispatch, its executor or its process. And a job whose holder is known
+//! dead ([`super::liveness`]) is lost at once, whatever its lease. [`recover`] dispatches lost
+//! jobs again under a new epoch, which fences off anything a lost executor might still report.
 
 use std::time::Duration;
 
-use deadpool_postgres::{Client, Pool};
+use deadpool_postgres::Pool;
 
 use super::claims::seconds;
 use super::rows::{DISPATCH_COLUMNS, dispatch_row};
-use crate::store::{Heartbeats, Recovered, StoreError};
+use crate::domain::JobStatus;
+use crate::store::{LostScope, Recovered, RunKey, StoreError};
+
+/// The partition of the jobs topic a job's dispatch went to, in SQL: `bus::partition_of`
+/// over the job's id, the last two bytes of the UUID modulo the partitions (`$n`, here the
+/// 8th parameter).
+pub const PARTITION_OF: &str =
+    "((get_byte(uuid_send(jobs.id), 14) * 256 + get_byte(uuid_send(jobs.id), 15)) % $8)";
 
 /// How many graces past its lease a job held by a live instance is taken back anyway: the
 /// safety net for a holder that is alive but lost track of it.
 const LIVE_HOLDER_GRACES: f64 = 10.0;
 
 /// Finds up to `limit` jobs in flight that were lost, and dispatches them again under a new
-/// epoch. A job is lost when its lease ran out and no instance holds it (`runner`); or when
-/// its lease ran out [`LIVE_HOLDER_GRACES`] graces ago whoever holds it; or, with
-/// [`Heartbeats::Checked`], when the instance that holds or runs it has been silent for
-/// longer than `grace`. (An overloaded but live instance keeps the jobs it holds: taking them
-/// back would only add work.) The caller checks heartbeats only once it has itself reached
-/// the database for longer than `grace`: after an outage, live instances need time to beat
-/// again.
+/// epoch. A job is lost when:
 ///
-/// A job whose run is claimed (`RUNNING`) of a silent instance may have its final report
-/// on the bus, not yet written: it is taken back only if its instance was silent for the grace already at
-/// `reports_written_before` (it beats every fifth of a grace, so it had died by then, and
-/// every report it published is written). That instant comes from the caller's clock and the
-/// heartbeats from the database's: a skew of up to four fifths of the grace is absorbed.
+/// - its lease ran out and no instance holds it (`runner`);
+/// - its lease ran out [`LIVE_HOLDER_GRACES`] graces ago, whoever holds it;
+/// - the instance that holds it is in `scope.dead`: at once, whatever its lease; but a job
+///   whose run it claimed (shown `RUNNING`) only if the instance is in `scope.fenced` too
+///   (every report it published is written, so a run still shown `RUNNING` has no result);
+/// - it is dispatched, held by nobody, and its dispatch went, `scope.unheld_after` ago or
+///   more, to a partition of the jobs topic in `scope.unheld_partitions` (no live instance's
+///   dispatcher holds it: its holder died and Kafka has not given it to another yet).
+///
+/// (An overloaded but live instance keeps the jobs it holds: taking them back would only add
+/// work.) The rules on dead instances and unheld partitions read every job in flight, so the
+/// pass reads only the lease index up to now while neither applies.
 ///
 /// A run counts as claimed when the job shows `RUNNING` (`kairos_shown_status`): it has a
 /// run lease, or its row says `RUNNING` (as a process of the version before migration V8
-/// claimed it, during an upgrade).
-///
-/// A job lost with its run claimed has that attempt recorded as `LOST`; one lost more than
-/// `max_lost` times ends `FAILED` instead.
-///
-/// The heartbeat rule costs a read of every job in flight (nothing leads from an instance to
-/// its jobs but a scan: 200,000 jobs during a burst, every `recovery.interval`, on every
-/// scanner). So it is applied only while the row of some instance shows it silent (one
-/// that died or stopped within the hour, see [`retire_instance`]); otherwise only a lease can
-/// have run out, and the pass reads the lease index up to now. A job held by an instance
-/// whose row is gone (silent for over an hour) is left to the lease rules.
+/// claimed it, during an upgrade). A job lost with its run claimed has that attempt recorded
+/// as `LOST`; one lost more than `max_lost` times ends `FAILED` instead.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached; nothing changes then.
-pub async fn recover_expired(
+pub async fn recover(
     pool: &Pool,
     limit: i64,
     instance: &str,
     grace: Duration,
     max_lost: i32,
-    heartbeats: Heartbeats,
+    scope: &LostScope,
 ) -> Result<Recovered, StoreError> {
     let client = pool.get().await?;
-    let heartbeats = match heartbeats {
-        Heartbeats::Checked { .. } if !any_silent(&client, grace).await? => Heartbeats::Unchecked,
-        heartbeats => heartbeats,
-    };
-    let (check_heartbeats, reports_written_before) = heartbeats.parameters();
+    let wide = !scope.dead.is_empty() || !scope.unheld_partitions.is_empty();
     // Implied by the lease rules: it bounds the scan of the lease index.
-    let lease_ran_out = if check_heartbeats {
-        ""
-    } else {
-        "lease_until < now() AND "
-    };
+    let lease_ran_out = if wide { "" } else { "lease_until < now() AND " };
     let statement = client
         .prepare_cached(&format!(
             "WITH expired AS ( \
@@ -83,14 +75,12 @@ pub async fn recover_expired(
                      OR (lease_until < now() - make_interval(secs => $3::float8 * $6::float8) \
                        AND COALESCE(run_lease_until, lease_until) \
                            < now() - make_interval(secs => $3::float8 * $6::float8)) \
-                     OR ($5 AND runner IS NOT NULL AND NOT EXISTS ( \
-                         SELECT 1 FROM instances \
-                         WHERE instances.id = jobs.runner \
-                           AND instances.heartbeat_at > now() - make_interval(secs => $3)) \
-                       AND (kairos_shown_status(status, run_lease_until) <> 'RUNNING' OR ($7::timestamptz IS NOT NULL AND NOT EXISTS ( \
-                         SELECT 1 FROM instances \
-                         WHERE instances.id = jobs.runner \
-                           AND instances.heartbeat_at > $7 - make_interval(secs => $3)))))) \
+                     OR (runner = ANY($5) \
+                       AND (kairos_shown_status(status, run_lease_until) <> 'RUNNING' \
+                            OR runner = ANY($7))) \
+                     OR (status = 'DISPATCHED' AND runner IS NULL AND run_lease_until IS NULL \
+                       AND claimed_at < now() - make_interval(secs => $10) \
+                       AND {PARTITION_OF} = ANY($9))) \
                  ORDER BY lease_until LIMIT $1 \
                  FOR UPDATE SKIP LOCKED), \
              moved AS ( \
@@ -132,9 +122,12 @@ pub async fn recover_expired(
                 &instance,
                 &seconds(grace),
                 &max_lost,
-                &check_heartbeats,
+                &scope.dead,
                 &LIVE_HOLDER_GRACES,
-                &reports_written_before,
+                &scope.fenced,
+                &scope.partitions.max(1),
+                &scope.unheld_partitions,
+                &seconds(scope.unheld_after),
             ],
         )
         .await?;
@@ -145,7 +138,7 @@ pub async fn recover_expired(
         if was_claimed {
             recovered.lost_attempts += 1;
         }
-        if status == "FAILED" {
+        if status == JobStatus::Failed.as_str() {
             recovered.failed += 1;
         } else {
             recovered
@@ -156,39 +149,50 @@ pub async fn recover_expired(
     Ok(recovered)
 }
 
-/// Whether the row of some instance shows it silent for `grace`.
-async fn any_silent(client: &Client, grace: Duration) -> Result<bool, StoreError> {
-    let statement = client
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM instances \
-                 WHERE heartbeat_at <= now() - make_interval(secs => $1))",
-        )
-        .await?;
-    Ok(client
-        .query_one(&statement, &[&seconds(grace)])
-        .await?
-        .try_get(0)?)
-}
-
-/// Records that `instance` is alive.
+/// Forgets the instances of `fenced` (dead, their reports written) that hold no job in
+/// flight any more, so that later passes no longer read the jobs in flight for them.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached.
-pub async fn heartbeat(pool: &Pool, instance: &str) -> Result<(), StoreError> {
+pub async fn forget(pool: &Pool, fenced: &[String]) -> Result<(), StoreError> {
     let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO instances (id) VALUES ($1) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+    client
+        .execute(
+            "DELETE FROM instances WHERE id = ANY($1) AND NOT EXISTS ( \
+                 SELECT 1 FROM jobs WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
+                   AND runner = instances.id)",
+            &[&fenced],
         )
         .await?;
-    client.execute(&statement, &[&instance]).await?;
     Ok(())
 }
 
+/// Hands back the job whose dispatch `run.epoch` has not started `run.attempt` here (its
+/// executor is stopping): a new epoch, no holder, its lease run out, so that the next
+/// recovery pass of any instance dispatches it at once. A run of it that `instance` claimed
+/// goes back with it, unstarted, not recorded lost. False when the job has moved on.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn hand_back(pool: &Pool, run: RunKey, instance: &str) -> Result<bool, StoreError> {
+    let client = pool.get().await?;
+    let handed = client
+        .execute(
+            "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, runner = NULL, \
+                 attempts = LEAST(attempts, $3 - 1), run_lease_until = NULL, \
+                 lease_until = now(), updated_at = now() \
+             WHERE id = $1 AND epoch = $2 \
+                 AND (attempts < $3 OR (attempts = $3 AND runner = $4)) \
+                 AND status IN ('DISPATCHED', 'RUNNING', 'RETRYING')",
+            &[&run.job_id, &run.epoch, &run.attempt, &instance],
+        )
+        .await?;
+    Ok(handed == 1)
+}
+
 /// Records that `instance` stopped cleanly: its heartbeat goes `grace` back, so that it
-/// counts as silent from now on (and as having stopped now, for the rule on running jobs in
-/// [`recover_expired`]). Instances silent for over an hour are removed.
+/// counts as dead once its lock goes with its connection, and what it abandoned is
+/// recovered at once. Instances silent for over an hour are removed.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached.

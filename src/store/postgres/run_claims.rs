@@ -14,7 +14,7 @@
 //!   `RUNNING` or `RETRYING` is accepted because the report that the previous attempt failed
 //!   may not be written yet.) The job keeps naming this instance as its runner until the
 //!   result writer records the final report; a claimed job of a dead instance is recovered
-//!   only once every report on the bus is written (see `dispatch::recover_expired`), so an
+//!   only once every report on the bus is written (see `recovery::recover`), so an
 //!   attempt whose report is out is never run again.
 //!
 //! The claim changes no indexed column on a first attempt: `status` stays `DISPATCHED` (the
@@ -127,12 +127,14 @@ async fn execute_claims(
     // Sorted by job id, the order in which the result writer locks its batch (see
     // `reports`), so that the two cannot deadlock.
     claims.sort_unstable_by_key(|((key, _), _)| key.job_id);
-    // A job may be claimed once per statement; a second claim of the same job in one batch
-    // loses (it could only be a duplicate of the first).
+    // A dispatch's run is claimed once per statement: a second claim of the same job under
+    // the same epoch in one batch loses (it is a repeated delivery of the first). Claims of
+    // one job under different epochs (a recovered dispatch beside the one it supersedes) go
+    // together: only the current epoch's matches.
     let mut seen = HashSet::new();
     let (first, repeated): (Vec<_>, Vec<_>) = claims
         .into_iter()
-        .partition(|((key, _), _)| seen.insert(key.job_id));
+        .partition(|((key, _), _)| seen.insert((key.job_id, key.epoch)));
     for (_, answer) in repeated {
         let _ = answer.send(Ok(false));
     }
@@ -140,7 +142,7 @@ async fn execute_claims(
     match claim_runs(pool, instance, &keys).await {
         Ok(won) => {
             for ((key, _), answer) in first {
-                let _ = answer.send(Ok(won.contains(&key.job_id)));
+                let _ = answer.send(Ok(won.contains(&(key.job_id, key.epoch))));
             }
         }
         Err(error) => {
@@ -172,7 +174,7 @@ pub const CLAIM_RUNS: &str = "\
     WHERE jobs.id = r.id AND jobs.epoch = r.epoch \
       AND jobs.attempts < r.attempt \
       AND jobs.status NOT IN ('SCHEDULED', 'SUCCESS', 'FAILED') \
-    RETURNING jobs.id";
+    RETURNING jobs.id, jobs.epoch";
 
 /// Records many held dispatches at once ([`HOLD_RUNS`]).
 async fn hold_runs(pool: &Pool, instance: &str, runs: &[RunKey]) -> Result<(), StoreError> {
@@ -196,7 +198,7 @@ async fn claim_runs(
     pool: &Pool,
     instance: &str,
     runs: &[(RunKey, Duration)],
-) -> Result<HashSet<Uuid>, StoreError> {
+) -> Result<HashSet<(Uuid, i64)>, StoreError> {
     let ids: Vec<Uuid> = runs.iter().map(|(key, _)| key.job_id).collect();
     let epochs: Vec<i64> = runs.iter().map(|(key, _)| key.epoch).collect();
     let attempts: Vec<i32> = runs.iter().map(|(key, _)| key.attempt).collect();
@@ -208,6 +210,6 @@ async fn claim_runs(
         .await?;
     Ok(rows
         .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?)
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?)
 }

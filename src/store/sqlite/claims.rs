@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use uuid::Uuid;
 
-use super::rows::{IN_FLIGHT, dispatches, job_columns, micros, span};
+use super::rows::{dispatches, job_columns, micros, span};
 use crate::domain::Dispatch;
 use crate::store::{RunKey, StoreError};
 
@@ -48,37 +48,6 @@ pub(super) fn release(connection: &Connection, job_id: Uuid, epoch: i64) -> Resu
         params![job_id.to_string(), epoch, micros(Utc::now())],
     )?;
     Ok(())
-}
-
-/// Dispatches again, under a new epoch, a job whose dispatch `run.epoch` has not started
-/// `run.attempt`; a run of it this instance claimed goes back with it, unstarted.
-pub(super) fn redispatch(
-    connection: &Connection,
-    run: RunKey,
-    instance: &str,
-    grace: Duration,
-) -> Result<Option<Dispatch>, StoreError> {
-    let found = dispatches(
-        connection,
-        &format!(
-            "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, claimed_by = ?4, \
-                 runner = NULL, attempts = min(attempts, ?3 - 1), claimed_at = ?5, \
-                 updated_at = ?5, run_lease_until = NULL, lease_until = max(execute_at, ?5) + ?6 \
-             WHERE id = ?1 AND epoch = ?2 AND status IN {IN_FLIGHT} \
-                 AND (attempts < ?3 OR (attempts = ?3 AND runner = ?4)) \
-             RETURNING {}",
-            job_columns()
-        ),
-        params![
-            run.job_id.to_string(),
-            run.epoch,
-            run.attempt,
-            instance,
-            micros(Utc::now()),
-            span(grace)
-        ],
-    )?;
-    Ok(found.into_iter().next())
 }
 
 /// Records that `instance` holds the dispatch `run` while it waits.

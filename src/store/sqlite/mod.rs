@@ -33,7 +33,7 @@ use rusqlite::{Connection, ErrorCode};
 
 use uuid::Uuid;
 
-use super::{Applied, Attempt, Heartbeats, Recovered, RunKey, Store, StoreError};
+use super::{Applied, Attempt, Liveness, LostScope, Recovered, RunKey, Store, StoreError};
 use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
 
 mod embedded {
@@ -211,30 +211,45 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn redispatch(
-        &self,
-        run: RunKey,
-        grace: Duration,
-    ) -> Result<Option<Dispatch>, StoreError> {
-        self.call(move |connection, instance| claims::redispatch(connection, run, instance, grace))
+    async fn hand_back(&self, run: RunKey) -> Result<bool, StoreError> {
+        self.call(move |connection, instance| recovery::hand_back(connection, run, instance))
             .await
     }
 
-    async fn recover_expired(
+    async fn recover(
         &self,
         limit: i64,
         grace: Duration,
         max_lost: i32,
-        heartbeats: Heartbeats,
+        scope: &LostScope,
     ) -> Result<Recovered, StoreError> {
+        let scope = scope.clone();
         self.call(move |connection, instance| {
-            recovery::recover_expired(connection, limit, instance, grace, max_lost, heartbeats)
+            recovery::recover(connection, limit, instance, grace, max_lost, &scope)
         })
         .await
     }
 
-    async fn heartbeat(&self) -> Result<(), StoreError> {
-        self.call(|connection, instance| recovery::heartbeat(connection, instance))
+    async fn forget(&self, fenced: &[String]) -> Result<(), StoreError> {
+        let fenced = fenced.to_vec();
+        self.call(move |connection, _| recovery::forget(connection, &fenced))
+            .await
+    }
+
+    async fn heartbeat(&self, partitions: &[i32]) -> Result<(), StoreError> {
+        let partitions = partitions.to_vec();
+        self.call(move |connection, instance| {
+            recovery::heartbeat(connection, instance, &partitions)
+        })
+        .await
+    }
+
+    async fn liveness(
+        &self,
+        _silent_after: Duration,
+        grace: Duration,
+    ) -> Result<Liveness, StoreError> {
+        self.call(move |connection, _| recovery::liveness(connection, grace))
             .await
     }
 

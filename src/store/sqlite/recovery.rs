@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::rows::{IN_FLIGHT, dispatch_row, job_columns, micros, shown_status, span};
-use crate::store::{Heartbeats, Recovered, StoreError};
+use crate::store::{Liveness, LostScope, Recovered, RunKey, StoreError};
 
 /// See `store::postgres::recovery::LIVE_HOLDER_GRACES`.
 const LIVE_HOLDER_GRACES: i64 = 10;
@@ -28,17 +28,19 @@ pub(super) fn expire_leases(
 
 /// Finds up to `limit` jobs in flight that were lost and dispatches them again under a new
 /// epoch; a claimed run is recorded `LOST`, and a job lost more than `max_lost` times ends
-/// `FAILED`.
-pub(super) fn recover_expired(
+/// `FAILED`. The rules are PostgreSQL's (`store::postgres::recovery::recover`); the
+/// in-process bus has one partition, so an unheld partition is every unheld dispatch.
+pub(super) fn recover(
     connection: &mut Connection,
     limit: i64,
     instance: &str,
     grace: Duration,
     max_lost: i32,
-    heartbeats: Heartbeats,
+    scope: &LostScope,
 ) -> Result<Recovered, StoreError> {
-    let (check_heartbeats, written_before) = heartbeats.parameters();
-    let written_before = written_before.map(micros);
+    let dead = serde_json::to_string(&scope.dead).unwrap_or_else(|_| "[]".into());
+    let fenced = serde_json::to_string(&scope.fenced).unwrap_or_else(|_| "[]".into());
+    let unheld = !scope.unheld_partitions.is_empty();
     let transaction = connection.transaction()?;
     let now = micros(Utc::now());
     let grace = span(grace);
@@ -51,17 +53,23 @@ pub(super) fn recover_expired(
                  (lease_until < ?1 AND runner IS NULL) \
                  OR (lease_until < ?1 - ?2 * {LIVE_HOLDER_GRACES} \
                    AND COALESCE(run_lease_until, lease_until) < ?1 - ?2 * {LIVE_HOLDER_GRACES}) \
-                 OR (?3 AND runner IS NOT NULL AND NOT EXISTS ( \
-                     SELECT 1 FROM instances \
-                     WHERE instances.id = jobs.runner AND instances.heartbeat_at > ?1 - ?2) \
-                   AND ({shown} <> 'RUNNING' OR (?5 IS NOT NULL AND NOT EXISTS ( \
-                     SELECT 1 FROM instances \
-                     WHERE instances.id = jobs.runner AND instances.heartbeat_at > ?5 - ?2))))) \
+                 OR (runner IN (SELECT value FROM json_each(?3)) \
+                   AND ({shown} <> 'RUNNING' OR runner IN (SELECT value FROM json_each(?5)))) \
+                 OR (?6 AND status = 'DISPATCHED' AND runner IS NULL \
+                   AND run_lease_until IS NULL AND claimed_at < ?1 - ?7)) \
              ORDER BY lease_until LIMIT ?4"
         ))?;
         statement
             .query_map(
-                params![now, grace, check_heartbeats, limit, written_before],
+                params![
+                    now,
+                    grace,
+                    dead,
+                    limit,
+                    fenced,
+                    unheld,
+                    span(scope.unheld_after)
+                ],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
             )?
             .collect::<Result<_, _>>()?
@@ -131,15 +139,84 @@ pub(super) fn recover_expired(
     Ok(recovered)
 }
 
-/// Records that `instance` is alive.
-pub(super) fn heartbeat(connection: &Connection, instance: &str) -> Result<(), StoreError> {
+/// Forgets the instances of `fenced` that hold no job in flight any more.
+pub(super) fn forget(connection: &Connection, fenced: &[String]) -> Result<(), StoreError> {
+    let fenced = serde_json::to_string(fenced).unwrap_or_else(|_| "[]".into());
+    connection.execute(
+        &format!(
+            "DELETE FROM instances WHERE id IN (SELECT value FROM json_each(?1)) \
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE status IN {IN_FLIGHT} \
+                 AND runner = instances.id)"
+        ),
+        [fenced],
+    )?;
+    Ok(())
+}
+
+/// Hands back the job whose dispatch `run.epoch` has not started `run.attempt` here: a new
+/// epoch, no holder, its lease run out (`store::postgres::recovery::hand_back`).
+pub(super) fn hand_back(
+    connection: &Connection,
+    run: RunKey,
+    instance: &str,
+) -> Result<bool, StoreError> {
+    let now = micros(Utc::now());
+    let handed = connection.execute(
+        &format!(
+            "UPDATE jobs SET status = 'DISPATCHED', epoch = epoch + 1, runner = NULL, \
+                 attempts = min(attempts, ?3 - 1), run_lease_until = NULL, lease_until = ?5, \
+                 updated_at = ?5 \
+             WHERE id = ?1 AND epoch = ?2 AND status IN {IN_FLIGHT} \
+                 AND (attempts < ?3 OR (attempts = ?3 AND runner = ?4))"
+        ),
+        params![
+            run.job_id.to_string(),
+            run.epoch,
+            run.attempt,
+            instance,
+            now
+        ],
+    )?;
+    Ok(handed == 1)
+}
+
+/// Records that `instance` is alive, and the partitions its dispatcher holds.
+pub(super) fn heartbeat(
+    connection: &Connection,
+    instance: &str,
+    partitions: &[i32],
+) -> Result<(), StoreError> {
+    let partitions = serde_json::to_string(partitions).unwrap_or_else(|_| "[]".into());
     connection
         .prepare_cached(
-            "INSERT INTO instances (id, started_at, heartbeat_at) VALUES (?1, ?2, ?2) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            "INSERT INTO instances (id, started_at, heartbeat_at, dispatch_partitions) \
+                 VALUES (?1, ?2, ?2, ?3) \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, \
+                 dispatch_partitions = excluded.dispatch_partitions",
         )?
-        .execute(params![instance, micros(Utc::now())])?;
+        .execute(params![instance, micros(Utc::now()), partitions])?;
     Ok(())
+}
+
+/// Which instances are alive: beaten within `grace` (SQLite has no locks, and one process).
+pub(super) fn liveness(connection: &Connection, grace: Duration) -> Result<Liveness, StoreError> {
+    let since = micros(Utc::now()) - span(grace);
+    let mut statement = connection
+        .prepare_cached("SELECT id, heartbeat_at > ?1, dispatch_partitions FROM instances")?;
+    let rows: Vec<(String, bool, String)> = statement
+        .query_map([since], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut liveness = Liveness::default();
+    for (id, alive, partitions) in rows {
+        if alive {
+            let partitions = serde_json::from_str(&partitions)
+                .map_err(|_| StoreError::corrupt("instances.dispatch_partitions", partitions))?;
+            liveness.alive.push((id, partitions));
+        } else {
+            liveness.dead.push(id);
+        }
+    }
+    Ok(liveness)
 }
 
 /// Records that `instance` stopped cleanly: its heartbeat goes `grace` back.
