@@ -78,6 +78,10 @@ pub struct Metrics {
     pub jobs_dispatched: Counter,
     pub jobs_succeeded: Counter,
     pub jobs_failed: Counter,
+    /// Jobs cancelled through this process's API.
+    pub jobs_cancelled: Counter,
+    /// Running attempts this process stopped because their job was cancelled.
+    pub attempts_cancelled: Counter,
     pub jobs_retried: Counter,
     /// Jobs dispatched again after their lease ran out.
     pub jobs_recovered: Counter,
@@ -125,6 +129,8 @@ impl Metrics {
             jobs_dispatched: Counter::default(),
             jobs_succeeded: Counter::default(),
             jobs_failed: Counter::default(),
+            jobs_cancelled: Counter::default(),
+            attempts_cancelled: Counter::default(),
             jobs_retried: Counter::default(),
             jobs_recovered: Counter::default(),
             attempts_lost: Counter::default(),
@@ -189,6 +195,16 @@ impl Metrics {
             "jobs_failed",
             "Jobs that ended FAILED",
             metrics.jobs_failed.clone(),
+        );
+        registry.register(
+            "jobs_cancelled",
+            "Jobs cancelled through this process's API",
+            metrics.jobs_cancelled.clone(),
+        );
+        registry.register(
+            "attempts_cancelled",
+            "Running attempts stopped because their job was cancelled",
+            metrics.attempts_cancelled.clone(),
         );
         registry.register(
             "jobs_retried",

@@ -22,7 +22,7 @@ use crate::actors::Services;
 use crate::actors::dispatcher::RunDispatches;
 use crate::bus::Pace;
 use crate::domain::{Dispatch, Job, NewJob};
-use crate::store::{Recovered, RunKey, StoreError};
+use crate::store::{IdempotencyKey, KeyedCreate, Recovered, RunKey, StoreError};
 
 /// The end of the horizon already scanned: a job due before it is claimed as it is stored.
 pub fn claim_before(services: &Services) -> DateTime<Utc> {
@@ -60,6 +60,30 @@ pub async fn create_many(services: &Services, jobs: Vec<NewJob>) -> Result<(), S
         .await?;
     publish_all(services, &dispatches).await;
     Ok(())
+}
+
+/// Stores `jobs` with their idempotency keys (see `Store::create_keyed`), all or none; those
+/// stored due before the horizon are claimed and published at once.
+///
+/// # Errors
+/// [`StoreError`] when the jobs are not stored (none is).
+pub async fn create_keyed(
+    services: &Services,
+    jobs: Vec<(NewJob, Option<IdempotencyKey>)>,
+) -> Result<KeyedCreate, StoreError> {
+    let created = services
+        .store
+        .create_keyed(
+            jobs,
+            claim_before(services),
+            services.settings.recovery.grace,
+            services.settings.jobs.idempotency_retention,
+        )
+        .await?;
+    if let KeyedCreate::Stored { dispatches, .. } = &created {
+        publish_all(services, dispatches).await;
+    }
+    Ok(created)
 }
 
 /// Claims and publishes the jobs due before the horizon, in batches of `scanner.batch_size`,

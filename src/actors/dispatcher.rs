@@ -15,8 +15,9 @@
 //! half a grace after its time is held, as an executor would hold it.
 //!
 //! Receives: bus records (as a stream), [`RunDispatches`], [`ExecutorFinished`],
-//! [`StopDispatching`],
-//! [`CountExecutors`], [`FailExecutor`], [`Fail`].
+//! [`StopDispatching`], [`CountExecutors`], [`FailExecutor`], [`Fail`]. Its heartbeat (every
+//! `recovery.heartbeat`) records that the process lives and brings back the jobs it holds
+//! that were cancelled: their executors get [`Cancel`].
 //! Sends: starts executors; dead letters to the bus.
 //!
 //! Offsets: a record's offset is stored once its executor is started (or its dead letter is
@@ -34,17 +35,17 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use uuid::Uuid;
 
 use super::consumer::Consumer;
-use super::executor::{ExecutorActor, ExecutorFinished, Release};
+use super::executor::{Cancel, ExecutorActor, ExecutorFinished, Release};
 use super::supervision::{self, Fail};
 use super::{ActorKind, Services};
 use crate::bus::{BusError, Record};
 use crate::domain::Dispatch;
 use crate::store::RunKey;
+use recent::RecentDispatches;
+
+mod recent;
 
 const KIND: ActorKind = ActorKind::Dispatcher;
-
-/// Finished dispatches remembered to recognise repeated deliveries.
-const RECENT_CAPACITY: usize = 100_000;
 
 /// How often queued dispatches are looked at to hold those still waiting half a grace after
 /// their time (see [`DispatcherActor::hold_queued`]).
@@ -240,11 +241,25 @@ impl DispatcherActor {
     fn beat(&mut self, ctx: &mut Context<Self>) {
         let services = self.services.clone();
         let partitions = self.consumer.assignment();
-        ctx.spawn(actix::fut::wrap_future(async move {
-            if let Err(error) = services.store.heartbeat(&partitions).await {
-                tracing::warn!(%error, "cannot record the heartbeat");
+        let beat = async move { services.store.heartbeat(&partitions).await };
+        ctx.spawn(actix::fut::wrap_future(beat).map(
+            |beaten, actor: &mut Self, _: &mut Context<Self>| match beaten {
+                // The jobs cancelled while this process held them.
+                Ok(cancelled) => actor.cancel(&cancelled),
+                Err(error) => tracing::warn!(%error, "cannot record the heartbeat"),
+            },
+        ));
+    }
+
+    /// Tells the executors of `jobs`, cancelled, to stop them.
+    fn cancel(&self, jobs: &[Uuid]) {
+        for job in jobs {
+            if let Some((_, executor)) = self.live.get(job)
+                && let Err(error) = executor.try_send(Cancel)
+            {
+                tracing::warn!(%error, job_id = %job, "cannot cancel an executor");
             }
-        }));
+        }
     }
 
     fn store_offset(&self, partition: i32, offset: i64) {
@@ -412,28 +427,4 @@ struct Queued {
     record: Option<(i32, i64)>,
     /// Held for this process (see [`DispatcherActor::hold_queued`]).
     held: bool,
-}
-
-/// A bounded memory of finished dispatches; the oldest are forgotten first.
-#[derive(Debug, Default)]
-struct RecentDispatches {
-    order: VecDeque<(Uuid, i64)>,
-    members: HashSet<(Uuid, i64)>,
-}
-
-impl RecentDispatches {
-    fn contains(&self, key: &(Uuid, i64)) -> bool {
-        self.members.contains(key)
-    }
-
-    fn insert(&mut self, key: (Uuid, i64)) {
-        if self.members.insert(key) {
-            self.order.push_back(key);
-            if self.order.len() > RECENT_CAPACITY
-                && let Some(oldest) = self.order.pop_front()
-            {
-                self.members.remove(&oldest);
-            }
-        }
-    }
 }

@@ -54,6 +54,13 @@ pub struct ExecutorFinished {
     pub epoch: i64,
 }
 
+/// The job was cancelled: an attempt that has not started never does, and a running one is
+/// stopped (its command gets SIGTERM, then SIGKILL after `executor.cancel_grace`) and
+/// reported `CANCELLED`.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Cancel;
+
 /// The process is shutting down: a job still waiting is handed to another instance; a
 /// running one finishes as usual.
 #[derive(Debug, Clone, Copy, Message)]
@@ -96,6 +103,8 @@ pub struct ExecutorActor {
     publishing: bool,
     /// Set by [`Release`]: hand the job over rather than wait for its next attempt.
     releasing: bool,
+    /// Tells the running attempt that its job was cancelled ([`Cancel`]).
+    stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl ExecutorActor {
@@ -116,6 +125,7 @@ impl ExecutorActor {
             outbox: VecDeque::new(),
             publishing: false,
             releasing: false,
+            stop: None,
         }
     }
 
@@ -268,11 +278,14 @@ impl ExecutorActor {
         self.enter(Phase::Running(started_at));
         let runners = Arc::clone(&self.services.runners);
         let spec = self.dispatch.spec.clone();
+        let (stop, cancel) = tokio::sync::watch::channel(false);
+        self.stop = Some(stop);
         let attempt = AttemptContext {
             job_id: self.dispatch.job_id,
             attempt: self.attempt,
             scheduled_at: self.dispatch.execute_at,
             timeout: self.run_timeout(),
+            cancel,
         };
         let mut run = Box::pin(async move {
             let result = runners.run(&spec, &attempt).await;
@@ -371,6 +384,27 @@ impl Actor for ExecutorActor {
 impl Supervised for ExecutorActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         supervision::on_restarting(&self.services.metrics, KIND);
+    }
+}
+
+impl Handler<Cancel> for ExecutorActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {
+        match self.phase {
+            Phase::Running(_) => {
+                if let Some(stop) = &self.stop {
+                    let _ = stop.send(true);
+                }
+            }
+            // The store has ended the job: nothing starts, and nothing is left to report.
+            Phase::Waiting | Phase::Claimed => {
+                tracing::info!(job_id = %self.dispatch.job_id, "cancelled before its attempt started");
+                self.enter(Phase::Finishing);
+                self.drain_outbox(ctx);
+            }
+            Phase::Finishing => {}
+        }
     }
 }
 

@@ -12,6 +12,8 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+use crate::domain::SpecFields;
+
 /// The visitor methods of JSON's scalars, each answering `$value`.
 macro_rules! scalars_answer {
     ($value:expr) => {
@@ -41,15 +43,26 @@ macro_rules! scalars_answer {
     };
 }
 
-/// The fields a job may carry: the names [`JobFields`] reads.
-pub const FIELDS: [&str; 7] = [
+/// The fields a job may carry: the names [`JobFields`] reads (its kind's fields are those of
+/// [`SpecFields::NAMES`]).
+pub const FIELDS: [&str; 17] = [
     "name",
     "kind",
-    "command",
     "execute_at",
     "max_retries",
     "timeout_secs",
     "metadata",
+    "retry_backoff",
+    "idempotency_key",
+    "command",
+    "url",
+    "method",
+    "headers",
+    "body",
+    "success_status",
+    "topic",
+    "key",
+    "value",
 ];
 
 /// One job's fields as given; a JSON `null` reads as absent.
@@ -57,11 +70,15 @@ pub const FIELDS: [&str; 7] = [
 pub struct JobFields {
     pub name: Option<Value>,
     pub kind: Option<Value>,
-    pub command: Option<Value>,
+    /// The fields of the job's kind (and of any other kind, which its check refuses).
+    pub spec: SpecFields,
     pub execute_at: Option<Value>,
     pub max_retries: Option<Value>,
     pub timeout_secs: Option<Value>,
     pub metadata: Option<Value>,
+    pub retry_backoff: Option<Value>,
+    /// A batch job's idempotency key (a single create takes it as a header).
+    pub idempotency_key: Option<Value>,
     /// The first field, in the order given, that is not a job field.
     pub unknown: Option<String>,
 }
@@ -119,16 +136,20 @@ impl<'de> Visitor<'de> for JobFieldsVisitor {
             let slot = match key.as_ref() {
                 "name" => &mut fields.name,
                 "kind" => &mut fields.kind,
-                "command" => &mut fields.command,
                 "execute_at" => &mut fields.execute_at,
                 "max_retries" => &mut fields.max_retries,
                 "timeout_secs" => &mut fields.timeout_secs,
                 "metadata" => &mut fields.metadata,
-                _ => {
-                    fields.unknown.get_or_insert_with(|| key.into_owned());
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
+                "retry_backoff" => &mut fields.retry_backoff,
+                "idempotency_key" => &mut fields.idempotency_key,
+                other => match fields.spec.field_mut(other) {
+                    Some(slot) => slot,
+                    None => {
+                        fields.unknown.get_or_insert_with(|| key.into_owned());
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                },
             };
             // A repeated field keeps its last value, as a JSON object read into a map does.
             *slot = map.next_value()?;

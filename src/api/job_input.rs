@@ -9,9 +9,11 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::error::{ApiError, ItemProblem};
+use super::idempotency;
 use super::job_fields::{BatchFields, FIELDS, JobFields};
-use crate::config::JobSettings;
-use crate::domain::{JobKind, JobSpec, NewJob};
+use crate::config::{JobSettings, Settings};
+use crate::domain::{JobKind, JobSpec, NewJob, RetryPolicy};
+use crate::runner::http::host_allowed;
 
 const MAX_RETRIES: std::ops::RangeInclusive<i64> = 0..=10;
 const DEFAULT_MAX_RETRIES: i32 = 3;
@@ -37,11 +39,34 @@ pub fn read_object<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiEr
     })
 }
 
-/// Checks one job's fields, so that each problem names its field.
+/// The longest `retry_backoff.max` a job may give.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A job checked, with the idempotency key it came with.
+#[derive(Debug)]
+pub struct Parsed {
+    pub job: NewJob,
+    pub idempotency_key: Option<String>,
+}
+
+/// Checks one job's fields, so that each problem names its field. `idempotency_key` is
+/// accepted as a field only in a batch (`in_batch`): a single create takes the header.
 ///
 /// # Errors
 /// 400 naming the field at fault.
-pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiError> {
+pub fn parse_job(
+    fields: JobFields,
+    limits: &JobSettings,
+    in_batch: bool,
+) -> Result<Parsed, ApiError> {
+    if fields.idempotency_key.is_some() && !in_batch {
+        return Err(ApiError::invalid(
+            "idempotency_key",
+            "unknown_field",
+            "`idempotency_key` is a field of a batch's jobs; a single create takes the \
+             `Idempotency-Key` header",
+        ));
+    }
     if let Some(unknown) = fields.unknown {
         return Err(ApiError::invalid(
             &unknown,
@@ -74,7 +99,7 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
             ));
         }
     };
-    let spec = JobSpec::check(kind, fields.command)
+    let spec = JobSpec::check(kind, fields.spec)
         .map_err(|error| ApiError::invalid(error.field, error.code, error.message))?;
     let execute_at = match fields.execute_at {
         None => {
@@ -153,15 +178,95 @@ pub fn parse_job(fields: JobFields, limits: &JobSettings) -> Result<NewJob, ApiE
             ));
         }
     };
-    Ok(NewJob {
-        id: Uuid::now_v7(),
-        name,
-        spec,
-        execute_at,
-        max_retries,
-        timeout_secs,
-        metadata,
+    let retry_backoff = fields.retry_backoff.map(parse_backoff).transpose()?;
+    let idempotency_key = fields
+        .idempotency_key
+        .map(|key| match key {
+            Value::String(key) => idempotency::check(&key, "idempotency_key").map(|()| key),
+            _ => Err(ApiError::invalid(
+                "idempotency_key",
+                "invalid_field",
+                "`idempotency_key` must be a string",
+            )),
+        })
+        .transpose()?;
+    Ok(Parsed {
+        job: NewJob {
+            id: Uuid::now_v7(),
+            name,
+            spec,
+            execute_at,
+            max_retries,
+            timeout_secs,
+            metadata,
+            retry_backoff,
+            rerun_of: None,
+        },
+        idempotency_key,
     })
+}
+
+/// Checks that `spec` may reach where it calls or publishes: an `http` job's host is allowed
+/// (`runner.http.allowed_hosts`); a `kafka` job has a cluster to publish to, and its topic is
+/// not one of Kairos's own.
+///
+/// # Errors
+/// 400 naming the field (or the configuration key) at fault.
+pub fn check_target(spec: &JobSpec, settings: &Settings) -> Result<(), ApiError> {
+    match spec {
+        JobSpec::Http(http) if !host_allowed(&http.url, &settings.runner.http.allowed_hosts) => {
+            Err(ApiError::invalid(
+                "url",
+                "host_not_allowed",
+                format!(
+                    "`url` calls a host that `runner.http.allowed_hosts` does not list: {}",
+                    settings.runner.http.allowed_hosts.join(", ")
+                ),
+            ))
+        }
+        JobSpec::Kafka(_) if settings.job_kafka_servers().is_none() => Err(ApiError::invalid(
+            "kind",
+            "kafka_not_configured",
+            "`kafka` jobs need a Kafka cluster to publish to: set \
+             `runner.kafka.bootstrap_servers`",
+        )),
+        JobSpec::Kafka(kafka) if settings.kafka.topic.all().contains(&kafka.topic) => {
+            Err(ApiError::invalid(
+                "topic",
+                "invalid_field",
+                format!("`{}` is one of Kairos's own topics", kafka.topic),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads a job's `retry_backoff`: `{"base": "100ms", "max": "1m", "jitter": 0.25}`.
+fn parse_backoff(value: Value) -> Result<RetryPolicy, ApiError> {
+    let invalid = |problem: String| {
+        ApiError::invalid(
+            "retry_backoff",
+            "invalid_field",
+            format!(
+                "`retry_backoff` must be {{\"base\": \"100ms\", \"max\": \"1m\", \"jitter\": \
+                 0.25}} (jitter optional, from 0 to 1): {problem}"
+            ),
+        )
+    };
+    let policy: RetryPolicy =
+        serde_json::from_value(value).map_err(|error| invalid(error.to_string()))?;
+    if policy.base.is_zero() || policy.base > policy.max {
+        return Err(invalid(
+            "`base` must be above zero and at most `max`".into(),
+        ));
+    }
+    if policy.max > MAX_BACKOFF {
+        return Err(invalid("`max` must be at most 24h".into()));
+    }
+    if !(0.0..=1.0).contains(&policy.jitter) {
+        return Err(invalid("`jitter` must be from 0 to 1".into()));
+    }
+    Ok(policy)
 }
 
 /// The years an instant may fall in once normalised to UTC: those RFC 3339 can write.
@@ -169,7 +274,7 @@ const YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
 
 /// Reads `execute_at`: RFC 3339 with an offset, normalised to UTC, within [`YEARS`] (so that
 /// it is written back as it was read, in RFC 3339).
-fn parse_instant(text: &str) -> Result<DateTime<Utc>, ApiError> {
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, ApiError> {
     let at = DateTime::parse_from_rfc3339(text)
         .map(|at| at.with_timezone(&Utc))
         .map_err(|error| {
@@ -237,7 +342,11 @@ fn optional_integer(
 /// # Errors
 /// 400 `invalid_batch` with one entry per invalid job (`index`, `code`, `field`, `message`),
 /// or a 400 about the body itself.
-pub fn parse_batch(body: &[u8], limits: &JobSettings) -> Result<Vec<NewJob>, ApiError> {
+pub fn parse_batch(
+    body: &[u8],
+    limits: &JobSettings,
+    check: &dyn Fn(&JobSpec) -> Result<(), ApiError>,
+) -> Result<Vec<Parsed>, ApiError> {
     let batch: BatchFields = read_object(body)?;
     if let Some(unknown) = batch.unknown {
         return Err(ApiError::invalid(
@@ -265,7 +374,8 @@ pub fn parse_batch(body: &[u8], limits: &JobSettings) -> Result<Vec<NewJob>, Api
     let mut problems = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let parsed = match item {
-            Some(fields) => parse_job(fields, limits),
+            Some(fields) => parse_job(fields, limits, true)
+                .and_then(|parsed| check(&parsed.job.spec).map(|()| parsed)),
             None => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_body",
@@ -299,105 +409,4 @@ pub fn parse_batch(body: &[u8], limits: &JobSettings) -> Result<Vec<NewJob>, Api
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn limits() -> JobSettings {
-        JobSettings {
-            default_timeout_secs: 3600,
-            max_timeout_secs: 86_400,
-            max_body_bytes: 65_536,
-            max_metadata_bytes: 16_384,
-            max_batch_size: 3,
-            max_batch_body_bytes: 1 << 20,
-        }
-    }
-
-    fn batch(body: &str) -> Result<Vec<NewJob>, ApiError> {
-        parse_batch(body.as_bytes(), &limits())
-    }
-
-    /// The code and field of a refused body, or of each refused job of a batch.
-    fn refusal(error: &ApiError) -> Value {
-        match &error.items {
-            None => json!([error.code, error.field]),
-            Some(items) => json!(
-                items
-                    .iter()
-                    .map(|item| json!([item.index, item.code, item.field]))
-                    .collect::<Vec<_>>()
-            ),
-        }
-    }
-
-    #[test]
-    fn a_batch_body_of_the_wrong_shape_is_refused_naming_the_problem() {
-        let cases = [
-            ("{\"jobs\": [", json!(["invalid_json", null])),
-            ("[]", json!(["invalid_body", null])),
-            ("\"jobs\"", json!(["invalid_body", null])),
-            ("{}", json!(["missing_field", "jobs"])),
-            ("{\"jobs\": null}", json!(["missing_field", "jobs"])),
-            (
-                "{\"jobs\": {\"kind\": \"noop\"}}",
-                json!(["missing_field", "jobs"]),
-            ),
-            ("{\"jobs\": []}", json!(["invalid_field", "jobs"])),
-            (
-                "{\"jobs\": [{}, {}, {}, {}]}",
-                json!(["invalid_field", "jobs"]),
-            ),
-            (
-                "{\"jobs\": [], \"colour\": 1}",
-                json!(["unknown_field", "colour"]),
-            ),
-            ("{\"jobs\": []} trailing", json!(["invalid_json", null])),
-        ];
-        for (body, expected) in cases {
-            let error = batch(body).expect_err(body);
-            assert_eq!(refusal(&error), expected, "{body}");
-        }
-    }
-
-    #[test]
-    fn each_refused_job_of_a_batch_is_named_by_index_and_field() {
-        let body = r#"{"jobs": [
-            {"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"},
-            [1, {"kind": "noop"}],
-            {"kind": "noop", "execute_at": "2099-01-01T00:00:00Z", "colour": "blue", "size": 1}
-        ]}"#;
-        let error = batch(body).expect_err("refused");
-        assert_eq!(error.code, "invalid_batch");
-        assert_eq!(
-            refusal(&error),
-            json!([[1, "invalid_body", null], [2, "unknown_field", "colour"]])
-        );
-    }
-
-    #[test]
-    fn fields_read_as_a_json_object_reads_them() {
-        // An escaped name is the same name; a null reads as absent; a repeated field keeps
-        // its last value; metadata keeps its structure.
-        let body = r#"{"jobs": [{
-            "comm\u0061nd": "echo one", "command": "echo two", "execute_at": "2099-01-01T01:00:00+01:00",
-            "name": null, "max_retries": 5, "metadata": {"team": {"name": "billing"}}
-        }]}"#;
-        let jobs = batch(body).expect("accepted");
-        let job = &jobs[0];
-        assert_eq!(job.spec.command(), "echo two");
-        assert_eq!(job.spec.kind(), JobKind::Shell);
-        assert_eq!(job.execute_at.to_rfc3339(), "2099-01-01T00:00:00+00:00");
-        assert_eq!(job.name, None);
-        assert_eq!((job.max_retries, job.timeout_secs), (5, 3600));
-        assert_eq!(job.metadata, json!({"team": {"name": "billing"}}));
-
-        let single: JobFields =
-            read_object(br#"{"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"}"#)
-                .expect("an object");
-        let job = parse_job(single, &limits()).expect("valid");
-        assert_eq!(job.spec, JobSpec::Noop);
-        assert_eq!(job.metadata, json!({}));
-    }
-}
+mod tests;

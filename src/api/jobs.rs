@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -9,11 +10,12 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::body::{self, require_json};
-use super::error::ApiError;
-use super::job_input::{parse_batch, parse_job, read_object};
-use crate::domain::{Job, JobStatus};
+use super::error::{ApiError, ItemProblem};
+use super::idempotency;
+use super::job_input::{check_target, parse_batch, parse_job, read_object};
+use crate::domain::{Job, JobStatus, NewJob};
 use crate::scheduling;
-use crate::store::Attempt;
+use crate::store::{Attempt, Keyed, KeyedCreate};
 
 /// A job and its attempts, oldest first: the answer of a create and of a read.
 #[derive(Debug, Serialize)]
@@ -40,38 +42,80 @@ const MAX_PAGE: i64 = 500;
 
 /// `POST /api/v1/jobs`: checks the body, stores the job as `SCHEDULED`, answers `201` with a
 /// `Location`. A job due inside the horizon already scanned is claimed as it is stored and
-/// published at once, so it never waits for the next scan.
+/// published at once, so it never waits for the next scan. With an `Idempotency-Key` header,
+/// the same key and job again answer `200` with the job first created.
 ///
 /// # Errors
 /// 415 without a JSON content type, 413 for a body over `jobs.max_body_bytes`, 400 naming the
-/// field at fault, 503 when the database is unavailable.
+/// field at fault, 409 `idempotency_key_reused` for a key given before with another job, 503
+/// when the database is unavailable.
 pub async fn create(
     request: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_json(&request)?;
+    let key = idempotency::from_header(&request)?;
     let settings = &state.services.settings;
     let body = body::read(&request, body, settings.jobs.max_body_bytes, &state.bodies).await?;
-    let new_job = parse_job(read_object(&body.bytes)?, &settings.jobs)?;
+    let new_job = parse_job(read_object(&body.bytes)?, &settings.jobs, false)?.job;
     drop(body);
+    check_target(&new_job.spec, settings)?;
     let services = &state.services;
-    let job = scheduling::create(services, new_job).await?;
-    services.metrics.jobs_created.inc();
-    Ok(HttpResponse::Created()
+    let Some(key) = key else {
+        let job = scheduling::create(services, new_job).await?;
+        services.metrics.jobs_created.inc();
+        return Ok(created(job));
+    };
+    let key = idempotency::keyed(key, &new_job);
+    match scheduling::create_keyed(services, vec![(new_job, Some(key))]).await? {
+        KeyedCreate::Reused { .. } => Err(key_reused()),
+        KeyedCreate::Stored { jobs, .. } => {
+            let (id, fresh) = match jobs.first() {
+                Some(Keyed::Created(id)) => (*id, true),
+                Some(Keyed::Existing(id)) => (*id, false),
+                None => return Err(ApiError::not_found("the job created is gone")),
+            };
+            let Some((job, attempts)) = services.store.get_job(id).await? else {
+                return Err(ApiError::not_found(format!("no job has the id {id}")));
+            };
+            if fresh {
+                services.metrics.jobs_created.inc();
+                Ok(created(job))
+            } else {
+                Ok(HttpResponse::Ok().json(JobWithAttempts { job, attempts }))
+            }
+        }
+    }
+}
+
+/// The `201` of a create, with the job's `Location`.
+pub fn created(job: Job) -> HttpResponse {
+    HttpResponse::Created()
         .insert_header((LOCATION, format!("/api/v1/jobs/{}", job.id)))
         .json(JobWithAttempts {
             job,
             attempts: Vec::new(),
-        }))
+        })
+}
+
+fn key_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+        "this idempotency key was given before with another job; use a new key for a new job",
+    )
 }
 
 /// `POST /api/v1/jobs:batch`: up to `jobs.max_batch_size` jobs in one call, all or none.
-/// Answers `201` with `{"ids": [...]}` in the order given.
+/// Answers `201` with `{"ids": [...]}` in the order given. A job with an `idempotency_key`
+/// given before with the same job stands for that job (its id is answered; nothing is
+/// created again); when every job of the batch does, the answer is `200`.
 ///
 /// # Errors
 /// 415, 413 (over `jobs.max_batch_body_bytes`), 400 `invalid_batch` listing every invalid
-/// job (nothing is stored), 503 when the database is unavailable.
+/// job (nothing is stored), 409 `idempotency_key_reused` naming the job whose key was given
+/// before with another job (nothing is stored), 503 when the database is unavailable.
 pub async fn create_batch(
     request: HttpRequest,
     body: web::Payload,
@@ -93,13 +137,60 @@ pub async fn create_batch(
     // Parsing 10,000 jobs takes tens of milliseconds: on a blocking thread, so that this
     // worker goes on serving the database connections and requests it drives meanwhile.
     let shared = Arc::clone(settings);
-    let jobs = web::block(move || parse_batch(&bytes, &shared.jobs))
-        .await
-        .map_err(|_| ApiError::shutting_down())??;
-    let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
-    scheduling::create_many(services, jobs).await?;
-    services.metrics.jobs_created.inc_by(ids.len() as u64);
-    Ok(HttpResponse::Created().json(BatchCreated { ids }))
+    let parsed =
+        web::block(move || parse_batch(&bytes, &shared.jobs, &|spec| check_target(spec, &shared)))
+            .await
+            .map_err(|_| ApiError::shutting_down())??;
+    if parsed.iter().all(|parsed| parsed.idempotency_key.is_none()) {
+        let jobs: Vec<NewJob> = parsed.into_iter().map(|parsed| parsed.job).collect();
+        let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();
+        scheduling::create_many(services, jobs).await?;
+        services.metrics.jobs_created.inc_by(ids.len() as u64);
+        return Ok(HttpResponse::Created().json(BatchCreated { ids }));
+    }
+    let jobs = parsed
+        .into_iter()
+        .map(|parsed| {
+            let key = parsed
+                .idempotency_key
+                .map(|key| idempotency::keyed(key, &parsed.job));
+            (parsed.job, key)
+        })
+        .collect();
+    match scheduling::create_keyed(services, jobs).await? {
+        KeyedCreate::Reused { index } => {
+            let mut error = key_reused();
+            error.message = "a job's idempotency key was given before with another job; \
+                             nothing was stored"
+                .into();
+            error.items = Some(vec![ItemProblem {
+                index,
+                code: "idempotency_key_reused",
+                field: Some("idempotency_key".into()),
+                message: "this key was given before with another job".into(),
+            }]);
+            Err(error)
+        }
+        KeyedCreate::Stored { jobs, .. } => {
+            let fresh = jobs
+                .iter()
+                .filter(|job| matches!(job, Keyed::Created(_)))
+                .count();
+            services.metrics.jobs_created.inc_by(fresh as u64);
+            let ids = jobs
+                .into_iter()
+                .map(|job| match job {
+                    Keyed::Created(id) | Keyed::Existing(id) => id,
+                })
+                .collect();
+            let body = BatchCreated { ids };
+            Ok(if fresh == 0 {
+                HttpResponse::Ok().json(body)
+            } else {
+                HttpResponse::Created().json(body)
+            })
+        }
+    }
 }
 
 /// `GET /api/v1/jobs/{id}`: the job with its attempt history.

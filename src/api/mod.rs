@@ -9,9 +9,11 @@
 mod admin;
 mod auth;
 mod body;
+mod control;
 mod endpoint;
 mod error;
 mod health;
+mod idempotency;
 mod job_fields;
 mod job_input;
 mod jobs;
@@ -68,7 +70,18 @@ pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
                     .post(jobs::create_batch)
                     .build(),
             )
-            .service(Endpoint::new("/jobs/{id}").get(jobs::get).build());
+            .service(
+                Endpoint::new("/jobs/{id}:cancel")
+                    .post(control::cancel)
+                    .build(),
+            )
+            .service(
+                Endpoint::new("/jobs/{id}:rerun")
+                    .post(control::rerun)
+                    .build(),
+            )
+            // An id has no colon: `/jobs/{id}:anything-else` is no route.
+            .service(Endpoint::new("/jobs/{id:[^/:]+}").get(jobs::get).build());
     }
     config
         .service(probes())

@@ -26,7 +26,12 @@ const ENV_SEPARATOR: &str = "__";
 const MIXED_CASE_KEYS: &[&str] = &["kafka.topic.updatedJobs"];
 
 /// Keys holding lists; their environment variables are comma-separated.
-const LIST_KEYS: &[&str] = &["auth.tokens", "roles", "runner.shell.env"];
+const LIST_KEYS: &[&str] = &[
+    "auth.tokens",
+    "roles",
+    "runner.shell.env",
+    "runner.http.allowed_hosts",
+];
 /// A longer wait would hold every report and every batch of dispatches as long.
 const MAX_LINGER_MS: u64 = 1000;
 
@@ -93,6 +98,19 @@ impl Settings {
     /// The lease of a `RETRYING` job: the longest backoff (with jitter) plus the grace.
     pub fn retry_lease(&self) -> Duration {
         self.executor.retry_backoff_max.mul_f64(1.25) + self.recovery.grace
+    }
+
+    /// The Kafka cluster `kafka` jobs publish to: `runner.kafka.bootstrap_servers`, else
+    /// Kairos's own in the distributed mode; none in the standalone mode without the former.
+    pub fn job_kafka_servers(&self) -> Option<&str> {
+        self.runner
+            .kafka
+            .bootstrap_servers
+            .as_deref()
+            .or(match self.backend() {
+                Backend::Distributed => self.kafka.bootstrap_servers.as_deref(),
+                Backend::Standalone => None,
+            })
     }
 
     /// Reads the three layers and validates the result.
@@ -212,6 +230,30 @@ impl Settings {
         }
         for entry in &self.runner.shell.env {
             check_env_entry(entry)?;
+        }
+        if self
+            .runner
+            .http
+            .signing_secret
+            .as_deref()
+            .is_some_and(|secret| secret.len() < 16)
+        {
+            return invalid(
+                "runner.http.signing_secret",
+                "must be at least 16 bytes long when set",
+            );
+        }
+        if self
+            .runner
+            .kafka
+            .bootstrap_servers
+            .as_deref()
+            .is_some_and(|servers| servers.trim().is_empty())
+        {
+            return invalid(
+                "runner.kafka.bootstrap_servers",
+                "must name at least one broker (host:port) when set",
+            );
         }
         if self.database.port == 0 {
             return invalid("database.port", "must be a port number between 1 and 65535");

@@ -219,6 +219,16 @@ impl TopicSettings {
     pub fn dead_letter(topic: &str) -> String {
         format!("{topic}.dlt")
     }
+
+    /// The topics Kairos reads and writes: the two configured and their dead-letter topics.
+    pub fn all(&self) -> Vec<String> {
+        vec![
+            self.jobs.clone(),
+            Self::dead_letter(&self.jobs),
+            self.updated_jobs.clone(),
+            Self::dead_letter(&self.updated_jobs),
+        ]
+    }
 }
 
 /// How Kairos logs.
@@ -275,6 +285,9 @@ pub struct ExecutorSettings {
     /// reports only its result.
     #[serde(with = "humantime_serde")]
     pub running_report_after: Duration,
+    /// How long a cancelled command has between SIGTERM and SIGKILL.
+    #[serde(with = "humantime_serde")]
+    pub cancel_grace: Duration,
 }
 
 /// The result writer that records reports in PostgreSQL.
@@ -299,6 +312,9 @@ pub struct JobSettings {
     pub max_metadata_bytes: usize,
     pub max_batch_size: usize,
     pub max_batch_body_bytes: usize,
+    /// How long an `Idempotency-Key` names the job it created.
+    #[serde(with = "humantime_serde")]
+    pub idempotency_retention: Duration,
 }
 
 /// Who may call the API.
@@ -322,6 +338,48 @@ impl std::fmt::Debug for AuthSettings {
 #[serde(deny_unknown_fields)]
 pub struct RunnerSettings {
     pub shell: ShellSettings,
+    pub http: HttpRunnerSettings,
+    pub kafka: KafkaRunnerSettings,
+}
+
+/// Where and how `http` jobs call.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpRunnerSettings {
+    /// Hosts jobs may call (`host` or `host:port`); empty: any.
+    pub allowed_hosts: Vec<String>,
+    /// Signs every request (`Kairos-Signature`) when set.
+    #[serde(default)]
+    pub signing_secret: Option<String>,
+    /// Bytes of a response body kept per attempt.
+    pub max_response_bytes: usize,
+}
+
+// Written by hand so that the signing secret never reaches a log.
+impl std::fmt::Debug for HttpRunnerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRunnerSettings")
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+/// The Kafka cluster `kafka` jobs publish to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaRunnerSettings {
+    /// Unset: Kairos's own cluster (`kafka.bootstrap_servers`) in the distributed mode; in
+    /// the standalone mode `kafka` jobs are refused.
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
+    /// How long a publish may wait for the broker's acknowledgement.
+    #[serde(with = "humantime_serde")]
+    pub delivery_timeout: Duration,
 }
 
 /// The environment and working directory of `shell` jobs.

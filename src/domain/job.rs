@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::JobSpec;
+use super::{JobSpec, RetryPolicy};
 
 /// Where a job is in its life. `docs/state-machine.md` draws the transitions.
 ///
@@ -20,17 +20,21 @@ pub enum JobStatus {
     Retrying,
     Success,
     Failed,
+    /// Cancelled through the API: it never runs again, and a command it was running is
+    /// stopped.
+    Cancelled,
 }
 
 impl JobStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [JobStatus; 6] = [
+    pub const ALL: [JobStatus; 7] = [
         JobStatus::Scheduled,
         JobStatus::Dispatched,
         JobStatus::Running,
         JobStatus::Retrying,
         JobStatus::Success,
         JobStatus::Failed,
+        JobStatus::Cancelled,
     ];
 
     /// The spelling stored in the database and shown by the API.
@@ -42,6 +46,7 @@ impl JobStatus {
             JobStatus::Retrying => "RETRYING",
             JobStatus::Success => "SUCCESS",
             JobStatus::Failed => "FAILED",
+            JobStatus::Cancelled => "CANCELLED",
         }
     }
 
@@ -58,7 +63,7 @@ impl JobStatus {
             JobStatus::Scheduled | JobStatus::Dispatched => 0,
             JobStatus::Running => 1,
             JobStatus::Retrying => 2,
-            JobStatus::Success | JobStatus::Failed => 3,
+            JobStatus::Success | JobStatus::Failed | JobStatus::Cancelled => 3,
         }
     }
 
@@ -71,9 +76,30 @@ impl JobStatus {
         format!("(CASE {column} {arms}END)")
     }
 
-    /// `SUCCESS` and `FAILED` end a job: nothing moves it on.
+    /// `SUCCESS`, `FAILED` and `CANCELLED` end a job: nothing moves it on.
     pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Success | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+
+    /// Whether an attempt's report of this status ends the job with the attempt's own result
+    /// (`SUCCESS` or `FAILED`), which the job's row then holds. A `CANCELLED` report comes
+    /// after the job was ended by its cancel.
+    pub fn ends_by_result(self) -> bool {
         matches!(self, JobStatus::Success | JobStatus::Failed)
+    }
+
+    /// The final statuses as an SQL list (`'SUCCESS', 'FAILED', 'CANCELLED'`), for the stores'
+    /// statements.
+    pub fn finals_sql() -> String {
+        Self::ALL
+            .iter()
+            .filter(|status| status.is_final())
+            .map(|status| format!("'{}'", status.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -84,6 +110,8 @@ pub enum JobKind {
     #[default]
     Shell,
     Noop,
+    Http,
+    Kafka,
 }
 
 impl JobKind {
@@ -92,11 +120,13 @@ impl JobKind {
         match self {
             JobKind::Shell => "shell",
             JobKind::Noop => "noop",
+            JobKind::Http => "http",
+            JobKind::Kafka => "kafka",
         }
     }
 
     /// Every kind.
-    pub const ALL: [JobKind; 2] = [JobKind::Shell, JobKind::Noop];
+    pub const ALL: [JobKind; 4] = [JobKind::Shell, JobKind::Noop, JobKind::Http, JobKind::Kafka];
 
     /// Parses [`JobKind::as_str`]'s spelling.
     pub fn parse(text: &str) -> Option<Self> {
@@ -114,6 +144,10 @@ pub struct NewJob {
     pub max_retries: i32,
     pub timeout_secs: i32,
     pub metadata: serde_json::Value,
+    /// The job's own retry backoff (the configured one when `None`).
+    pub retry_backoff: Option<RetryPolicy>,
+    /// The job this one re-runs.
+    pub rerun_of: Option<Uuid>,
 }
 
 /// A stored job, as the API shows it.
@@ -129,6 +163,10 @@ pub struct Job {
     pub max_retries: i32,
     pub timeout_secs: i32,
     pub metadata: serde_json::Value,
+    /// The job's own retry backoff, when it has one.
+    pub retry_backoff: Option<RetryPolicy>,
+    /// The job this one re-runs.
+    pub rerun_of: Option<Uuid>,
     /// Attempts started so far.
     pub attempts: i32,
     /// The current dispatch; results of older dispatches are ignored.
@@ -140,4 +178,5 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
 }

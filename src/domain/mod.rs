@@ -10,4 +10,4 @@ pub mod timestamp;
 pub use job::{Job, JobKind, JobStatus, NewJob};
 pub use record::{AttemptOutcome, AttemptReport, Dispatch};
 pub use retry::RetryPolicy;
-pub use spec::{JobSpec, ShellSpec, SpecError};
+pub use spec::{HttpSpec, JobSpec, KafkaSpec, Payload, ShellSpec, SpecError, SpecFields};

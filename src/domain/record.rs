@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{JobSpec, JobStatus, NewJob};
+use super::{JobSpec, JobStatus, NewJob, RetryPolicy};
 
 /// What an executor needs to run a job, published on `kafka.topic.jobs`. Fields it does not
 /// know are ignored, so that a process reads the records of a later release that adds one.
@@ -33,6 +33,9 @@ pub struct Dispatch {
     /// (absent in records of releases before it).
     #[serde(default, with = "super::timestamp::option")]
     pub created_at: Option<DateTime<Utc>>,
+    /// The job's own retry backoff (the configured one when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff: Option<RetryPolicy>,
 }
 
 impl Dispatch {
@@ -49,6 +52,7 @@ impl Dispatch {
             max_retries: job.max_retries,
             timeout_secs: job.timeout_secs,
             created_at: Some(created_at),
+            retry_backoff: job.retry_backoff,
         }
     }
 }
@@ -67,6 +71,8 @@ pub enum AttemptOutcome {
     TimedOut,
     /// Its executor or process died while it ran (recorded by recovery, never reported).
     Lost,
+    /// Stopped because its job was cancelled.
+    Cancelled,
 }
 
 impl AttemptOutcome {
@@ -78,16 +84,18 @@ impl AttemptOutcome {
             AttemptOutcome::Failed => "FAILED",
             AttemptOutcome::TimedOut => "TIMED_OUT",
             AttemptOutcome::Lost => "LOST",
+            AttemptOutcome::Cancelled => "CANCELLED",
         }
     }
 
     /// Every outcome.
-    pub const ALL: [AttemptOutcome; 5] = [
+    pub const ALL: [AttemptOutcome; 6] = [
         AttemptOutcome::Running,
         AttemptOutcome::Succeeded,
         AttemptOutcome::Failed,
         AttemptOutcome::TimedOut,
         AttemptOutcome::Lost,
+        AttemptOutcome::Cancelled,
     ];
 
     /// Parses [`AttemptOutcome::as_str`]'s spelling.
@@ -120,4 +128,11 @@ pub struct AttemptReport {
     pub stderr: Option<String>,
     /// Why the attempt failed, in words (`exit code 3`, `timed out after 5 s`, …).
     pub error: Option<String>,
+    /// With `RETRYING`: when the next attempt is due (its lease runs from then).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::timestamp::option"
+    )]
+    pub retry_at: Option<DateTime<Utc>>,
 }

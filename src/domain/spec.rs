@@ -3,9 +3,10 @@
 //! A [`JobSpec`] is one variant per kind, tagged by `kind` in JSON (`{"kind": "shell",
 //! "command": "make report"}`). It travels unchanged from the API through the store and the
 //! dispatch records to the executor, which hands it to the kind's runner (`crate::runner`).
-//! Adding a kind means a variant here (with its checks in [`JobSpec::check`]), a runner, and
-//! their tests.
+//! Adding a kind means a variant here (its fields, their checks in [`JobSpec::check`] and
+//! their JSON in [`Serialize`] and [`SpecVisitor`]), a runner, and their tests.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -23,12 +24,76 @@ pub enum JobSpec {
     /// Does nothing and succeeds at once: it exercises the whole scheduler (claim, dispatch,
     /// run claim, reports, write-back) without spawning a process, to measure the scheduler.
     Noop,
+    /// Calls an HTTP endpoint (a webhook).
+    Http(HttpSpec),
+    /// Publishes a message to a Kafka topic when the job falls due.
+    Kafka(KafkaSpec),
 }
 
 /// A `shell` job: the command to run with `/bin/sh -c`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShellSpec {
     pub command: String,
+}
+
+/// An `http` job: the request to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpSpec {
+    pub url: String,
+    /// An HTTP method, upper case (`POST` unless given).
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<Payload>,
+    /// The statuses that count as success, inclusive (`[200, 299]` unless given).
+    #[serde(default = "default_success_status")]
+    pub success_status: [u16; 2],
+}
+
+/// A `kafka` job: the message to publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KafkaSpec {
+    pub topic: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    pub value: Payload,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A body or a message value: text as given, or JSON (sent as its compact text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Payload {
+    Text(String),
+    Json(Value),
+}
+
+impl Payload {
+    /// The bytes sent, and whether they are JSON.
+    pub fn to_bytes(&self) -> (Vec<u8>, bool) {
+        match self {
+            Payload::Text(text) => (text.clone().into_bytes(), false),
+            Payload::Json(value) => (value.to_string().into_bytes(), true),
+        }
+    }
+
+    fn from_value(value: Value) -> Self {
+        match value {
+            Value::String(text) => Payload::Text(text),
+            other => Payload::Json(other),
+        }
+    }
+}
+
+fn default_method() -> String {
+    "POST".to_owned()
+}
+
+fn default_success_status() -> [u16; 2] {
+    [200, 299]
 }
 
 /// A spec that is not acceptable, naming the field at fault.
@@ -59,66 +124,151 @@ impl SpecError {
     }
 }
 
-impl JobSpec {
-    /// The fields a spec may have besides `kind`, over every kind (for the API's list of
-    /// known fields).
-    pub const FIELDS: [&'static str; 1] = ["command"];
+/// The fields a spec may be given, over every kind, as given (`None` when absent).
+#[derive(Debug, Clone, Default)]
+pub struct SpecFields {
+    pub command: Option<Value>,
+    pub url: Option<Value>,
+    pub method: Option<Value>,
+    pub headers: Option<Value>,
+    pub body: Option<Value>,
+    pub success_status: Option<Value>,
+    pub topic: Option<Value>,
+    pub key: Option<Value>,
+    pub value: Option<Value>,
+}
 
+impl SpecFields {
+    /// The names of the fields, in the order of [`SpecFields`].
+    pub const NAMES: [&'static str; 9] = [
+        "command",
+        "url",
+        "method",
+        "headers",
+        "body",
+        "success_status",
+        "topic",
+        "key",
+        "value",
+    ];
+
+    /// The field called `name`, to fill it.
+    pub fn field_mut(&mut self, name: &str) -> Option<&mut Option<Value>> {
+        Some(match name {
+            "command" => &mut self.command,
+            "url" => &mut self.url,
+            "method" => &mut self.method,
+            "headers" => &mut self.headers,
+            "body" => &mut self.body,
+            "success_status" => &mut self.success_status,
+            "topic" => &mut self.topic,
+            "key" => &mut self.key,
+            "value" => &mut self.value,
+            _ => return None,
+        })
+    }
+
+    /// The fields given that `allowed` does not list, by name.
+    fn given_beyond(&self, allowed: &[&str]) -> Option<&'static str> {
+        let given = [
+            self.command.is_some(),
+            self.url.is_some(),
+            self.method.is_some(),
+            self.headers.is_some(),
+            self.body.is_some(),
+            self.success_status.is_some(),
+            self.topic.is_some(),
+            self.key.is_some(),
+            self.value.is_some(),
+        ];
+        Self::NAMES
+            .iter()
+            .zip(given)
+            .find(|(name, given)| *given && !allowed.contains(name))
+            .map(|(name, _)| *name)
+    }
+}
+
+impl JobSpec {
     /// The job's kind.
     pub fn kind(&self) -> JobKind {
         match self {
             JobSpec::Shell(_) => JobKind::Shell,
             JobSpec::Noop => JobKind::Noop,
+            JobSpec::Http(_) => JobKind::Http,
+            JobSpec::Kafka(_) => JobKind::Kafka,
         }
     }
 
-    /// The spec of `kind` from the fields given for it (`None` for an absent one), checked so
-    /// that each problem names its field.
+    /// The spec of `kind` from the fields given for it, checked so that each problem names its
+    /// field. A field of another kind is refused.
     ///
     /// # Errors
     /// [`SpecError`] naming the field missing, not allowed for the kind, or of a wrong value.
-    pub fn check(kind: JobKind, command: Option<Value>) -> Result<Self, SpecError> {
+    pub fn check(kind: JobKind, fields: SpecFields) -> Result<Self, SpecError> {
+        let allowed: &[&str] = match kind {
+            JobKind::Shell => &["command"],
+            JobKind::Noop => &[],
+            JobKind::Http => &["url", "method", "headers", "body", "success_status"],
+            JobKind::Kafka => &["topic", "key", "value", "headers"],
+        };
+        if let Some(field) = fields.given_beyond(allowed) {
+            return Err(SpecError::invalid(
+                field,
+                format!("a `{}` job has no `{field}`", kind.as_str()),
+            ));
+        }
         match kind {
-            JobKind::Noop => match command {
-                None => Ok(JobSpec::Noop),
-                Some(_) => Err(SpecError::invalid(
-                    "command",
-                    "a `noop` job has no `command`",
-                )),
-            },
-            JobKind::Shell => match command {
-                None => Err(SpecError::missing("command", "`command` is required")),
-                Some(Value::String(command)) if command.trim().is_empty() => {
-                    Err(SpecError::invalid("command", "`command` must not be empty"))
+            JobKind::Noop => Ok(JobSpec::Noop),
+            JobKind::Shell => {
+                let command = checks::text(fields.command, "command")?;
+                if command.trim().is_empty() {
+                    return Err(SpecError::invalid("command", "`command` must not be empty"));
                 }
-                Some(Value::String(command)) if command.contains('\0') => Err(SpecError::invalid(
-                    "command",
-                    "`command` must not contain a NUL character",
-                )),
-                Some(Value::String(command)) => Ok(JobSpec::Shell(ShellSpec { command })),
-                Some(_) => Err(SpecError::invalid("command", "`command` must be a string")),
-            },
+                Ok(JobSpec::Shell(ShellSpec { command }))
+            }
+            JobKind::Http => checks::http(fields).map(JobSpec::Http),
+            JobKind::Kafka => checks::kafka(fields).map(JobSpec::Kafka),
         }
     }
 
-    /// The spec stored as a kind and a command (empty for a kind without one), as the stores
-    /// keep it.
+    /// The command stored beside the kind (a `shell` job's; empty for the others).
     pub fn command(&self) -> &str {
         match self {
             JobSpec::Shell(shell) => &shell.command,
-            JobSpec::Noop => "",
+            JobSpec::Noop | JobSpec::Http(_) | JobSpec::Kafka(_) => "",
         }
     }
 
-    /// The spec of a stored row: its kind's name and its command.
+    /// The fields stored as JSON beside the kind, for the kinds that keep them there.
+    pub fn stored_fields(&self) -> Option<Value> {
+        match self {
+            JobSpec::Shell(_) | JobSpec::Noop => None,
+            JobSpec::Http(http) => serde_json::to_value(http).ok(),
+            JobSpec::Kafka(kafka) => serde_json::to_value(kafka).ok(),
+        }
+    }
+
+    /// The spec of a stored row: its kind's name, its command and its JSON fields.
     ///
     /// # Errors
-    /// The kind's name when no kind is called so.
-    pub fn from_stored(kind: &str, command: String) -> Result<Self, String> {
+    /// A description of what is wrong with the row.
+    pub fn from_stored(kind: &str, command: String, fields: Option<Value>) -> Result<Self, String> {
+        let fields = || {
+            fields
+                .clone()
+                .ok_or_else(|| format!("a `{kind}` job without its fields"))
+        };
         match JobKind::parse(kind) {
             Some(JobKind::Shell) => Ok(JobSpec::Shell(ShellSpec { command })),
             Some(JobKind::Noop) => Ok(JobSpec::Noop),
-            None => Err(kind.to_owned()),
+            Some(JobKind::Http) => serde_json::from_value(fields()?)
+                .map(JobSpec::Http)
+                .map_err(|error| error.to_string()),
+            Some(JobKind::Kafka) => serde_json::from_value(fields()?)
+                .map(JobSpec::Kafka)
+                .map_err(|error| error.to_string()),
+            None => Err(format!("no job kind is called `{kind}`")),
         }
     }
 }
@@ -133,6 +283,19 @@ impl Serialize for JobSpec {
         match self {
             JobSpec::Shell(shell) => map.serialize_entry("command", &shell.command)?,
             JobSpec::Noop => map.serialize_entry("command", "")?,
+            JobSpec::Http(http) => {
+                map.serialize_entry("url", &http.url)?;
+                map.serialize_entry("method", &http.method)?;
+                map.serialize_entry("headers", &http.headers)?;
+                map.serialize_entry("body", &http.body)?;
+                map.serialize_entry("success_status", &http.success_status)?;
+            }
+            JobSpec::Kafka(kafka) => {
+                map.serialize_entry("topic", &kafka.topic)?;
+                map.serialize_entry("key", &kafka.key)?;
+                map.serialize_entry("value", &kafka.value)?;
+                map.serialize_entry("headers", &kafka.headers)?;
+            }
         }
         map.end()
     }
@@ -162,7 +325,7 @@ impl<'de> Visitor<'de> for SpecVisitor {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == "kind" {
                 kind = Some(map.next_value()?);
-            } else if JobSpec::FIELDS.contains(&key.as_ref()) {
+            } else if SpecFields::NAMES.contains(&key.as_ref()) {
                 fields.insert(key.into_owned(), map.next_value()?);
             } else {
                 map.next_value::<de::IgnoredAny>()?;
@@ -180,59 +343,16 @@ impl<'de> Visitor<'de> for SpecVisitor {
                 Some(Value::String(command)) => Ok(JobSpec::Shell(ShellSpec { command })),
                 _ => Err(de::Error::custom("a `shell` spec needs a `command` string")),
             },
+            JobKind::Http => serde_json::from_value(Value::Object(fields))
+                .map(JobSpec::Http)
+                .map_err(de::Error::custom),
+            JobKind::Kafka => serde_json::from_value(Value::Object(fields))
+                .map(JobSpec::Kafka)
+                .map_err(de::Error::custom),
         }
     }
 }
 
+mod checks;
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn a_spec_is_written_tagged_by_its_kind_and_read_back() {
-        for (spec, written) in [
-            (
-                JobSpec::Shell(ShellSpec {
-                    command: "make".into(),
-                }),
-                json!({"kind": "shell", "command": "make"}),
-            ),
-            (JobSpec::Noop, json!({"kind": "noop", "command": ""})),
-        ] {
-            assert_eq!(serde_json::to_value(&spec).expect("JSON"), written);
-            assert_eq!(
-                serde_json::from_value::<JobSpec>(written).expect("read"),
-                spec
-            );
-        }
-    }
-
-    /// Records of earlier releases: no `kind` (a shell command), a no-op with an empty
-    /// command; and fields a later release may add are ignored.
-    #[test]
-    fn specs_of_earlier_and_later_releases_are_read() {
-        let read: JobSpec =
-            serde_json::from_value(json!({"command": "ls", "later": 1})).expect("read");
-        assert_eq!(
-            read,
-            JobSpec::Shell(ShellSpec {
-                command: "ls".into()
-            })
-        );
-        let read: JobSpec =
-            serde_json::from_value(json!({"kind": "noop", "command": ""})).expect("read");
-        assert_eq!(read, JobSpec::Noop);
-    }
-
-    #[test]
-    fn a_spec_of_no_known_kind_or_a_wrong_field_is_refused_naming_it() {
-        let error = serde_json::from_value::<JobSpec>(json!({"kind": "fax"})).expect_err("refused");
-        assert!(error.to_string().contains("`fax`"), "{error}");
-        let error = JobSpec::check(JobKind::Shell, Some(json!(5))).expect_err("refused");
-        assert_eq!((error.field, error.code), ("command", "invalid_field"));
-        let error = JobSpec::check(JobKind::Shell, None).expect_err("refused");
-        assert_eq!((error.field, error.code), ("command", "missing_field"));
-    }
-}
+mod tests;

@@ -3,6 +3,8 @@
 //! a run slot, and to run it. Adding a kind means a variant of [`JobSpec`], a runner here and
 //! an arm in [`Runners`].
 
+pub mod http;
+pub mod kafka;
 pub mod noop;
 pub mod shell;
 
@@ -24,6 +26,19 @@ pub struct AttemptContext {
     pub scheduled_at: DateTime<Utc>,
     /// How long it may run.
     pub timeout: Duration,
+    /// Turns true when the job is cancelled: the run stops what it does.
+    pub cancel: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AttemptContext {
+    /// Resolves once the job is cancelled (never, if the executor lets go of the sender
+    /// without cancelling).
+    pub async fn cancelled(&self) {
+        let mut cancel = self.cancel.clone();
+        if cancel.wait_for(|cancelled| *cancelled).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// How a run ended.
@@ -35,6 +50,11 @@ pub struct RunResult {
     pub stderr: String,
     /// Why the run failed, in words; `None` on success.
     pub error: Option<String>,
+    /// Whether a failed run may be tried again (false: the job fails at once, whatever
+    /// retries it has left, as an HTTP call answered with a client error does).
+    pub retryable: bool,
+    /// How long the run was asked to wait before the next attempt (HTTP `Retry-After`).
+    pub retry_after: Option<Duration>,
 }
 
 impl RunResult {
@@ -46,6 +66,8 @@ impl RunResult {
             stdout: String::new(),
             stderr: String::new(),
             error: None,
+            retryable: true,
+            retry_after: None,
         }
     }
 
@@ -57,6 +79,24 @@ impl RunResult {
             stdout: String::new(),
             stderr: String::new(),
             error: Some(error.into()),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    /// A failed run that is not tried again, whatever retries its job has left.
+    pub fn not_retried(error: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            ..Self::failed(error)
+        }
+    }
+
+    /// A run stopped because its job was cancelled.
+    pub fn cancelled() -> Self {
+        Self {
+            outcome: AttemptOutcome::Cancelled,
+            ..Self::failed("cancelled")
         }
     }
 }
@@ -82,19 +122,36 @@ pub trait Runner: Send + Sync {
 pub struct Runners {
     shell: shell::ShellRunner,
     noop: noop::NoopRunner,
+    http: http::HttpRunner,
+    kafka: kafka::KafkaRunner,
+}
+
+/// A runner that cannot be made from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("the HTTP client of `http` jobs: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the Kafka producer of `kafka` jobs: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
 }
 
 impl Runners {
     /// The runners `settings` configure (`runner.*`, `executor.max_output_bytes`), reading what
     /// they need of this process's environment now.
-    pub fn new(settings: &Settings) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// [`RunnerError`] when a runner's client cannot be made.
+    pub fn new(settings: &Settings) -> Result<Self, RunnerError> {
+        Ok(Self {
             shell: shell::ShellRunner::new(
                 shell::Environment::from_process(&settings.runner.shell),
                 settings.executor.max_output_bytes,
+                settings.executor.cancel_grace,
             ),
             noop: noop::NoopRunner,
-        }
+            http: http::HttpRunner::new(&settings.runner.http)?,
+            kafka: kafka::KafkaRunner::new(settings)?,
+        })
     }
 
     /// Whether an attempt of `spec` takes a run slot.
@@ -102,6 +159,8 @@ impl Runners {
         match spec {
             JobSpec::Shell(_) => self.shell.takes_run_slot(),
             JobSpec::Noop => self.noop.takes_run_slot(),
+            JobSpec::Http(_) => self.http.takes_run_slot(),
+            JobSpec::Kafka(_) => self.kafka.takes_run_slot(),
         }
     }
 
@@ -110,6 +169,8 @@ impl Runners {
         match spec {
             JobSpec::Shell(shell) => self.shell.run(shell, attempt).await,
             JobSpec::Noop => self.noop.run(&(), attempt).await,
+            JobSpec::Http(http) => self.http.run(http, attempt).await,
+            JobSpec::Kafka(kafka) => self.kafka.run(kafka, attempt).await,
         }
     }
 }

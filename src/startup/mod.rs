@@ -36,6 +36,8 @@ pub enum StartupError {
     Store { address: String, source: StoreError },
     #[error("Kafka at {address}: {source}")]
     Bus { address: String, source: BusError },
+    #[error("{0}")]
+    Runner(#[from] crate::runner::RunnerError),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -93,7 +95,7 @@ impl Application {
             instance: instance.into(),
             metrics: Arc::new(Metrics::new()),
             run_slots: Arc::new(Semaphore::new(settings.executor.max_concurrent_runs)),
-            runners: Arc::new(Runners::new(&settings)),
+            runners: Arc::new(Runners::new(&settings)?),
             settings: Arc::clone(&settings),
         };
         // Build the consumers before starting anything, so that a bad configuration fails
@@ -181,6 +183,11 @@ impl Application {
     /// This application's bus (tests inject records through it).
     pub fn bus(&self) -> Arc<dyn Bus> {
         Arc::clone(&self.state.services.bus)
+    }
+
+    /// This process's instance name, as the store records it (`runner`, heartbeats).
+    pub fn instance(&self) -> String {
+        self.state.services.instance.to_string()
     }
 
     /// Where the jobs live (`PostgreSQL at …` or `SQLite at …`).

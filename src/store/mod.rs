@@ -91,6 +91,46 @@ pub struct Recovered {
     pub failed: u64,
 }
 
+/// What a cancel found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The job had not started its attempt: it is `CANCELLED` and never runs.
+    Waiting,
+    /// Its attempt's run was claimed (it shows `RUNNING`): it is `CANCELLED`, and the
+    /// instance running it stops the attempt at its next heartbeat.
+    Running,
+    /// The job had ended already: nothing changed.
+    AlreadyFinal,
+}
+
+/// An idempotency key, with the hash of the job its request asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// What a keyed create did with each job (see [`Store::create_keyed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyed {
+    /// Stored now.
+    Created(Uuid),
+    /// Its key names a job stored before for the same request: that one stands for it.
+    Existing(Uuid),
+}
+
+/// The answer of [`Store::create_keyed`].
+#[derive(Debug, Clone)]
+pub enum KeyedCreate {
+    /// Each job, in the order given, and the dispatches of those stored claimed.
+    Stored {
+        jobs: Vec<Keyed>,
+        dispatches: Vec<Dispatch>,
+    },
+    /// The key of job `index` names a job created for another request: nothing is stored.
+    Reused { index: usize },
+}
+
 /// One attempt of one dispatch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RunKey {
@@ -129,6 +169,24 @@ pub trait Store: Send + Sync {
         dispatch_before: DateTime<Utc>,
         grace: Duration,
     ) -> Result<Vec<Dispatch>, StoreError>;
+
+    /// Stores `jobs` as [`Store::create_many`] does, all or none, honouring their idempotency
+    /// keys: a key that names a job stored within `retention` for the same request (the same
+    /// hash) stands for that job, which is not stored again; one that names a job of another
+    /// request refuses the whole call. The key is recorded in the same transaction as its job,
+    /// so two calls with one key, at once on two processes, store one job.
+    async fn create_keyed(
+        &self,
+        jobs: Vec<(NewJob, Option<IdempotencyKey>)>,
+        dispatch_before: DateTime<Utc>,
+        grace: Duration,
+        retention: Duration,
+    ) -> Result<KeyedCreate, StoreError>;
+
+    /// Cancels the job `id` unless it has ended (`None` when there is no such job): it becomes
+    /// `CANCELLED` at once, with no lease, and an instance holding it is told at its next
+    /// heartbeat ([`Store::heartbeat`]). A run not yet claimed can no longer be.
+    async fn cancel(&self, id: Uuid) -> Result<Option<Cancelled>, StoreError>;
 
     /// The job `id` and its attempts, oldest first.
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError>;
@@ -174,8 +232,8 @@ pub trait Store: Send + Sync {
     async fn forget(&self, fenced: &[String]) -> Result<(), StoreError>;
 
     /// Records that this instance is alive, and the partitions of the jobs topic its
-    /// dispatcher holds.
-    async fn heartbeat(&self, partitions: &[i32]) -> Result<(), StoreError>;
+    /// dispatcher holds; returns the jobs it holds that were cancelled since the last beat.
+    async fn heartbeat(&self, partitions: &[i32]) -> Result<Vec<Uuid>, StoreError>;
 
     /// Which instances are alive: beaten within `grace`, and holding their liveness lock or
     /// beaten within `silent_after`.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Attempt, StoreError};
-use crate::domain::{AttemptOutcome, Dispatch, Job, JobSpec, JobStatus};
+use crate::domain::{AttemptOutcome, Dispatch, Job, JobSpec, JobStatus, RetryPolicy};
 
 /// A job's row, its text columns not yet checked.
 #[derive(Debug, Clone)]
@@ -30,6 +30,11 @@ pub struct JobRow {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The fields of the kinds that keep them as JSON (`http`, `kafka`).
+    pub spec: Option<serde_json::Value>,
+    pub retry_backoff: Option<serde_json::Value>,
+    pub rerun_of: Option<Uuid>,
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 impl JobRow {
@@ -41,7 +46,7 @@ impl JobRow {
         Ok(Job {
             id: self.id,
             name: self.name,
-            spec: spec(&self.kind, self.command)?,
+            spec: spec(&self.kind, self.command, self.spec)?,
             execute_at: self.execute_at,
             status: status(&self.status)?,
             max_retries: self.max_retries,
@@ -56,6 +61,9 @@ impl JobRow {
             updated_at: self.updated_at,
             started_at: self.started_at,
             finished_at: self.finished_at,
+            retry_backoff: retry_backoff(self.retry_backoff)?,
+            rerun_of: self.rerun_of,
+            cancelled_at: self.cancelled_at,
         })
     }
 }
@@ -73,6 +81,8 @@ pub struct DispatchRow {
     pub max_retries: i32,
     pub timeout_secs: i32,
     pub created_at: DateTime<Utc>,
+    pub spec: Option<serde_json::Value>,
+    pub retry_backoff: Option<serde_json::Value>,
 }
 
 impl DispatchRow {
@@ -87,11 +97,12 @@ impl DispatchRow {
             epoch: self.epoch,
             attempt: self.attempts + 1,
             failures: self.attempts - self.lost_attempts,
-            spec: spec(&self.kind, self.command)?,
+            spec: spec(&self.kind, self.command, self.spec)?,
             execute_at: self.execute_at,
             max_retries: self.max_retries,
             timeout_secs: self.timeout_secs,
             created_at: Some(self.created_at),
+            retry_backoff: retry_backoff(self.retry_backoff)?,
         })
     }
 }
@@ -133,8 +144,22 @@ impl AttemptRow {
     }
 }
 
-fn spec(kind: &str, command: String) -> Result<JobSpec, StoreError> {
-    JobSpec::from_stored(kind, command).map_err(|kind| StoreError::corrupt("jobs.kind", kind))
+fn spec(
+    kind: &str,
+    command: String,
+    fields: Option<serde_json::Value>,
+) -> Result<JobSpec, StoreError> {
+    JobSpec::from_stored(kind, command, fields)
+        .map_err(|problem| StoreError::corrupt("jobs.spec", problem))
+}
+
+fn retry_backoff(value: Option<serde_json::Value>) -> Result<Option<RetryPolicy>, StoreError> {
+    value
+        .map(|value| {
+            serde_json::from_value(value.clone())
+                .map_err(|_| StoreError::corrupt("jobs.retry_backoff", value.to_string()))
+        })
+        .transpose()
 }
 
 fn status(text: &str) -> Result<JobStatus, StoreError> {

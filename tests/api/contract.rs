@@ -12,29 +12,6 @@ use crate::helpers::{
     settings_for, spawn_app_with, time,
 };
 
-/// Declares each contract test once per backend: `standalone::<name>` and
-/// `distributed::<name>`.
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod standalone {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    super::$name(kairos::config::Backend::Standalone).await;
-                }
-            )*
-        }
-        mod distributed {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    super::$name(kairos::config::Backend::Distributed).await;
-                }
-            )*
-        }
-    };
-}
-
 contract!(
     a_created_job_is_stored,
     a_job_runs_once_at_its_time,
@@ -163,6 +140,7 @@ async fn repeated_and_stale_results_change_nothing(backend: Backend) {
         stdout: Some("once\n".into()),
         stderr: Some(String::new()),
         error: None,
+        retry_at: None,
     };
     let stale = AttemptReport {
         epoch: report.epoch - 1,

@@ -22,6 +22,8 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(30);
 /// A running application with a store and topics of its own.
 pub struct TestApp {
     pub address: String,
+    /// The process's instance name (the `runner` of the jobs it holds).
+    pub instance: String,
     pub settings: Settings,
     /// A pool on the test's database (distributed mode only; see [`TestApp::pool`]).
     pool: Option<Pool>,
@@ -127,11 +129,13 @@ async fn start_app(settings: Settings) -> TestApp {
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let handle = application.handle();
+    let instance = application.instance();
     let bus = application.bus();
     let publisher = Publisher::new(Arc::clone(&bus), settings.kafka.topic.clone());
     let running = actix_web::rt::spawn(application.run_until_stopped());
     let app = TestApp {
         address,
+        instance,
         settings,
         pool,
         bus,
@@ -188,6 +192,16 @@ impl TestApp {
             .send()
             .await
             .expect("the request is answered")
+    }
+
+    /// `POST` to `path` (under the API's address), with a JSON body or none.
+    pub async fn post(&self, path: &str, body: Option<&Value>) -> reqwest::Response {
+        let request = self.client.post(format!("{}{path}", self.address));
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        request.send().await.expect("the request is answered")
     }
 
     /// `POST /api/v1/jobs` with a JSON body.

@@ -2,11 +2,16 @@
 //! `scripts/services up`, and (the contract suite) against the standalone mode's SQLite and
 //! in-process bus as well. Each test gets a store and topics of its own.
 
+#[macro_use]
+mod macros;
+
 mod api_input;
 mod contract;
+mod control;
 mod exposure;
 mod foundation;
 mod helpers;
+mod kinds;
 mod pipeline;
 mod plans;
 mod records;

@@ -131,6 +131,7 @@ async fn batch_statements_read_their_batch_once_when_statistics_show_nothing_in_
     let outcomes = vec!["SUCCEEDED"; ids.len()];
     let ranks = vec![JobStatus::Success.rank(); ids.len()];
     let retry_lease = 90.0_f64;
+    let retry_at: Vec<Option<chrono::DateTime<Utc>>> = vec![None; ids.len()];
     let result = executed_plan(
         &pool,
         &reports::MOVE_JOBS,
@@ -149,6 +150,7 @@ async fn batch_statements_read_their_batch_once_when_statistics_show_nothing_in_
             &nothing,
             &outcomes,
             &ranks,
+            &retry_at,
         ],
     )
     .await;

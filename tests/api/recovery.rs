@@ -104,6 +104,7 @@ async fn a_lost_attempt_is_recorded_and_the_job_runs_again() {
         stdout: None,
         stderr: None,
         error: Some("zombie".into()),
+        retry_at: None,
     };
     publish_ignored_report(&app, &zombie).await;
     assert_eq!(app.job(id).await, done);
@@ -157,6 +158,7 @@ async fn a_stale_dispatch_is_not_run() {
         max_retries: 0,
         timeout_secs: 10,
         created_at: None,
+        retry_backoff: None,
     };
     let payload = serde_json::to_vec(&stale).expect("JSON");
     app.publish(&app.settings.kafka.topic.jobs, &id.to_string(), &payload)

@@ -332,14 +332,14 @@ impl Cluster {
         assert_eq!(created, count, "not every job was created");
     }
 
-    /// Waits until all `count` jobs are final, within [`SETTLE_LIMIT`].
+    /// Waits until all `count` jobs are final (ended or cancelled), within [`SETTLE_LIMIT`].
     pub async fn settle(&self, count: usize) {
         let client = connect(&self.database).await;
         let deadline = Instant::now() + SETTLE_LIMIT;
         loop {
             let finished: i64 = client
                 .query_one(
-                    "SELECT count(*) FROM jobs WHERE status IN ('SUCCESS', 'FAILED')",
+                    "SELECT count(*) FROM jobs WHERE status IN ('SUCCESS', 'FAILED', 'CANCELLED')",
                     &[],
                 )
                 .await

@@ -6,6 +6,7 @@
 //! outside Kairos. Each scenario prints one row of the table
 //! (`scripts/chaos` runs them all and shows it).
 
+mod cancels;
 mod cluster;
 mod outcome;
 mod scenarios;

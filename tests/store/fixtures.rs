@@ -72,6 +72,8 @@ pub fn job(at: DateTime<Utc>, max_retries: i32) -> NewJob {
         max_retries,
         timeout_secs: 30,
         metadata: serde_json::json!({"team": "store"}),
+        retry_backoff: None,
+        rerun_of: None,
     }
 }
 
@@ -108,6 +110,7 @@ pub fn report(run: RunKey, status: JobStatus, outcome: AttemptOutcome) -> Attemp
         stdout: finished.then(|| format!("attempt {}", run.attempt)),
         stderr: finished.then(String::new),
         error: (finished && outcome != AttemptOutcome::Succeeded).then(|| "exit code 1".into()),
+        retry_at: None,
     }
 }
 

@@ -2,10 +2,16 @@
 //! (the standalone mode) and PostgreSQL (the distributed mode, started by
 //! `scripts/services up`), each test on a store of its own. What one store does, the other
 //! does: claims, run claims and their leases, reports applied only forward, recovery of a lost
-//! attempt, paging, batches, and errors.
+//! attempt, paging, batches, errors, cancels and idempotency keys.
 
 mod cases;
+mod control;
 mod fixtures;
+mod recovery;
+
+use cases::*;
+use control::*;
+use recovery::*;
 
 /// Declares each contract test once per store: `sqlite::<name>` and `postgres::<name>`.
 macro_rules! contract {
@@ -14,7 +20,7 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    crate::cases::$name(crate::fixtures::sqlite().await).await;
+                    crate::$name(crate::fixtures::sqlite().await).await;
                 }
             )*
         }
@@ -22,7 +28,7 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    crate::cases::$name(crate::fixtures::postgres().await).await;
+                    crate::$name(crate::fixtures::postgres().await).await;
                 }
             )*
         }
@@ -46,4 +52,8 @@ contract!(
     the_jobs_of_a_dead_instance_are_taken_back_at_once,
     a_dispatch_nobody_holds_on_an_unheld_partition_is_taken_back,
     an_instance_is_alive_while_it_beats,
+    a_cancelled_job_is_final_and_its_run_cannot_be_claimed,
+    a_running_jobs_cancel_reaches_its_runner_once,
+    an_idempotency_key_names_one_job,
+    a_jobs_own_fields_read_back_as_given,
 );

@@ -26,31 +26,43 @@ impl ExecutorActor {
         }
         let status = match result.outcome {
             AttemptOutcome::Succeeded => JobStatus::Success,
+            AttemptOutcome::Cancelled => JobStatus::Cancelled,
             _ => {
                 self.failures += 1;
-                if self.failures <= self.dispatch.max_retries {
+                if result.retryable && self.failures <= self.dispatch.max_retries {
                     JobStatus::Retrying
                 } else {
                     JobStatus::Failed
                 }
             }
         };
+        // The next attempt's time, when there is one: the job's own backoff, or the configured
+        // one; a `Retry-After` the attempt was given, up to the backoff's cap.
+        let retry_at = (status == JobStatus::Retrying).then(|| {
+            let executor = &self.services.settings.executor;
+            let policy = self.dispatch.retry_backoff.unwrap_or(RetryPolicy {
+                base: executor.retry_backoff_base,
+                max: executor.retry_backoff_max,
+                jitter: RetryPolicy::JITTER,
+            });
+            let wait = match result.retry_after {
+                Some(asked) => asked.min(policy.max),
+                None => policy.backoff(u32::try_from(self.attempt).unwrap_or(1)),
+            };
+            finished_at + chrono::Duration::from_std(wait).unwrap_or_default()
+        });
         let mut report = self.report(status, result.outcome, started_at, Some(finished_at));
         report.exit_code = result.exit_code;
         report.stdout = Some(result.stdout);
         report.stderr = Some(result.stderr);
         report.error = result.error;
+        report.retry_at = retry_at;
         tracing::info!(job_id = %self.dispatch.job_id, attempt = self.attempt, status = status.as_str(), error = ?report.error, "attempt ended");
         self.send_report(report, ctx);
 
-        if status == JobStatus::Retrying {
+        if let Some(retry_at) = retry_at {
             self.services.metrics.jobs_retried.inc();
-            let policy = RetryPolicy {
-                base: self.services.settings.executor.retry_backoff_base,
-                max: self.services.settings.executor.retry_backoff_max,
-            };
-            let wait = policy.backoff(u32::try_from(self.attempt).unwrap_or(1));
-            self.due = finished_at + chrono::Duration::from_std(wait).unwrap_or_default();
+            self.due = retry_at;
             self.attempt += 1;
             self.enter(Phase::Waiting);
             if self.releasing {
@@ -59,11 +71,11 @@ impl ExecutorActor {
                 self.arm_timer(ctx);
             }
         } else {
-            if status == JobStatus::Success {
-                self.services.metrics.jobs_succeeded.inc();
-            } else {
-                self.services.metrics.jobs_failed.inc();
-            }
+            match status {
+                JobStatus::Success => self.services.metrics.jobs_succeeded.inc(),
+                JobStatus::Cancelled => self.services.metrics.attempts_cancelled.inc(),
+                _ => self.services.metrics.jobs_failed.inc(),
+            };
             self.enter(Phase::Finishing);
         }
     }
@@ -88,6 +100,7 @@ impl ExecutorActor {
             stdout: None,
             stderr: None,
             error: None,
+            retry_at: None,
         }
     }
 

@@ -61,12 +61,7 @@ pub fn lingering_producer(
 /// The topics Kairos reads and writes: the two from the configuration and their dead-letter
 /// topics.
 pub fn topic_names(topics: &TopicSettings) -> Vec<String> {
-    vec![
-        topics.jobs.clone(),
-        TopicSettings::dead_letter(&topics.jobs),
-        topics.updated_jobs.clone(),
-        TopicSettings::dead_letter(&topics.updated_jobs),
-    ]
+    topics.all()
 }
 
 /// Creates the topics that do not exist yet; existing ones are left as they are.

@@ -54,19 +54,23 @@ pub async fn insert_returning(
 /// `metadata` travels as NULL, sparing PostgreSQL the parse of `{}` for each row.
 const INSERT_JOBS: &str = "\
     INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
-        kind, status, epoch, claimed_by, claimed_at, lease_until) \
+        kind, status, epoch, claimed_by, claimed_at, lease_until, spec, retry_backoff, \
+        rerun_of) \
     SELECT id, name, command, execute_at, max_retries, timeout_secs, \
         COALESCE(metadata, '{}'), kind, \
         CASE WHEN claimed_by IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
         CASE WHEN claimed_by IS NULL THEN 0 ELSE 1 END, claimed_by, \
         CASE WHEN claimed_by IS NOT NULL THEN now() END, \
         CASE WHEN claimed_by IS NOT NULL \
-            THEN GREATEST(execute_at, now()) + make_interval(secs => grace) END \
+            THEN GREATEST(execute_at, now()) + make_interval(secs => grace) END, \
+        spec, retry_backoff, rerun_of \
     FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS name, \
         unnest($3::text[]) AS command, unnest($4::timestamptz[]) AS execute_at, \
         unnest($5::int4[]) AS max_retries, unnest($6::int4[]) AS timeout_secs, \
         unnest($7::jsonb[]) AS metadata, unnest($8::text[]) AS kind, \
-        unnest($9::text[]) AS claimed_by, unnest($10::float8[]) AS grace) AS t";
+        unnest($9::text[]) AS claimed_by, unnest($10::float8[]) AS grace, \
+        unnest($11::jsonb[]) AS spec, unnest($12::jsonb[]) AS retry_backoff, \
+        unnest($13::uuid[]) AS rerun_of) AS t";
 
 /// The columns of [`INSERT_JOBS`], one array each.
 struct Columns<'a> {
@@ -81,6 +85,9 @@ struct Columns<'a> {
     kinds: Vec<&'static str>,
     claimed_by: Vec<Option<&'a str>>,
     graces: Vec<f64>,
+    specs: Vec<Option<serde_json::Value>>,
+    backoffs: Vec<Option<serde_json::Value>>,
+    reruns: Vec<Option<Uuid>>,
 }
 
 impl<'a> Columns<'a> {
@@ -108,10 +115,16 @@ impl<'a> Columns<'a> {
                 .iter()
                 .map(|(_, claim)| claim.map_or(0.0, |grace| grace.as_secs_f64()))
                 .collect(),
+            specs: jobs
+                .iter()
+                .map(|(job, _)| job.spec.stored_fields())
+                .collect(),
+            backoffs: jobs.iter().map(|(job, _)| backoff(job)).collect(),
+            reruns: jobs.iter().map(|(job, _)| job.rerun_of).collect(),
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 10] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
         [
             &self.ids,
             &self.names,
@@ -123,8 +136,18 @@ impl<'a> Columns<'a> {
             &self.kinds,
             &self.claimed_by,
             &self.graces,
+            &self.specs,
+            &self.backoffs,
+            &self.reruns,
         ]
     }
+}
+
+/// A job's own retry backoff, as stored.
+fn backoff(job: &NewJob) -> Option<serde_json::Value> {
+    job.retry_backoff
+        .as_ref()
+        .and_then(|policy| serde_json::to_value(policy).ok())
 }
 
 /// Whether `metadata` is `{}`, which travels as NULL (see [`INSERT_JOBS`]).
@@ -139,8 +162,17 @@ async fn insert_rows(
     jobs: &[(&NewJob, Option<Duration>)],
     instance: &str,
 ) -> Result<Vec<Row>, StoreError> {
-    let columns = Columns::of(jobs, instance);
     let client = pool.get().await?;
+    insert_rows_on(&client, jobs, instance).await
+}
+
+/// [`insert_rows`] on `client` (a transaction's, say).
+pub(super) async fn insert_rows_on(
+    client: &impl GenericClient,
+    jobs: &[(&NewJob, Option<Duration>)],
+    instance: &str,
+) -> Result<Vec<Row>, StoreError> {
+    let columns = Columns::of(jobs, instance);
     let statement = client
         .prepare_cached(&format!(
             "{INSERT_JOBS} RETURNING {JOB_COLUMNS}, lost_attempts"
@@ -199,6 +231,9 @@ pub(super) async fn copy_in(
                 &claim.as_ref().map(|claim| claim.instance),
                 &claim.as_ref().map(|claim| claim.at),
                 &claim.as_ref().map(|claim| claim.lease_until),
+                &job.spec.stored_fields(),
+                &backoff(job),
+                &job.rerun_of,
             ])
             .await?;
     }
@@ -210,11 +245,11 @@ pub(super) async fn copy_in(
 /// Copies jobs in, in PostgreSQL's binary format ([`COPY_JOBS_TYPES`]): each `SCHEDULED`, or
 /// claimed as [`INSERT_JOBS`] claims it; the other columns take their defaults.
 const COPY_JOBS: &str = "COPY jobs (id, name, command, execute_at, max_retries, \
-     timeout_secs, metadata, kind, status, epoch, claimed_by, claimed_at, lease_until) \
-     FROM STDIN (FORMAT binary)";
+     timeout_secs, metadata, kind, status, epoch, claimed_by, claimed_at, lease_until, spec, \
+     retry_backoff, rerun_of) FROM STDIN (FORMAT binary)";
 
 /// The types of [`COPY_JOBS`]'s columns, in order.
-const COPY_JOBS_TYPES: [Type; 13] = [
+const COPY_JOBS_TYPES: [Type; 16] = [
     Type::UUID,
     Type::TEXT,
     Type::TEXT,
@@ -228,6 +263,9 @@ const COPY_JOBS_TYPES: [Type; 13] = [
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::TIMESTAMPTZ,
+    Type::JSONB,
+    Type::JSONB,
+    Type::UUID,
 ];
 
 /// A job claimed as it is stored, as [`INSERT_JOBS`] claims it at the database's `now`.

@@ -14,6 +14,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use tokio::sync::Mutex;
 use tokio_postgres::NoTls;
+use uuid::Uuid;
 
 use super::claims::seconds;
 use crate::config::DatabaseSettings;
@@ -50,11 +51,12 @@ impl Heartbeat {
     }
 
     /// Records that this instance is alive and that its dispatcher holds `partitions` of the
-    /// jobs topic; (re)connects and takes the lock first when needed.
+    /// jobs topic, and takes the cancellations of the jobs it holds (in the same statement);
+    /// (re)connects and takes the lock first when needed.
     ///
     /// # Errors
     /// [`StoreError`] when the database cannot be reached; the next beat connects again.
-    pub async fn beat(&self, partitions: &[i32]) -> Result<(), StoreError> {
+    pub async fn beat(&self, partitions: &[i32]) -> Result<Vec<Uuid>, StoreError> {
         let mut client = self.client.lock().await;
         if client
             .as_ref()
@@ -66,19 +68,27 @@ impl Heartbeat {
             return Err(StoreError::Unavailable("no heartbeat connection".into()));
         };
         let beat = connected
-            .execute(
-                "INSERT INTO instances (id, lock_key, dispatch_partitions) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), lock_key = $2, \
-                     dispatch_partitions = $3",
+            .query(
+                "WITH beat AS ( \
+                     INSERT INTO instances (id, lock_key, dispatch_partitions) \
+                     VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), lock_key = $2, \
+                         dispatch_partitions = $3) \
+                 DELETE FROM cancellations WHERE runner = $1 RETURNING job_id",
                 &[&self.instance, &self.lock_key, &partitions],
             )
             .await;
-        if let Err(error) = beat {
-            // Dropped: the next beat connects again and takes the lock again.
-            *client = None;
-            return Err(error.into());
+        match beat {
+            Ok(rows) => Ok(rows
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?),
+            Err(error) => {
+                // Dropped: the next beat connects again and takes the lock again.
+                *client = None;
+                Err(error.into())
+            }
         }
-        Ok(())
     }
 
     async fn connect(&self) -> Result<tokio_postgres::Client, StoreError> {

@@ -1,9 +1,9 @@
 //! PostgreSQL: the store of a distributed deployment, shared by every process.
 //!
 //! Every PostgreSQL statement Kairos runs lives in this module: `jobs` (create, read, list),
-//! `claims` (claims for dispatch), `recovery` (leases, heartbeats, recovery), `run_claims`
-//! (run claims and holds, batched), `create_queue` (single creates, batched) and `reports`
-//! (the result writer's writes). `rows` reads their columns; `errors` turns the driver's
+//! `claims` (claims for dispatch), `recovery` (leases and recovery), `liveness` (heartbeats),
+//! `run_claims` (run claims and holds, batched), `create_queue` (single creates, batched),
+//! `control` (cancels and keyed creates) and `reports` (the result writer's writes). `rows` reads their columns; `errors` turns the driver's
 //! errors into [`StoreError`]s.
 
 use std::time::Duration;
@@ -13,13 +13,17 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-use super::{Applied, Attempt, Liveness, LostScope, Recovered, RunKey, Store, StoreError};
+use super::{
+    Applied, Attempt, Cancelled, IdempotencyKey, KeyedCreate, Liveness, LostScope, Recovered,
+    RunKey, Store, StoreError,
+};
 use crate::config::DatabaseSettings;
 use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
 use create_queue::CreateQueue;
 use run_claims::RunClaims;
 
 pub mod claims;
+mod control;
 mod create_queue;
 mod errors;
 pub mod jobs;
@@ -195,6 +199,28 @@ impl Store for PostgresStore {
         claims::create_many(&self.pool, jobs, dispatch_before, &self.instance, grace).await
     }
 
+    async fn create_keyed(
+        &self,
+        jobs: Vec<(NewJob, Option<IdempotencyKey>)>,
+        dispatch_before: DateTime<Utc>,
+        grace: Duration,
+        retention: Duration,
+    ) -> Result<KeyedCreate, StoreError> {
+        control::create_keyed(
+            &self.pool,
+            &jobs,
+            dispatch_before,
+            grace,
+            retention,
+            &self.instance,
+        )
+        .await
+    }
+
+    async fn cancel(&self, id: Uuid) -> Result<Option<Cancelled>, StoreError> {
+        control::cancel(&self.pool, id).await
+    }
+
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
         jobs::get(&self.pool, id).await
     }
@@ -239,7 +265,7 @@ impl Store for PostgresStore {
         recovery::forget(&self.pool, fenced).await
     }
 
-    async fn heartbeat(&self, partitions: &[i32]) -> Result<(), StoreError> {
+    async fn heartbeat(&self, partitions: &[i32]) -> Result<Vec<Uuid>, StoreError> {
         self.heartbeat.beat(partitions).await
     }
 

@@ -158,9 +158,12 @@ pub async fn forget(pool: &Pool, fenced: &[String]) -> Result<(), StoreError> {
     let client = pool.get().await?;
     client
         .execute(
-            "DELETE FROM instances WHERE id = ANY($1) AND NOT EXISTS ( \
-                 SELECT 1 FROM jobs WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
-                   AND runner = instances.id)",
+            "WITH gone AS ( \
+                 DELETE FROM instances WHERE id = ANY($1) AND NOT EXISTS ( \
+                     SELECT 1 FROM jobs WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
+                       AND runner = instances.id) \
+                 RETURNING id) \
+             DELETE FROM cancellations WHERE runner IN (SELECT id FROM gone)",
             &[&fenced],
         )
         .await?;

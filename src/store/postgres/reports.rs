@@ -29,8 +29,8 @@ mod rounds;
 /// is stored (a later attempt, or a later status of the same attempt), and never moves a
 /// finished job. A claimed attempt is stored `DISPATCHED` until its first report (see
 /// `run_claims`), so every report of it moves the job. A `RUNNING` job's lease becomes its
-/// run lease; a `RETRYING` job gets a lease for its next attempt, not yet claimed; a final
-/// one loses both.
+/// run lease; a `RETRYING` job gets a lease for its next attempt, not yet claimed (from the
+/// attempt's time, when the report gives it); a final one loses both.
 ///
 /// The round drives the join: each of its jobs is looked up by id, whatever the statistics
 /// say of the statuses (see `run_claims`).
@@ -44,7 +44,8 @@ pub static MOVE_JOBS: LazyLock<String> = LazyLock::new(|| {
         last_error = CASE WHEN r.finished THEN r.error ELSE jobs.last_error END, \
         last_stderr = CASE WHEN r.finished THEN r.stderr ELSE jobs.last_stderr END, \
         last_outcome = CASE WHEN r.finished THEN r.outcome ELSE jobs.last_outcome END, \
-        lease_until = CASE WHEN r.status = 'RETRYING' THEN now() + make_interval(secs => $11) \
+        lease_until = CASE WHEN r.status = 'RETRYING' \
+                THEN GREATEST(r.retry_at, now()) + make_interval(secs => $11) \
             WHEN r.status IN ('SUCCESS', 'FAILED') THEN NULL \
             ELSE COALESCE(jobs.run_lease_until, jobs.lease_until) END, \
         run_lease_until = CASE WHEN r.status = 'RUNNING' \
@@ -53,14 +54,15 @@ pub static MOVE_JOBS: LazyLock<String> = LazyLock::new(|| {
         updated_at = now() \
     FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::timestamptz[], \
         $6::timestamptz[], $7::bool[], $8::int4[], $9::text[], $10::text[], $12::text[], \
-        $13::text[], $14::int4[]) \
+        $13::text[], $14::int4[], $15::timestamptz[]) \
         AS r(id, epoch, status, attempt, started_at, finished_at, finished, exit_code, stdout, error, \
-             stderr, outcome, rank) \
+             stderr, outcome, rank, retry_at) \
     WHERE jobs.id = r.id AND jobs.epoch = r.epoch \
-      AND jobs.status NOT IN ('SUCCESS', 'FAILED') \
+      AND jobs.status NOT IN ({}) \
       AND (jobs.attempts < r.attempt OR (jobs.attempts = r.attempt \
            AND {} < r.rank)) \
     RETURNING jobs.id",
+        JobStatus::finals_sql(),
         JobStatus::rank_sql("jobs.status")
     )
 });
@@ -191,9 +193,10 @@ async fn apply_in_transaction(
         // Why the attempt failed (stderr is kept apart).
         let errors: Vec<Option<&str>> = round.iter().map(|r| r.error.as_deref()).collect();
         let outcomes: Vec<&str> = round.iter().map(|r| r.outcome.as_str()).collect();
-        let ends_job: Vec<bool> = round.iter().map(|r| r.status.is_final()).collect();
+        let ends_job: Vec<bool> = round.iter().map(|r| r.status.ends_by_result()).collect();
         let scheduled: Vec<DateTime<Utc>> = round.iter().map(|r| r.scheduled_at).collect();
         let ranks: Vec<i32> = round.iter().map(|r| r.status.rank()).collect();
+        let retry_at: Vec<Option<DateTime<Utc>>> = round.iter().map(|r| r.retry_at).collect();
 
         let moved_jobs = returned_job_ids(
             &transaction,
@@ -213,6 +216,7 @@ async fn apply_in_transaction(
                 &stderrs,
                 &outcomes,
                 &ranks,
+                &retry_at,
             ],
         )
         .await?;

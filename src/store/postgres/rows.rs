@@ -11,12 +11,12 @@ use crate::store::rows::{AttemptRow, DispatchRow, JobRow};
 pub const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, \
      kairos_shown_status(status, run_lease_until) AS status, max_retries, timeout_secs, \
      metadata, attempts, epoch, exit_code, last_output, last_error, created_at, updated_at, \
-     started_at, finished_at";
+     started_at, finished_at, spec, retry_backoff, rerun_of, cancelled_at";
 
 /// The columns of a dispatch, qualified for statements that join `jobs` to another table.
 pub const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
      jobs.kind, jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs, \
-     jobs.created_at";
+     jobs.created_at, jobs.spec, jobs.retry_backoff";
 
 /// An attempt's columns, from the view `job_history`.
 pub const ATTEMPT_COLUMNS: &str = "attempt, epoch, status, scheduled_at, started_at, \
@@ -43,6 +43,10 @@ pub fn job_row(row: &Row) -> Result<JobRow, StoreError> {
         updated_at: row.try_get("updated_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        spec: row.try_get("spec")?,
+        retry_backoff: row.try_get("retry_backoff")?,
+        rerun_of: row.try_get("rerun_of")?,
+        cancelled_at: row.try_get("cancelled_at")?,
     })
 }
 
@@ -59,6 +63,8 @@ pub fn dispatch_row(row: &Row) -> Result<DispatchRow, StoreError> {
         max_retries: row.try_get("max_retries")?,
         timeout_secs: row.try_get("timeout_secs")?,
         created_at: row.try_get("created_at")?,
+        spec: row.try_get("spec")?,
+        retry_backoff: row.try_get("retry_backoff")?,
     })
 }
 

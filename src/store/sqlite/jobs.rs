@@ -21,12 +21,12 @@ pub(super) fn insert(
     let mut statement = connection.prepare_cached(&format!(
         "INSERT INTO jobs (id, name, kind, command, execute_at, max_retries, timeout_secs, \
              metadata, created_at, updated_at, status, epoch, claimed_by, claimed_at, \
-             lease_until) \
+             lease_until, spec, retry_backoff, rerun_of) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, \
              CASE WHEN ?10 IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
              CASE WHEN ?10 IS NULL THEN 0 ELSE 1 END, ?10, \
              CASE WHEN ?10 IS NOT NULL THEN ?9 END, \
-             CASE WHEN ?10 IS NOT NULL THEN max(?5, ?9) + ?11 END) \
+             CASE WHEN ?10 IS NOT NULL THEN max(?5, ?9) + ?11 END, ?12, ?13, ?14) \
          RETURNING {}",
         job_columns()
     ))?;
@@ -44,6 +44,11 @@ pub(super) fn insert(
             micros(now),
             instance,
             grace.map_or(0, span),
+            job.spec.stored_fields().map(|fields| fields.to_string()),
+            job.retry_backoff
+                .as_ref()
+                .and_then(|policy| serde_json::to_string(policy).ok()),
+            job.rerun_of.map(|id| id.to_string()),
         ],
         |row| Ok((job_row(row), dispatch_row(row))),
     )?;

@@ -5,11 +5,11 @@
 //! that a second process on the same data directory is refused rather than corrupting it.
 //! Statements run on tokio's blocking threads, one at a time. The schema holds the same
 //! columns as PostgreSQL's and the statements keep the same rules (`store::postgres`, module
-//! for module: `jobs`, `claims`, `recovery`, `reports`); what PostgreSQL does in one set
+//! for module: `jobs`, `claims`, `recovery`, `reports`, `control`); what PostgreSQL does in one set
 //! statement over a batch is a loop inside one transaction here. Where they differ, and why:
 //!
 //! - the indexes and the storage settings PostgreSQL's migrations add for speed (fill factor,
-//!   statistics, the trigger that deletes attempts with their jobs) have no counterpart;
+//!   statistics) have no counterpart;
 //! - instances are recognised by their heartbeat alone, and every job in flight when the file
 //!   opens was lost (below).
 //!
@@ -19,6 +19,7 @@
 //! distributed mode), instead of waiting for their leases to run out.
 
 mod claims;
+mod control;
 mod jobs;
 mod recovery;
 mod reports;
@@ -33,7 +34,10 @@ use rusqlite::{Connection, ErrorCode};
 
 use uuid::Uuid;
 
-use super::{Applied, Attempt, Liveness, LostScope, Recovered, RunKey, Store, StoreError};
+use super::{
+    Applied, Attempt, Cancelled, IdempotencyKey, KeyedCreate, Liveness, LostScope, Recovered,
+    RunKey, Store, StoreError,
+};
 use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
 
 mod embedded {
@@ -179,6 +183,31 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_keyed(
+        &self,
+        jobs: Vec<(NewJob, Option<IdempotencyKey>)>,
+        dispatch_before: DateTime<Utc>,
+        grace: Duration,
+        retention: Duration,
+    ) -> Result<KeyedCreate, StoreError> {
+        self.call(move |connection, instance| {
+            control::create_keyed(
+                connection,
+                &jobs,
+                dispatch_before,
+                grace,
+                retention,
+                instance,
+            )
+        })
+        .await
+    }
+
+    async fn cancel(&self, id: Uuid) -> Result<Option<Cancelled>, StoreError> {
+        self.call(move |connection, _| control::cancel(connection, id))
+            .await
+    }
+
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
         self.call(move |connection, _| jobs::get(connection, id))
             .await
@@ -236,10 +265,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn heartbeat(&self, partitions: &[i32]) -> Result<(), StoreError> {
+    async fn heartbeat(&self, partitions: &[i32]) -> Result<Vec<Uuid>, StoreError> {
         let partitions = partitions.to_vec();
         self.call(move |connection, instance| {
-            recovery::heartbeat(connection, instance, &partitions)
+            recovery::heartbeat(connection, instance, &partitions)?;
+            control::take_cancellations(connection, instance)
         })
         .await
     }

@@ -148,7 +148,12 @@ pub(super) fn forget(connection: &Connection, fenced: &[String]) -> Result<(), S
              AND NOT EXISTS (SELECT 1 FROM jobs WHERE status IN {IN_FLIGHT} \
                  AND runner = instances.id)"
         ),
-        [fenced],
+        [&fenced],
+    )?;
+    connection.execute(
+        "DELETE FROM cancellations WHERE runner IN (SELECT value FROM json_each(?1)) \
+         AND runner NOT IN (SELECT id FROM instances)",
+        [&fenced],
     )?;
     Ok(())
 }

@@ -24,15 +24,16 @@ static MOVE_JOB: LazyLock<String> = LazyLock::new(|| {
              last_error = CASE WHEN ?7 THEN ?10 ELSE last_error END, \
              last_stderr = CASE WHEN ?7 THEN ?14 ELSE last_stderr END, \
              last_outcome = CASE WHEN ?7 THEN ?15 ELSE last_outcome END, \
-             lease_until = CASE WHEN ?3 = 'RETRYING' THEN ?11 + ?12 \
+             lease_until = CASE WHEN ?3 = 'RETRYING' THEN max(?11, COALESCE(?16, ?11)) + ?12 \
                  WHEN ?3 IN ('SUCCESS', 'FAILED') THEN NULL \
                  ELSE COALESCE(run_lease_until, lease_until) END, \
              run_lease_until = CASE WHEN ?3 = 'RUNNING' \
                  THEN COALESCE(run_lease_until, lease_until) END, \
              runner = CASE WHEN ?3 IN ('SUCCESS', 'FAILED') THEN NULL ELSE runner END, \
              updated_at = ?11 \
-         WHERE id = ?1 AND epoch = ?2 AND status NOT IN ('SUCCESS', 'FAILED') \
+         WHERE id = ?1 AND epoch = ?2 AND status NOT IN ({}) \
            AND (attempts < ?4 OR (attempts = ?4 AND {} < ?13))",
+        JobStatus::finals_sql(),
         JobStatus::rank_sql("status")
     )
 });
@@ -84,6 +85,7 @@ pub(super) fn apply(
             report.status.rank(),
             report.stderr,
             report.outcome.as_str(),
+            report.retry_at.map(micros),
         ])? > 0;
         let moved_attempt = transaction
             .prepare_cached(UPSERT_ATTEMPT)?
@@ -99,7 +101,7 @@ pub(super) fn apply(
                 report.stdout,
                 report.stderr,
                 report.error,
-                report.status.is_final(),
+                report.status.ends_by_result(),
             ])?
             > 0;
         if moved_job || moved_attempt {

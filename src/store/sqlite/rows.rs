@@ -48,7 +48,8 @@ pub fn job_columns() -> String {
     format!(
         "id, name, kind, command, execute_at, {} AS status, max_retries, timeout_secs, \
          metadata, attempts, epoch, exit_code, last_output, last_error, created_at, \
-         updated_at, started_at, finished_at, lost_attempts",
+         updated_at, started_at, finished_at, lost_attempts, spec, retry_backoff, rerun_of, \
+         cancelled_at",
         shown_status("status", "run_lease_until")
     )
 }
@@ -81,6 +82,19 @@ fn uuid(column: &'static str, text: String) -> Result<Uuid, StoreError> {
     Uuid::parse_str(&text).map_err(|_| StoreError::corrupt(column, text))
 }
 
+fn optional_uuid(column: &'static str, text: Option<String>) -> Result<Option<Uuid>, StoreError> {
+    text.map(|text| uuid(column, text)).transpose()
+}
+
+/// A column of JSON text, `NULL` as `None`.
+fn optional_json(
+    column: &'static str,
+    text: Option<String>,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    text.map(|text| serde_json::from_str(&text).map_err(|_| StoreError::corrupt(column, text)))
+        .transpose()
+}
+
 /// A row of [`job_columns`].
 pub fn job_row(row: &Row<'_>) -> Result<JobRow, StoreError> {
     let metadata: String = row.get("metadata")?;
@@ -104,6 +118,10 @@ pub fn job_row(row: &Row<'_>) -> Result<JobRow, StoreError> {
         updated_at: instant("jobs.updated_at", row.get("updated_at")?)?,
         started_at: optional_instant("jobs.started_at", row.get("started_at")?)?,
         finished_at: optional_instant("jobs.finished_at", row.get("finished_at")?)?,
+        spec: optional_json("jobs.spec", row.get("spec")?)?,
+        retry_backoff: optional_json("jobs.retry_backoff", row.get("retry_backoff")?)?,
+        rerun_of: optional_uuid("jobs.rerun_of", row.get("rerun_of")?)?,
+        cancelled_at: optional_instant("jobs.cancelled_at", row.get("cancelled_at")?)?,
     })
 }
 
@@ -120,6 +138,8 @@ pub fn dispatch_row(row: &Row<'_>) -> Result<DispatchRow, StoreError> {
         max_retries: row.get("max_retries")?,
         timeout_secs: row.get("timeout_secs")?,
         created_at: instant("jobs.created_at", row.get("created_at")?)?,
+        spec: optional_json("jobs.spec", row.get("spec")?)?,
+        retry_backoff: optional_json("jobs.retry_backoff", row.get("retry_backoff")?)?,
     })
 }
 

@@ -82,6 +82,7 @@ mod tests {
             stdout: None,
             stderr: None,
             error: None,
+            retry_at: None,
         }
     }
 

@@ -1,0 +1,156 @@
+//! The `kafka` kind: each attempt publishes the job's message, with an idempotent producer
+//! (`acks=all`), to `runner.kafka.bootstrap_servers` (Kairos's own cluster when unset in the
+//! distributed mode). The attempt succeeds once the broker acknowledges the message and
+//! records its partition and offset; Kairos's own topics are never a target.
+//!
+//! Besides the job's headers, the message carries `Kairos-Job-Id`, `Kairos-Attempt` and
+//! `Kairos-Scheduled-At`, so that a consumer can deduplicate a message published again by a
+//! retry (an attempt whose acknowledgement was lost).
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::{AttemptContext, RunResult, Runner};
+use crate::config::Settings;
+use crate::domain::KafkaSpec;
+
+/// Runs `kafka` jobs with one producer; without a cluster configured, every attempt fails.
+#[allow(
+    missing_debug_implementations,
+    reason = "librdkafka's producer has no Debug"
+)]
+pub struct KafkaRunner {
+    producer: Option<FutureProducer>,
+    /// Kairos's own topics, which jobs may not publish to.
+    own_topics: Vec<String>,
+    delivery_timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaRunner")
+            .field("configured", &self.producer.is_some())
+            .finish()
+    }
+}
+
+impl KafkaRunner {
+    /// A runner publishing where `settings` say (see [`Settings::job_kafka_servers`]).
+    ///
+    /// # Errors
+    /// When librdkafka refuses the producer's configuration.
+    pub fn new(settings: &Settings) -> Result<Self, KafkaError> {
+        let delivery_timeout = settings.runner.kafka.delivery_timeout;
+        let producer = settings
+            .job_kafka_servers()
+            .map(|servers| {
+                ClientConfig::new()
+                    .set("bootstrap.servers", servers)
+                    .set("client.id", "kairos-jobs")
+                    .set("enable.idempotence", "true")
+                    .set("acks", "all")
+                    .set("linger.ms", "2")
+                    .set(
+                        "message.timeout.ms",
+                        delivery_timeout.as_millis().max(1).to_string(),
+                    )
+                    .create()
+            })
+            .transpose()?;
+        Ok(Self {
+            producer,
+            own_topics: settings.kafka.topic.all(),
+            delivery_timeout,
+        })
+    }
+
+    /// Whether `topic` is one of Kairos's own.
+    pub fn is_own_topic(&self, topic: &str) -> bool {
+        self.own_topics.iter().any(|own| own == topic)
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for KafkaRunner {
+    type Spec = KafkaSpec;
+
+    fn takes_run_slot(&self) -> bool {
+        false
+    }
+
+    async fn run(&self, spec: &KafkaSpec, attempt: &AttemptContext) -> RunResult {
+        let Some(producer) = &self.producer else {
+            return RunResult::not_retried(
+                "no Kafka cluster to publish to: set runner.kafka.bootstrap_servers",
+            );
+        };
+        if self.is_own_topic(&spec.topic) {
+            return RunResult::not_retried(format!(
+                "`{}` is one of Kairos's own topics",
+                spec.topic
+            ));
+        }
+        let job_id = attempt.job_id.to_string();
+        let attempt_number = attempt.attempt.to_string();
+        let scheduled_at = attempt.scheduled_at.to_rfc3339();
+        let mut headers = OwnedHeaders::new_with_capacity(spec.headers.len() + 3);
+        for (name, value) in &spec.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_bytes()),
+            });
+        }
+        for (name, value) in [
+            ("Kairos-Job-Id", &job_id),
+            ("Kairos-Attempt", &attempt_number),
+            ("Kairos-Scheduled-At", &scheduled_at),
+        ] {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let (value, _) = spec.value.to_bytes();
+        let mut record = FutureRecord::to(&spec.topic)
+            .payload(&value)
+            .headers(headers);
+        if let Some(key) = &spec.key {
+            record = record.key(key);
+        }
+        let sent = tokio::select! {
+            sent = producer.send(record, self.delivery_timeout) => sent,
+            () = attempt.cancelled() => return RunResult::cancelled(),
+        };
+        match sent {
+            Ok(delivery) => RunResult {
+                stdout: serde_json::json!({
+                    "topic": spec.topic,
+                    "partition": delivery.partition,
+                    "offset": delivery.offset,
+                })
+                .to_string(),
+                ..RunResult::succeeded()
+            },
+            Err((error, _)) => {
+                let retryable = !matches!(
+                    error.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::MessageSizeTooLarge
+                            | RDKafkaErrorCode::InvalidMessageSize
+                            | RDKafkaErrorCode::TopicAuthorizationFailed
+                            | RDKafkaErrorCode::InvalidTopic
+                    )
+                );
+                RunResult {
+                    retryable,
+                    ..RunResult::failed(format!("the broker did not take the message: {error}"))
+                }
+            }
+        }
+    }
+}
