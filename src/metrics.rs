@@ -83,6 +83,14 @@ pub struct Metrics {
     /// Running attempts this process stopped because their job was cancelled.
     pub attempts_cancelled: Counter,
     pub jobs_retried: Counter,
+    /// Schedules' fires made (each a job).
+    pub fires_made: Counter,
+    /// Fires skipped by the catch-up rule.
+    pub fires_missed: Counter,
+    /// Fires whose job ended `SKIPPED` by its schedule's overlap rule.
+    pub fires_skipped: Counter,
+    /// Finished jobs deleted by the retention pass.
+    pub jobs_purged: Counter,
     /// Jobs dispatched again after their lease ran out.
     pub jobs_recovered: Counter,
     /// Attempts lost to a crash (their executor or process died while they ran).
@@ -132,6 +140,10 @@ impl Metrics {
             jobs_cancelled: Counter::default(),
             attempts_cancelled: Counter::default(),
             jobs_retried: Counter::default(),
+            fires_made: Counter::default(),
+            fires_missed: Counter::default(),
+            fires_skipped: Counter::default(),
+            jobs_purged: Counter::default(),
             jobs_recovered: Counter::default(),
             attempts_lost: Counter::default(),
             dispatches_superseded: Counter::default(),
@@ -205,6 +217,26 @@ impl Metrics {
             "attempts_cancelled",
             "Running attempts stopped because their job was cancelled",
             metrics.attempts_cancelled.clone(),
+        );
+        registry.register(
+            "fires_made",
+            "Schedules' fires made, each a job",
+            metrics.fires_made.clone(),
+        );
+        registry.register(
+            "fires_missed",
+            "Schedules' fires skipped by the catch-up rule",
+            metrics.fires_missed.clone(),
+        );
+        registry.register(
+            "fires_skipped",
+            "Schedules' fires that ended SKIPPED by their overlap rule",
+            metrics.fires_skipped.clone(),
+        );
+        registry.register(
+            "jobs_purged",
+            "Finished jobs deleted by the retention pass",
+            metrics.jobs_purged.clone(),
         );
         registry.register(
             "jobs_retried",

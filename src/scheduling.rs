@@ -17,12 +17,13 @@
 
 use actix::Recipient;
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::actors::Services;
 use crate::actors::dispatcher::RunDispatches;
 use crate::bus::Pace;
 use crate::domain::{Dispatch, Job, NewJob};
-use crate::store::{IdempotencyKey, KeyedCreate, Recovered, RunKey, StoreError};
+use crate::store::{FirePass, IdempotencyKey, KeyedCreate, Recovered, RunKey, StoreError};
 
 /// The end of the horizon already scanned: a job due before it is claimed as it is stored.
 pub fn claim_before(services: &Services) -> DateTime<Utc> {
@@ -84,6 +85,94 @@ pub async fn create_keyed(
         publish_all(services, dispatches).await;
     }
     Ok(created)
+}
+
+/// Stores the jobs of fires given outside their schedule's rule (a trigger, a backfill), one
+/// per fire, and publishes those due before the horizon. Returns each fire's job.
+///
+/// # Errors
+/// [`StoreError`] when the jobs are not stored (none is).
+pub async fn create_fires(services: &Services, jobs: Vec<NewJob>) -> Result<Vec<Uuid>, StoreError> {
+    let (ids, dispatches) = services
+        .store
+        .create_fires(
+            jobs,
+            claim_before(services),
+            services.settings.recovery.grace,
+        )
+        .await?;
+    services
+        .metrics
+        .jobs_created
+        .inc_by(dispatches.len() as u64);
+    publish_all(services, &dispatches).await;
+    Ok(ids)
+}
+
+/// Fires per schedule per pass, at most: an `every: 1s` schedule makes `schedules.lookahead`
+/// worth of fires in its first pass, a few in each after.
+const FIRES_PER_SCHEDULE: usize = 1000;
+
+/// Makes the schedules' fires due within `schedules.lookahead`, in batches of
+/// `schedules.batch_size` schedules until a batch comes back short, and publishes their jobs
+/// (stored claimed). A fire is made once whichever process makes it (see
+/// `Store::fire_due`). Returns how many jobs were made.
+///
+/// # Errors
+/// [`StoreError`] when a batch cannot be made; the batches before it stay made.
+pub async fn fire_due(services: &Services) -> Result<usize, StoreError> {
+    let settings = &services.settings.schedules;
+    let mut made = 0;
+    loop {
+        let now = Utc::now();
+        let pass = FirePass {
+            until: now + settings.lookahead,
+            now,
+            late: settings.interval,
+            schedules: settings.batch_size,
+            fires: FIRES_PER_SCHEDULE,
+            grace: services.settings.recovery.grace,
+        };
+        let fired = services.store.fire_due(pass).await?;
+        let metrics = &services.metrics;
+        metrics.fires_made.inc_by(fired.dispatches.len() as u64);
+        metrics.fires_missed.inc_by(fired.missed);
+        metrics.jobs_created.inc_by(fired.dispatches.len() as u64);
+        made += publish_all(services, &fired.dispatches).await;
+        if i64::try_from(fired.schedules).unwrap_or(i64::MAX) < settings.batch_size {
+            return Ok(made);
+        }
+    }
+}
+
+/// Deletes up to `jobs.retention_batch` finished jobs older than `jobs.retention` (but the
+/// latest `keep_last` of each schedule), and idempotency keys past
+/// `jobs.idempotency_retention`. A retention of zero keeps every job. Returns how many jobs
+/// were deleted.
+///
+/// # Errors
+/// [`StoreError`] when the store cannot be reached.
+pub async fn purge(services: &Services) -> Result<u64, StoreError> {
+    let jobs = &services.settings.jobs;
+    let now = Utc::now();
+    let ago = |span: std::time::Duration| {
+        chrono::Duration::from_std(span)
+            .ok()
+            .and_then(|span| now.checked_sub_signed(span))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    };
+    let before = if jobs.retention.is_zero() {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        ago(jobs.retention)
+    };
+    let keys_before = ago(jobs.idempotency_retention);
+    let purged = services
+        .store
+        .purge(before, keys_before, jobs.retention_batch)
+        .await?;
+    services.metrics.jobs_purged.inc_by(purged);
+    Ok(purged)
 }
 
 /// Claims and publishes the jobs due before the horizon, in batches of `scanner.batch_size`,

@@ -63,13 +63,13 @@ pub struct Options {
     /// to two.
     #[arg(long, default_value_t = 100_000)]
     pub pending: usize,
-    /// W7: `http` jobs burnt down against a local HTTP server.
+    /// W8: `http` jobs burnt down against a local HTTP server.
     #[arg(long, default_value_t = 5_000)]
     pub http_jobs: usize,
-    /// W7: `kafka` jobs burnt down.
+    /// W8: `kafka` jobs burnt down.
     #[arg(long, default_value_t = 20_000)]
     pub kafka_jobs: usize,
-    /// Run only these workloads (w1, w2, w3, w4, w6, w7; W5 comes with W1) and skip the baselines
+    /// Run only these workloads (w1, w2, w3, w4, w6, w8; W5 comes with W1) and skip the baselines
     /// unless `baselines` is listed; default: everything.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,

@@ -31,10 +31,10 @@ use uuid::Uuid;
 
 use super::supervision::{self, Fail};
 use super::{ActorKind, Services};
-use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus};
+use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, Fire, JobStatus, Overlap};
 use crate::runner::{AttemptContext, RunResult};
 use crate::scheduling;
-use crate::store::RunKey;
+use crate::store::{FireClaim, RunKey};
 
 mod reports;
 
@@ -45,6 +45,9 @@ const REPORT_RETRY: Duration = Duration::from_millis(500);
 
 /// Pause before trying again to claim a run while the store cannot be reached.
 const START_RETRY: Duration = Duration::from_millis(500);
+
+/// How often a fire waiting behind an earlier one of its schedule (`buffer_one`) asks again.
+const OVERLAP_WAIT: Duration = Duration::from_millis(100);
 
 /// An executor is done with its dispatch: its final report is acknowledged.
 #[derive(Debug, Clone, Copy, Message)]
@@ -149,8 +152,14 @@ impl ExecutorActor {
     /// before its time (at once if that is past), so that the claim's round trip to the store
     /// is not paid at the start.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        let ahead = chrono::Duration::from_std(self.services.settings.executor.claim_ahead)
-            .unwrap_or_default();
+        // A fire whose overlap rule looks at the earlier fires is claimed at its time, when
+        // the rule is decided.
+        let ahead = if self.overlap_guarded().is_some() {
+            chrono::Duration::zero()
+        } else {
+            chrono::Duration::from_std(self.services.settings.executor.claim_ahead)
+                .unwrap_or_default()
+        };
         let Ok(delay) = (self.due - ahead - Utc::now()).to_std() else {
             self.claim_attempt(ctx);
             return;
@@ -161,6 +170,14 @@ impl ExecutorActor {
                 actor.claim_attempt(ctx);
             }
         });
+    }
+
+    /// The fire whose overlap rule decides this attempt's claim: a schedule's fire, its first
+    /// attempt, under a rule that looks at the earlier fires.
+    fn overlap_guarded(&self) -> Option<Fire> {
+        self.dispatch
+            .fire
+            .filter(|fire| fire.overlap != Overlap::AllowAll && self.attempt == 1)
     }
 
     /// Claims the waiting attempt's run, then waits for its time ([`Phase::Claimed`]).
@@ -179,8 +196,20 @@ impl ExecutorActor {
             epoch,
             attempt,
         };
+        let guarded = self.overlap_guarded();
         let claim = async move {
-            let claim = services.store.claim_run(key, lease);
+            let claim = async {
+                match guarded {
+                    Some(fire) => services.store.claim_fire_run(key, lease, fire).await,
+                    None => services.store.claim_run(key, lease).await.map(|claimed| {
+                        if claimed {
+                            FireClaim::Claimed
+                        } else {
+                            FireClaim::NotRun
+                        }
+                    }),
+                }
+            };
             tokio::pin!(claim);
             tokio::select! {
                 claimed = &mut claim => claimed,
@@ -199,11 +228,25 @@ impl ExecutorActor {
                 return;
             }
             match claimed {
-                Ok(true) => {
+                Ok(FireClaim::Claimed) => {
                     actor.enter(Phase::Claimed);
                     actor.arm_start(ctx);
                 }
-                Ok(false) => {
+                Ok(FireClaim::Wait) => {
+                    // An earlier fire of its schedule runs, and the rule is to wait for it.
+                    ctx.run_later(OVERLAP_WAIT, move |actor, ctx| {
+                        if actor.phase == Phase::Waiting && actor.attempt == attempt {
+                            actor.claim_attempt(ctx);
+                        }
+                    });
+                }
+                Ok(FireClaim::Skipped) => {
+                    tracing::info!(%job_id, "an earlier fire of its schedule has not ended; skipped");
+                    actor.services.metrics.fires_skipped.inc();
+                    actor.enter(Phase::Finishing);
+                    actor.drain_outbox(ctx);
+                }
+                Ok(FireClaim::NotRun) => {
                     tracing::info!(%job_id, epoch, attempt, "dispatch superseded or attempt already started; not running it");
                     actor.services.metrics.dispatches_superseded.inc();
                     actor.enter(Phase::Finishing);

@@ -1,7 +1,7 @@
 //! `ScannerActor`: finds the jobs that fall due soon, and the jobs a crash lost, and
 //! publishes them for the executors.
 //!
-//! Owns two schedules. Every `scanner.interval` it claims, in batches, the `SCHEDULED` jobs
+//! Runs four passes. Every `scanner.interval` it claims, in batches, the `SCHEDULED` jobs
 //! due before the horizon (now + two intervals: the current window and the next) and
 //! publishes each claim to `kafka.topic.jobs` ([`scheduling::claim_due`]; a job created inside
 //! that horizon is claimed and published by the API at once, so it never waits for a scan).
@@ -14,7 +14,13 @@
 //! group may have lost a member too), so that an attempt whose result reached Kafka is never
 //! run again. The jobs it takes back go to this process's own executors at once, when it has
 //! the executor role, rather than to a Kafka partition that may still belong to the dead
-//! process. Passes of one kind never overlap. Scanners of several processes need no leader:
+//! process.
+//!
+//! Every `schedules.interval` it makes the schedules' fires due within `schedules.lookahead`
+//! ([`scheduling::fire_due`]): their jobs are stored claimed and published at once, so a
+//! schedule's job starts as precisely as a one-off job. Every `jobs.retention_interval` it
+//! deletes a batch of finished jobs older than `jobs.retention` ([`scheduling::purge`]).
+//! Passes of one kind never overlap. Scanners of several processes need no leader:
 //! claims use `FOR UPDATE SKIP LOCKED`.
 //!
 //! Receives: [`StopClaiming`], [`Fail`]. Sends: dispatch records to Kafka (through
@@ -48,11 +54,24 @@ const KIND: ActorKind = ActorKind::Scanner;
 #[rtype(result = "()")]
 pub struct StopClaiming;
 
-/// Which of the two passes.
+/// Which of the passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pass {
     Due,
     Recovery,
+    Fires,
+    Retention,
+}
+
+impl Pass {
+    fn index(self) -> usize {
+        match self {
+            Pass::Due => 0,
+            Pass::Recovery => 1,
+            Pass::Fires => 2,
+            Pass::Retention => 3,
+        }
+    }
 }
 
 /// Claims due jobs and recovers lost ones.
@@ -62,8 +81,8 @@ enum Pass {
 )]
 pub struct ScannerActor {
     services: Services,
-    scanning: bool,
-    recovering: bool,
+    /// Which passes are under way ([`Pass::index`]): one of each kind at a time.
+    busy: [bool; 4],
     failures: u32,
     stopped: bool,
     /// Since when every pass reached the database (reset by a failed pass).
@@ -77,8 +96,7 @@ impl ScannerActor {
     pub fn new(services: Services, local: Option<Recipient<RunDispatches>>) -> Self {
         Self {
             services,
-            scanning: false,
-            recovering: false,
+            busy: [false; 4],
             failures: 0,
             stopped: false,
             reachable_since: Instant::now(),
@@ -87,14 +105,10 @@ impl ScannerActor {
     }
 
     fn run(&mut self, pass: Pass, ctx: &mut Context<Self>) {
-        let busy = match pass {
-            Pass::Due => &mut self.scanning,
-            Pass::Recovery => &mut self.recovering,
-        };
-        if self.stopped || *busy {
+        if self.stopped || self.busy[pass.index()] {
             return;
         }
-        *busy = true;
+        self.busy[pass.index()] = true;
         let services = self.services.clone();
         // After an outage, live instances need a few beats to lock and beat again before any
         // can be taken for dead.
@@ -109,14 +123,15 @@ impl ScannerActor {
                         recover_lost(&services, liveness_known, local.is_some()).await?;
                     Ok(scheduling::run_recovered(&services, &recovered, local.as_ref()).await)
                 }
+                Pass::Fires => scheduling::fire_due(&services).await,
+                Pass::Retention => scheduling::purge(&services)
+                    .await
+                    .map(|purged| usize::try_from(purged).unwrap_or(usize::MAX)),
             }
         };
         ctx.spawn(actix::fut::wrap_future(work).map(
             move |result: Result<usize, StoreError>, actor: &mut Self, ctx: &mut Context<Self>| {
-                match pass {
-                    Pass::Due => actor.scanning = false,
-                    Pass::Recovery => actor.recovering = false,
-                }
+                actor.busy[pass.index()] = false;
                 match result {
                     Ok(published) => {
                         actor.failures = 0;
@@ -238,8 +253,7 @@ impl Actor for ScannerActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         supervision::on_started(&self.services.metrics, KIND);
-        self.scanning = false;
-        self.recovering = false;
+        self.busy = [false; 4];
         if self.stopped {
             return;
         }
@@ -250,8 +264,15 @@ impl Actor for ScannerActor {
         ctx.run_interval(settings.recovery.interval, |actor, ctx| {
             actor.run(Pass::Recovery, ctx)
         });
+        ctx.run_interval(settings.schedules.interval, |actor, ctx| {
+            actor.run(Pass::Fires, ctx)
+        });
+        ctx.run_interval(settings.jobs.retention_interval, |actor, ctx| {
+            actor.run(Pass::Retention, ctx)
+        });
         self.run(Pass::Due, ctx);
         self.run(Pass::Recovery, ctx);
+        self.run(Pass::Fires, ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

@@ -98,6 +98,7 @@ pub async fn rerun(
         metadata: original.metadata,
         retry_backoff: original.retry_backoff,
         rerun_of: Some(id),
+        fire: None,
     };
     check_target(&job.spec, &services.settings)?;
     let job = scheduling::create(services, job).await?;

@@ -53,6 +53,30 @@ impl Endpoint {
         self
     }
 
+    /// Serves `PATCH` with `handler`.
+    pub fn patch<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.allowed.push(Method::PATCH);
+        self.resource = self.resource.route(web::patch().to(handler));
+        self
+    }
+
+    /// Serves `DELETE` with `handler`.
+    pub fn delete<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.allowed.push(Method::DELETE);
+        self.resource = self.resource.route(web::delete().to(handler));
+        self
+    }
+
     /// The resource, answering `405` for the methods it does not serve.
     pub fn build(self) -> Resource {
         let allowed = self

@@ -201,6 +201,7 @@ pub fn parse_job(
             metadata,
             retry_backoff,
             rerun_of: None,
+            fire: None,
         },
         idempotency_key,
     })

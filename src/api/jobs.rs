@@ -15,7 +15,7 @@ use super::idempotency;
 use super::job_input::{check_target, parse_batch, parse_job, read_object};
 use crate::domain::{Job, JobStatus, NewJob};
 use crate::scheduling;
-use crate::store::{Attempt, Keyed, KeyedCreate};
+use crate::store::{Attempt, JobFilter, Keyed, KeyedCreate};
 
 /// A job and its attempts, oldest first: the answer of a create and of a read.
 #[derive(Debug, Serialize)]
@@ -213,16 +213,17 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     status: Option<String>,
+    schedule_id: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
 
-/// `GET /api/v1/jobs?status=&limit=&cursor=`: jobs newest first. `next_cursor`, when present,
-/// fetches the next page.
+/// `GET /api/v1/jobs?status=&schedule_id=&limit=&cursor=`: jobs newest first, of one status
+/// and one schedule when given. `next_cursor`, when present, fetches the next page.
 ///
 /// # Errors
-/// 400 for an unknown status, a limit outside 1 to 500 or a malformed cursor; 503 when the
-/// database is unavailable.
+/// 400 for an unknown status, a malformed schedule id, a limit outside 1 to 500 or a
+/// malformed cursor; 503 when the database is unavailable.
 pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
@@ -241,8 +242,42 @@ pub async fn list(
             )
         })?),
     };
-    let limit = match &query.limit {
-        None => DEFAULT_PAGE,
+    let schedule_id = match &query.schedule_id {
+        None => None,
+        Some(text) => Some(Uuid::parse_str(text).map_err(|_| {
+            ApiError::invalid(
+                "schedule_id",
+                "invalid_id",
+                format!("`{text}` is not a schedule id (a UUID)"),
+            )
+        })?),
+    };
+    let limit = page_limit(query.limit.as_deref())?;
+    let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let filter = JobFilter {
+        status,
+        schedule_id,
+    };
+    let jobs = state
+        .services
+        .store
+        .list_jobs(filter, cursor, limit)
+        .await?;
+    let next_cursor = if i64::try_from(jobs.len()).unwrap_or(i64::MAX) == limit {
+        jobs.last().map(|job| job.id)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(JobPage { jobs, next_cursor }))
+}
+
+/// A page's `limit`: 1 to 500, 50 when absent.
+///
+/// # Errors
+/// 400 naming `limit`.
+pub fn page_limit(text: Option<&str>) -> Result<i64, ApiError> {
+    match text {
+        None => Ok(DEFAULT_PAGE),
         Some(text) => text
             .parse::<i64>()
             .ok()
@@ -253,29 +288,22 @@ pub async fn list(
                     "invalid_limit",
                     format!("`limit` must be an integer from 1 to {MAX_PAGE}"),
                 )
-            })?,
-    };
-    let cursor = match &query.cursor {
-        None => None,
-        Some(text) => Some(Uuid::parse_str(text).map_err(|_| {
-            ApiError::invalid(
-                "cursor",
-                "invalid_cursor",
-                "`cursor` must be the `next_cursor` of a previous page",
-            )
-        })?),
-    };
-    let jobs = state
-        .services
-        .store
-        .list_jobs(status, cursor, limit)
-        .await?;
-    let next_cursor = if i64::try_from(jobs.len()).unwrap_or(i64::MAX) == limit {
-        jobs.last().map(|job| job.id)
-    } else {
-        None
-    };
-    Ok(HttpResponse::Ok().json(JobPage { jobs, next_cursor }))
+            }),
+    }
+}
+
+/// A page's `cursor`: the `next_cursor` of the previous page.
+///
+/// # Errors
+/// 400 naming `cursor`.
+pub fn parse_cursor(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| {
+        ApiError::invalid(
+            "cursor",
+            "invalid_cursor",
+            "`cursor` must be the `next_cursor` of a previous page",
+        )
+    })
 }
 
 /// Parses a job id from a path.

@@ -17,6 +17,8 @@ mod idempotency;
 mod job_fields;
 mod job_input;
 mod jobs;
+mod schedule_input;
+mod schedules;
 
 use actix::Addr;
 use actix_web::web;
@@ -81,7 +83,45 @@ pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
                     .build(),
             )
             // An id has no colon: `/jobs/{id}:anything-else` is no route.
-            .service(Endpoint::new("/jobs/{id:[^/:]+}").get(jobs::get).build());
+            .service(Endpoint::new("/jobs/{id:[^/:]+}").get(jobs::get).build())
+            .service(
+                Endpoint::new("/schedules")
+                    .get(schedules::list)
+                    .post(schedules::create)
+                    .build(),
+            )
+            .service(
+                Endpoint::new("/schedules:preview")
+                    .post(schedules::preview)
+                    .build(),
+            )
+            .service(
+                Endpoint::new("/schedules/{id}:pause")
+                    .post(schedules::pause)
+                    .build(),
+            )
+            .service(
+                Endpoint::new("/schedules/{id}:resume")
+                    .post(schedules::resume)
+                    .build(),
+            )
+            .service(
+                Endpoint::new("/schedules/{id}:trigger")
+                    .post(schedules::trigger)
+                    .build(),
+            )
+            .service(
+                Endpoint::new("/schedules/{id}:backfill")
+                    .post(schedules::backfill)
+                    .build(),
+            )
+            .service(
+                Endpoint::new("/schedules/{id:[^/:]+}")
+                    .get(schedules::get)
+                    .patch(schedules::change)
+                    .delete(schedules::delete)
+                    .build(),
+            );
     }
     config
         .service(probes())

@@ -60,6 +60,7 @@ pub struct Settings {
     pub executor: ExecutorSettings,
     pub result_writer: ResultWriterSettings,
     pub jobs: JobSettings,
+    pub schedules: ScheduleSettings,
     pub auth: AuthSettings,
     pub admin: AdminSettings,
     pub runner: RunnerSettings,
@@ -254,6 +255,22 @@ impl Settings {
                 "runner.kafka.bootstrap_servers",
                 "must name at least one broker (host:port) when set",
             );
+        }
+        if self.schedules.interval.is_zero() || self.schedules.lookahead <= self.schedules.interval
+        {
+            return invalid(
+                "schedules.lookahead",
+                "must be longer than `schedules.interval` (and that longer than zero), or fires would be made late",
+            );
+        }
+        if self.schedules.batch_size < 1 || self.jobs.retention_batch < 1 {
+            return invalid(
+                "schedules.batch_size",
+                "and `jobs.retention_batch` must be at least 1",
+            );
+        }
+        if self.jobs.retention_interval.is_zero() {
+            return invalid("jobs.retention_interval", "must be longer than zero");
         }
         if self.database.port == 0 {
             return invalid("database.port", "must be a port number between 1 and 65535");

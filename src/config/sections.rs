@@ -315,6 +315,27 @@ pub struct JobSettings {
     /// How long an `Idempotency-Key` names the job it created.
     #[serde(with = "humantime_serde")]
     pub idempotency_retention: Duration,
+    /// Finished jobs older than this are deleted (zero: never).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often the retention pass runs, and how many jobs it deletes at most each time.
+    #[serde(with = "humantime_serde")]
+    pub retention_interval: Duration,
+    pub retention_batch: i64,
+}
+
+/// How schedules' fires are made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSettings {
+    /// How often each scanner makes the fires due soon.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How far ahead of their time fires are made.
+    #[serde(with = "humantime_serde")]
+    pub lookahead: Duration,
+    /// Schedules per fire statement.
+    pub batch_size: i64,
 }
 
 /// Who may call the API.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{JobSpec, RetryPolicy};
+use super::{Fire, JobSpec, RetryPolicy};
 
 /// Where a job is in its life. `docs/state-machine.md` draws the transitions.
 ///
@@ -23,11 +23,14 @@ pub enum JobStatus {
     /// Cancelled through the API: it never runs again, and a command it was running is
     /// stopped.
     Cancelled,
+    /// A schedule's fire that did not run because an earlier fire's job had not ended (its
+    /// schedule's `overlap`).
+    Skipped,
 }
 
 impl JobStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [JobStatus; 7] = [
+    pub const ALL: [JobStatus; 8] = [
         JobStatus::Scheduled,
         JobStatus::Dispatched,
         JobStatus::Running,
@@ -35,6 +38,7 @@ impl JobStatus {
         JobStatus::Success,
         JobStatus::Failed,
         JobStatus::Cancelled,
+        JobStatus::Skipped,
     ];
 
     /// The spelling stored in the database and shown by the API.
@@ -47,6 +51,7 @@ impl JobStatus {
             JobStatus::Success => "SUCCESS",
             JobStatus::Failed => "FAILED",
             JobStatus::Cancelled => "CANCELLED",
+            JobStatus::Skipped => "SKIPPED",
         }
     }
 
@@ -63,7 +68,7 @@ impl JobStatus {
             JobStatus::Scheduled | JobStatus::Dispatched => 0,
             JobStatus::Running => 1,
             JobStatus::Retrying => 2,
-            JobStatus::Success | JobStatus::Failed | JobStatus::Cancelled => 3,
+            JobStatus::Success | JobStatus::Failed | JobStatus::Cancelled | JobStatus::Skipped => 3,
         }
     }
 
@@ -76,11 +81,11 @@ impl JobStatus {
         format!("(CASE {column} {arms}END)")
     }
 
-    /// `SUCCESS`, `FAILED` and `CANCELLED` end a job: nothing moves it on.
+    /// `SUCCESS`, `FAILED`, `CANCELLED` and `SKIPPED` end a job: nothing moves it on.
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            JobStatus::Success | JobStatus::Failed | JobStatus::Cancelled
+            JobStatus::Success | JobStatus::Failed | JobStatus::Cancelled | JobStatus::Skipped
         )
     }
 
@@ -148,6 +153,8 @@ pub struct NewJob {
     pub retry_backoff: Option<RetryPolicy>,
     /// The job this one re-runs.
     pub rerun_of: Option<Uuid>,
+    /// The schedule's fire this job was made for.
+    pub fire: Option<Fire>,
 }
 
 /// A stored job, as the API shows it.
@@ -179,4 +186,7 @@ pub struct Job {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// The schedule whose fire made this job, and the fire's nominal time.
+    pub schedule_id: Option<Uuid>,
+    pub scheduled_for: Option<DateTime<Utc>>,
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{JobSpec, JobStatus, NewJob, RetryPolicy};
+use super::{Fire, JobSpec, JobStatus, NewJob, RetryPolicy};
 
 /// What an executor needs to run a job, published on `kafka.topic.jobs`. Fields it does not
 /// know are ignored, so that a process reads the records of a later release that adds one.
@@ -36,6 +36,10 @@ pub struct Dispatch {
     /// The job's own retry backoff (the configured one when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_backoff: Option<RetryPolicy>,
+    /// The schedule's fire the job was made for: its first attempt is claimed under the
+    /// schedule's overlap rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fire: Option<Fire>,
 }
 
 impl Dispatch {
@@ -53,6 +57,7 @@ impl Dispatch {
             timeout_secs: job.timeout_secs,
             created_at: Some(created_at),
             retry_backoff: job.retry_backoff,
+            fire: job.fire,
         }
     }
 }

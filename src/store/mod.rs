@@ -26,9 +26,13 @@ pub mod batch_queue;
 mod error;
 pub mod postgres;
 pub mod rows;
+mod schedules;
 pub mod sqlite;
 
 pub use error::StoreError;
+pub use schedules::{
+    FireClaim, FirePass, FireRecord, Fired, Moved, ScheduleStore, fire_job, plan_fires,
+};
 
 /// One attempt of a job, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +95,15 @@ pub struct Recovered {
     pub failed: u64,
 }
 
+/// Which jobs a listing shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    /// Of this status (as shown) only.
+    pub status: Option<JobStatus>,
+    /// Made by this schedule's fires only.
+    pub schedule_id: Option<Uuid>,
+}
+
 /// What a cancel found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancelled {
@@ -143,7 +156,7 @@ pub struct RunKey {
 /// actor of a process (`Arc<dyn Store>`); each belongs to one instance (named in claims and
 /// heartbeats) and is safe to call from many tasks at once.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ScheduleStore + Send + Sync {
     /// Where the data lives, for logs.
     fn location(&self) -> String;
 
@@ -191,10 +204,10 @@ pub trait Store: Send + Sync {
     /// The job `id` and its attempts, oldest first.
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError>;
 
-    /// Up to `limit` jobs, newest first, optionally of one status, after the job `after`.
+    /// Up to `limit` jobs, newest first, those `filter` lets through, after the job `after`.
     async fn list_jobs(
         &self,
-        status: Option<JobStatus>,
+        filter: JobFilter,
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Job>, StoreError>;

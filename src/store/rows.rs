@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Attempt, StoreError};
-use crate::domain::{AttemptOutcome, Dispatch, Job, JobSpec, JobStatus, RetryPolicy};
+use crate::domain::{
+    AttemptOutcome, Dispatch, Fire, Job, JobSpec, JobStatus, Overlap, RetryPolicy, Schedule,
+};
 
 /// A job's row, its text columns not yet checked.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct JobRow {
     pub retry_backoff: Option<serde_json::Value>,
     pub rerun_of: Option<Uuid>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    pub schedule_id: Option<Uuid>,
+    pub scheduled_for: Option<DateTime<Utc>>,
 }
 
 impl JobRow {
@@ -64,6 +68,8 @@ impl JobRow {
             retry_backoff: retry_backoff(self.retry_backoff)?,
             rerun_of: self.rerun_of,
             cancelled_at: self.cancelled_at,
+            schedule_id: self.schedule_id,
+            scheduled_for: self.scheduled_for,
         })
     }
 }
@@ -83,6 +89,9 @@ pub struct DispatchRow {
     pub created_at: DateTime<Utc>,
     pub spec: Option<serde_json::Value>,
     pub retry_backoff: Option<serde_json::Value>,
+    pub schedule_id: Option<Uuid>,
+    pub scheduled_for: Option<DateTime<Utc>>,
+    pub overlap: Option<String>,
 }
 
 impl DispatchRow {
@@ -103,8 +112,31 @@ impl DispatchRow {
             timeout_secs: self.timeout_secs,
             created_at: Some(self.created_at),
             retry_backoff: retry_backoff(self.retry_backoff)?,
+            fire: fire(self.schedule_id, self.scheduled_for, self.overlap)?,
         })
     }
+}
+
+/// The fire a job was made for, from its columns.
+fn fire(
+    schedule_id: Option<Uuid>,
+    scheduled_for: Option<DateTime<Utc>>,
+    overlap: Option<String>,
+) -> Result<Option<Fire>, StoreError> {
+    let (Some(schedule_id), Some(scheduled_for)) = (schedule_id, scheduled_for) else {
+        return Ok(None);
+    };
+    let overlap = match overlap {
+        None => Overlap::AllowAll,
+        Some(text) => {
+            Overlap::parse(&text).ok_or_else(|| StoreError::corrupt("jobs.overlap", text))?
+        }
+    };
+    Ok(Some(Fire {
+        schedule_id,
+        scheduled_for,
+        overlap,
+    }))
 }
 
 /// An attempt's row (from the view `job_history`), its status not yet checked.
@@ -164,4 +196,60 @@ fn retry_backoff(value: Option<serde_json::Value>) -> Result<Option<RetryPolicy>
 
 fn status(text: &str) -> Result<JobStatus, StoreError> {
     JobStatus::parse(text).ok_or_else(|| StoreError::corrupt("jobs.status", text))
+}
+
+/// A schedule's row, its text columns not yet checked.
+#[derive(Debug, Clone)]
+pub struct ScheduleRow {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub cron: Option<String>,
+    pub every_ms: Option<i64>,
+    pub timezone: String,
+    pub job: serde_json::Value,
+    pub overlap: String,
+    pub catchup_window_secs: i32,
+    pub jitter_secs: i32,
+    pub start_at: Option<DateTime<Utc>>,
+    pub end_at: Option<DateTime<Utc>>,
+    pub paused: bool,
+    pub pause_note: Option<String>,
+    pub keep_last: i32,
+    pub next_fire_at: Option<DateTime<Utc>>,
+    pub missed_fires: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ScheduleRow {
+    /// The schedule, as the API shows it.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an overlap rule or a job template Kairos does not write.
+    pub fn into_schedule(self) -> Result<Schedule, StoreError> {
+        Ok(Schedule {
+            id: self.id,
+            name: self.name,
+            cron: self.cron,
+            every: self
+                .every_ms
+                .map(|ms| std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+            timezone: self.timezone,
+            job: serde_json::from_value(self.job.clone())
+                .map_err(|_| StoreError::corrupt("schedules.job", self.job.to_string()))?,
+            overlap: Overlap::parse(&self.overlap)
+                .ok_or_else(|| StoreError::corrupt("schedules.overlap", self.overlap))?,
+            catchup_window_secs: self.catchup_window_secs,
+            jitter_secs: self.jitter_secs,
+            start_at: self.start_at,
+            end_at: self.end_at,
+            paused: self.paused,
+            pause_note: self.pause_note,
+            keep_last: self.keep_last,
+            next_fire_at: self.next_fire_at,
+            missed_fires: self.missed_fires,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
 }

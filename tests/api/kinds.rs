@@ -362,3 +362,39 @@ async fn a_job_the_configuration_forbids_is_refused() {
         assert_eq!(refused["error"]["field"], field, "{body}");
     }
 }
+
+/// A dispatch whose spec no runner knows (a kind of a later release, or a kind's fields
+/// missing) is set aside on the dead-letter topic, never run as another kind.
+#[actix_web::test]
+async fn a_dispatch_of_an_unknown_kind_is_dead_lettered_not_run() {
+    let app = crate::helpers::spawn_app().await;
+    let ran = std::env::temp_dir().join(format!("kairos-unknown-kind-{}", Uuid::new_v4()));
+    let id = Uuid::now_v7();
+    let dispatch = json!({"job_id": id, "epoch": 1, "attempt": 1, "failures": 0,
+        "kind": "ftp", "command": format!("touch {}", ran.display()),
+        "execute_at": in_secs(0.0), "max_retries": 0, "timeout_secs": 10});
+    let no_command = json!({"job_id": Uuid::now_v7(), "epoch": 1, "attempt": 1, "failures": 0,
+        "kind": "shell", "execute_at": in_secs(0.0), "max_retries": 0, "timeout_secs": 10});
+    let topic = &app.settings.kafka.topic.jobs;
+    for record in [&dispatch, &no_command] {
+        app.publish(topic, "unknown", record.to_string().as_bytes())
+            .await;
+    }
+    let dead = crate::helpers::read_until(&app.settings, &format!("{topic}.dlt"), |records| {
+        records.len() >= 2
+    })
+    .await;
+    let payloads: Vec<&[u8]> = dead.iter().map(|(_, payload)| payload.as_slice()).collect();
+    assert!(
+        payloads.contains(&dispatch.to_string().as_bytes()),
+        "{dead:?}"
+    );
+    assert!(
+        payloads.contains(&no_command.to_string().as_bytes()),
+        "{dead:?}"
+    );
+    assert!(
+        !ran.exists(),
+        "a dispatch of an unknown kind ran as a command"
+    );
+}

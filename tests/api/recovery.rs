@@ -159,6 +159,7 @@ async fn a_stale_dispatch_is_not_run() {
         timeout_secs: 10,
         created_at: None,
         retry_backoff: None,
+        fire: None,
     };
     let payload = serde_json::to_vec(&stale).expect("JSON");
     app.publish(&app.settings.kafka.topic.jobs, &id.to_string(), &payload)

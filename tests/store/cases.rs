@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kairos::domain::{AttemptOutcome, JobSpec, JobStatus};
-use kairos::store::{LostScope, RunKey, Store, StoreError};
+use kairos::store::{JobFilter, LostScope, RunKey, Store, StoreError};
 
 use crate::fixtures::{LONG, in_secs, job, report, run_of};
 use crate::recovery::recover;
@@ -171,12 +171,26 @@ pub async fn a_claimed_run_shows_running_and_a_released_claim_leaves_it_alone(
     );
     assert_eq!(status(&store, job.id).await, JobStatus::Running);
     let running = store
-        .list_jobs(Some(JobStatus::Running), None, 10)
+        .list_jobs(
+            JobFilter {
+                status: Some(JobStatus::Running),
+                ..JobFilter::default()
+            },
+            None,
+            10,
+        )
         .await
         .expect("listed");
     assert_eq!(running.iter().map(|j| j.id).collect::<Vec<_>>(), [job.id]);
     let dispatched = store
-        .list_jobs(Some(JobStatus::Dispatched), None, 10)
+        .list_jobs(
+            JobFilter {
+                status: Some(JobStatus::Dispatched),
+                ..JobFilter::default()
+            },
+            None,
+            10,
+        )
         .await
         .expect("listed");
     assert!(dispatched.is_empty());
@@ -341,7 +355,10 @@ pub async fn pages_list_newest_first_and_filter_by_the_status_shown(store: Arc<d
     let mut listed = Vec::new();
     let mut cursor = None;
     loop {
-        let page = store.list_jobs(None, cursor, 4).await.expect("listed");
+        let page = store
+            .list_jobs(JobFilter::default(), cursor, 4)
+            .await
+            .expect("listed");
         listed.extend(page.iter().map(|job| job.id));
         if page.len() < 4 {
             break;
@@ -350,12 +367,26 @@ pub async fn pages_list_newest_first_and_filter_by_the_status_shown(store: Arc<d
     }
     assert_eq!(listed, ids);
     let scheduled = store
-        .list_jobs(Some(JobStatus::Scheduled), Some(ids[1]), 10)
+        .list_jobs(
+            JobFilter {
+                status: Some(JobStatus::Scheduled),
+                ..JobFilter::default()
+            },
+            Some(ids[1]),
+            10,
+        )
         .await
         .expect("listed");
     assert_eq!(scheduled.iter().map(|j| j.id).collect::<Vec<_>>(), ids[2..]);
     let dispatched = store
-        .list_jobs(Some(JobStatus::Dispatched), None, 10)
+        .list_jobs(
+            JobFilter {
+                status: Some(JobStatus::Dispatched),
+                ..JobFilter::default()
+            },
+            None,
+            10,
+        )
         .await
         .expect("listed");
     assert_eq!(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kairos::domain::{AttemptOutcome, HttpSpec, JobSpec, JobStatus, Payload, RetryPolicy};
-use kairos::store::{Cancelled, IdempotencyKey, Keyed, KeyedCreate, RunKey, Store};
+use kairos::store::{Cancelled, IdempotencyKey, JobFilter, Keyed, KeyedCreate, RunKey, Store};
 
 use crate::cases::{attempt_statuses, status};
 use crate::fixtures::{LONG, in_secs, job, report, run_of};
@@ -37,7 +37,14 @@ pub async fn a_cancelled_job_is_final_and_its_run_cannot_be_claimed(store: Arc<d
         None
     );
     let listed = store
-        .list_jobs(Some(JobStatus::Cancelled), None, 10)
+        .list_jobs(
+            JobFilter {
+                status: Some(JobStatus::Cancelled),
+                ..JobFilter::default()
+            },
+            None,
+            10,
+        )
         .await
         .expect("listed");
     assert_eq!(
@@ -140,7 +147,11 @@ pub async fn an_idempotency_key_names_one_job(store: Arc<dyn Store>) {
         "{refused:?}"
     );
     assert_eq!(
-        store.list_jobs(None, None, 10).await.expect("listed").len(),
+        store
+            .list_jobs(JobFilter::default(), None, 10)
+            .await
+            .expect("listed")
+            .len(),
         2
     );
 

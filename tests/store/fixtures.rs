@@ -74,6 +74,7 @@ pub fn job(at: DateTime<Utc>, max_retries: i32) -> NewJob {
         metadata: serde_json::json!({"team": "store"}),
         retry_backoff: None,
         rerun_of: None,
+        fire: None,
     }
 }
 

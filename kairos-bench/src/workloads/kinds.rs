@@ -1,4 +1,4 @@
-//! W7: the kinds beyond the no-op. `http` jobs burnt down against a local HTTP server, beside
+//! W8: the kinds beyond the no-op. `http` jobs burnt down against a local HTTP server, beside
 //! a plain client calling the same server; `kafka` jobs burnt down, beside the produce
 //! baseline; and how long a cancel takes to stop a running command's process group.
 
@@ -58,7 +58,7 @@ async fn serve() -> anyhow::Result<(String, Arc<AtomicU64>)> {
 }
 
 impl Bench {
-    /// W7: `http` and `kafka` jobs burnt down, and cancel-to-killed latency.
+    /// W8: `http` and `kafka` jobs burnt down, and cancel-to-killed latency.
     pub(super) async fn kinds(&self, report: &mut Report) -> anyhow::Result<()> {
         self.http_jobs(report).await?;
         self.kafka_jobs(report).await?;
@@ -94,8 +94,8 @@ impl Bench {
             None,
         );
 
-        let tag = self.tag("w7-http");
-        println!("W7: {count} http jobs due now, against a local server");
+        let tag = self.tag("w8-http");
+        println!("W8: {count} http jobs due now, against a local server");
         let now = Utc::now().to_rfc3339();
         let before = self.counts().await?;
         let served_before = served.load(Ordering::Relaxed);
@@ -110,7 +110,7 @@ impl Bench {
             "the server saw fewer requests than jobs"
         );
         report.add(
-            "W7 kinds",
+            "W8 kinds",
             "http jobs/s to the last result recorded (bar: half the plain client's rate)",
             rate.recorded,
             "jobs/s",
@@ -121,13 +121,13 @@ impl Bench {
     }
 
     async fn kafka_jobs(&self, report: &mut Report) -> anyhow::Result<()> {
-        let topic = format!("bench-{}-w7-kafka", self.run);
+        let topic = format!("bench-{}-w8-kafka", self.run);
         kafka::ensure_topics(&self.settings.kafka, std::slice::from_ref(&topic))
             .await
             .context("the target topic")?;
         let count = self.options.kafka_jobs;
-        let tag = self.tag("w7-kafka");
-        println!("W7: {count} kafka jobs due now");
+        let tag = self.tag("w8-kafka");
+        println!("W8: {count} kafka jobs due now");
         let now = Utc::now().to_rfc3339();
         let before = self.counts().await?;
         tokio::try_join!(
@@ -138,7 +138,7 @@ impl Bench {
         let rate = self.throughput(&tag, count).await?;
         let produce = report.value("baseline", "Kafka produce (idempotent, acks=all)");
         report.add(
-            "W7 kinds",
+            "W8 kinds",
             "kafka jobs/s to the last result recorded (bar: half the produce baseline)",
             rate.recorded,
             "jobs/s",
@@ -151,10 +151,10 @@ impl Bench {
     /// Cancels running commands one after another: from the `202` to their process group
     /// gone (the shell and its child), p50, p99, max.
     async fn cancel_latency(&self, report: &mut Report) -> anyhow::Result<()> {
-        println!("W7: {CANCELS} running commands cancelled");
+        println!("W8: {CANCELS} running commands cancelled");
         let folder = std::env::temp_dir().join(format!("kairos-bench-{}-cancel", self.run));
         std::fs::create_dir_all(&folder)?;
-        let tag = self.tag("w7-cancel");
+        let tag = self.tag("w8-cancel");
         let now = Utc::now().to_rfc3339();
         let mut jobs = Vec::with_capacity(CANCELS);
         for n in 0..CANCELS {
@@ -177,7 +177,7 @@ impl Bench {
             jobs.push((id, pids));
         }
         let mut latencies = Vec::with_capacity(CANCELS);
-        for (id, pids) in &jobs {
+        for (n, (id, pids)) in jobs.iter().enumerate() {
             let processes = wait_for_pids(pids).await?;
             let response = self
                 .http
@@ -198,8 +198,9 @@ impl Bench {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             latencies.push(answered.elapsed().as_secs_f64() * 1000.0);
-            // Spread the cancels over the heartbeat's phase.
-            tokio::time::sleep(Duration::from_millis(37)).await;
+            // Spread the cancels over the heartbeat's phase (250 ms): a fixed pause would keep
+            // every cancel at the same point of it.
+            tokio::time::sleep(Duration::from_millis((n as u64 * 89) % 250)).await;
         }
         let _ = std::fs::remove_dir_all(&folder);
         latencies.sort_by(f64::total_cmp);
@@ -209,7 +210,7 @@ impl Bench {
             ("max", 1.0, None),
         ] {
             report.add(
-                "W7 cancel",
+                "W8 cancel",
                 &format!("202 to the process group gone, {name}"),
                 percentile(&latencies, q),
                 "ms",

@@ -1,4 +1,4 @@
-//! The workloads W1 to W7, each driving the deployment through its API and reading the
+//! The workloads W1 to W8, each driving the deployment through its API and reading the
 //! outcome from its database.
 
 use std::sync::LazyLock;
@@ -104,7 +104,7 @@ impl Bench {
         if self.options.wants("w4") {
             self.scan_cost(report).await?;
         }
-        if self.options.wants("w7") {
+        if self.options.wants("w8") {
             self.kinds(report).await?;
         }
         Ok(())

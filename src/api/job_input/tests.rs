@@ -11,6 +11,9 @@ fn limits() -> JobSettings {
         max_batch_size: 3,
         max_batch_body_bytes: 1 << 20,
         idempotency_retention: std::time::Duration::from_secs(3600),
+        retention: std::time::Duration::ZERO,
+        retention_interval: std::time::Duration::from_secs(1),
+        retention_batch: 1,
     }
 }
 

@@ -1,5 +1,4 @@
-//! The `jobs` and `job_attempts` tables: every statement that touches them (attempts are read
-//! through the view `job_history`, migration V9).
+//! Storing jobs: every statement that inserts into `jobs` (`reads` reads them back).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,9 +10,9 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
-use super::rows::{ATTEMPT_COLUMNS, JOB_COLUMNS, attempt_row, dispatch_row, job_row};
+use super::rows::{JOB_COLUMNS, dispatch_row, job_row};
 use crate::domain::{Dispatch, Job, JobStatus, NewJob};
-use crate::store::{Attempt, StoreError};
+use crate::store::StoreError;
 
 /// Stores new jobs in one statement, all or none: each `SCHEDULED`, or, with a claim (its
 /// `Some(grace)`: it is due within the horizon already scanned), already `DISPATCHED` to
@@ -55,7 +54,7 @@ pub async fn insert_returning(
 const INSERT_JOBS: &str = "\
     INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
         kind, status, epoch, claimed_by, claimed_at, lease_until, spec, retry_backoff, \
-        rerun_of) \
+        rerun_of, schedule_id, scheduled_for, overlap) \
     SELECT id, name, command, execute_at, max_retries, timeout_secs, \
         COALESCE(metadata, '{}'), kind, \
         CASE WHEN claimed_by IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
@@ -63,14 +62,15 @@ const INSERT_JOBS: &str = "\
         CASE WHEN claimed_by IS NOT NULL THEN now() END, \
         CASE WHEN claimed_by IS NOT NULL \
             THEN GREATEST(execute_at, now()) + make_interval(secs => grace) END, \
-        spec, retry_backoff, rerun_of \
+        spec, retry_backoff, rerun_of, schedule_id, scheduled_for, overlap \
     FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS name, \
         unnest($3::text[]) AS command, unnest($4::timestamptz[]) AS execute_at, \
         unnest($5::int4[]) AS max_retries, unnest($6::int4[]) AS timeout_secs, \
         unnest($7::jsonb[]) AS metadata, unnest($8::text[]) AS kind, \
         unnest($9::text[]) AS claimed_by, unnest($10::float8[]) AS grace, \
         unnest($11::jsonb[]) AS spec, unnest($12::jsonb[]) AS retry_backoff, \
-        unnest($13::uuid[]) AS rerun_of) AS t";
+        unnest($13::uuid[]) AS rerun_of, unnest($14::uuid[]) AS schedule_id, \
+        unnest($15::timestamptz[]) AS scheduled_for, unnest($16::text[]) AS overlap) AS t";
 
 /// The columns of [`INSERT_JOBS`], one array each.
 struct Columns<'a> {
@@ -88,6 +88,9 @@ struct Columns<'a> {
     specs: Vec<Option<serde_json::Value>>,
     backoffs: Vec<Option<serde_json::Value>>,
     reruns: Vec<Option<Uuid>>,
+    schedules: Vec<Option<Uuid>>,
+    fires: Vec<Option<DateTime<Utc>>>,
+    overlaps: Vec<Option<&'static str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -121,10 +124,22 @@ impl<'a> Columns<'a> {
                 .collect(),
             backoffs: jobs.iter().map(|(job, _)| backoff(job)).collect(),
             reruns: jobs.iter().map(|(job, _)| job.rerun_of).collect(),
+            schedules: jobs
+                .iter()
+                .map(|(job, _)| job.fire.map(|fire| fire.schedule_id))
+                .collect(),
+            fires: jobs
+                .iter()
+                .map(|(job, _)| job.fire.map(|fire| fire.scheduled_for))
+                .collect(),
+            overlaps: jobs
+                .iter()
+                .map(|(job, _)| job.fire.map(|fire| fire.overlap.as_str()))
+                .collect(),
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 16] {
         [
             &self.ids,
             &self.names,
@@ -139,6 +154,9 @@ impl<'a> Columns<'a> {
             &self.specs,
             &self.backoffs,
             &self.reruns,
+            &self.schedules,
+            &self.fires,
+            &self.overlaps,
         ]
     }
 }
@@ -176,6 +194,23 @@ pub(super) async fn insert_rows_on(
     let statement = client
         .prepare_cached(&format!(
             "{INSERT_JOBS} RETURNING {JOB_COLUMNS}, lost_attempts"
+        ))
+        .await?;
+    Ok(client.query(&statement, &columns.params()).await?)
+}
+
+/// [`insert_rows_on`] for the jobs of schedules' fires: a fire that has a job already (the
+/// unique index on `(schedule_id, scheduled_for)`) makes none, and returns no row.
+pub(super) async fn insert_fires_on(
+    client: &impl GenericClient,
+    jobs: &[(&NewJob, Option<Duration>)],
+    instance: &str,
+) -> Result<Vec<Row>, StoreError> {
+    let columns = Columns::of(jobs, instance);
+    let statement = client
+        .prepare_cached(&format!(
+            "{INSERT_JOBS} ON CONFLICT (schedule_id, scheduled_for) \
+             WHERE schedule_id IS NOT NULL DO NOTHING RETURNING {JOB_COLUMNS}, lost_attempts"
         ))
         .await?;
     Ok(client.query(&statement, &columns.params()).await?)
@@ -234,6 +269,9 @@ pub(super) async fn copy_in(
                 &job.spec.stored_fields(),
                 &backoff(job),
                 &job.rerun_of,
+                &job.fire.map(|fire| fire.schedule_id),
+                &job.fire.map(|fire| fire.scheduled_for),
+                &job.fire.map(|fire| fire.overlap.as_str()),
             ])
             .await?;
     }
@@ -246,10 +284,10 @@ pub(super) async fn copy_in(
 /// claimed as [`INSERT_JOBS`] claims it; the other columns take their defaults.
 const COPY_JOBS: &str = "COPY jobs (id, name, command, execute_at, max_retries, \
      timeout_secs, metadata, kind, status, epoch, claimed_by, claimed_at, lease_until, spec, \
-     retry_backoff, rerun_of) FROM STDIN (FORMAT binary)";
+     retry_backoff, rerun_of, schedule_id, scheduled_for, overlap) FROM STDIN (FORMAT binary)";
 
 /// The types of [`COPY_JOBS`]'s columns, in order.
-const COPY_JOBS_TYPES: [Type; 16] = [
+const COPY_JOBS_TYPES: [Type; 19] = [
     Type::UUID,
     Type::TEXT,
     Type::TEXT,
@@ -266,6 +304,9 @@ const COPY_JOBS_TYPES: [Type; 16] = [
     Type::JSONB,
     Type::JSONB,
     Type::UUID,
+    Type::UUID,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
 ];
 
 /// A job claimed as it is stored, as [`INSERT_JOBS`] claims it at the database's `now`.
@@ -289,78 +330,4 @@ impl<'a> Claim<'a> {
             lease_until,
         }
     }
-}
-
-/// The job `id` and its attempts, oldest first; `None` when there is no such job.
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached.
-pub async fn get(pool: &Pool, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
-    let client = pool.get().await?;
-    let statement = client
-        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
-        .await?;
-    let Some(row) = client.query_opt(&statement, &[&id]).await? else {
-        return Ok(None);
-    };
-    let job = job_row(&row)?.into_job()?;
-    let statement = client
-        .prepare_cached(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM job_history WHERE job_id = $1 ORDER BY attempt"
-        ))
-        .await?;
-    let attempts = client
-        .query(&statement, &[&id])
-        .await?
-        .iter()
-        .map(|row| attempt_row(row)?.into_attempt())
-        .collect::<Result<_, StoreError>>()?;
-    Ok(Some((job, attempts)))
-}
-
-/// Up to `limit` jobs, newest first, optionally of one status (as shown), starting after the
-/// job `after` (keyset pagination: the cursor is the last id of the previous page).
-///
-/// # Errors
-/// [`StoreError`] when the database cannot be reached.
-pub async fn list(
-    pool: &Pool,
-    status: Option<JobStatus>,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Job>, StoreError> {
-    // UUIDv7 ids grow with creation time: ordering by id is ordering by age. Each branch
-    // reads the listing index `(status, id)` backwards from the cursor; `RUNNING` merges two.
-    let branches: Vec<String> = match status {
-        None => vec!["true".into()],
-        Some(JobStatus::Running) => vec![
-            "status = 'RUNNING'".into(),
-            "status = 'DISPATCHED' AND run_lease_until IS NOT NULL".into(),
-        ],
-        Some(JobStatus::Dispatched) => {
-            vec!["status = 'DISPATCHED' AND run_lease_until IS NULL".into()]
-        }
-        Some(other) => vec![format!("status = '{}'", other.as_str())],
-    };
-    let selects: Vec<String> = branches
-        .iter()
-        .map(|branch| {
-            format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE {branch} AND id < $1 \
-                 ORDER BY id DESC LIMIT $2"
-            )
-        })
-        .collect();
-    let query = match selects.as_slice() {
-        [select] => select.clone(),
-        _ => format!(
-            "({}) ORDER BY id DESC LIMIT $2",
-            selects.join(") UNION ALL (")
-        ),
-    };
-    let client = pool.get().await?;
-    let statement = client.prepare_cached(&query).await?;
-    let after = after.unwrap_or(Uuid::max());
-    let rows = client.query(&statement, &[&after, &limit]).await?;
-    rows.iter().map(|row| job_row(row)?.into_job()).collect()
 }

@@ -1,6 +1,7 @@
 //! PostgreSQL: the store of a distributed deployment, shared by every process.
 //!
-//! Every PostgreSQL statement Kairos runs lives in this module: `jobs` (create, read, list),
+//! Every PostgreSQL statement Kairos runs lives in this module: `jobs` (create), `reads`
+//! (read, list), `schedules` (schedules), `fires` (their fires), `retention` (old jobs),
 //! `claims` (claims for dispatch), `recovery` (leases and recovery), `liveness` (heartbeats),
 //! `run_claims` (run claims and holds, batched), `create_queue` (single creates, batched),
 //! `control` (cancels and keyed creates) and `reports` (the result writer's writes). `rows` reads their columns; `errors` turns the driver's
@@ -14,11 +15,11 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use super::{
-    Applied, Attempt, Cancelled, IdempotencyKey, KeyedCreate, Liveness, LostScope, Recovered,
-    RunKey, Store, StoreError,
+    Applied, Attempt, Cancelled, FireClaim, FirePass, FireRecord, Fired, IdempotencyKey, JobFilter,
+    KeyedCreate, Liveness, LostScope, Recovered, RunKey, ScheduleStore, Store, StoreError,
 };
 use crate::config::DatabaseSettings;
-use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
+use crate::domain::{AttemptReport, Dispatch, Fire, Job, NewJob, NewSchedule, Schedule};
 use create_queue::CreateQueue;
 use run_claims::RunClaims;
 
@@ -26,12 +27,16 @@ pub mod claims;
 mod control;
 mod create_queue;
 mod errors;
+mod fires;
 pub mod jobs;
 pub mod liveness;
+mod reads;
 pub mod recovery;
 pub mod reports;
+mod retention;
 pub mod rows;
 pub mod run_claims;
+mod schedules;
 
 mod embedded {
     refinery::embed_migrations!("migrations/postgres");
@@ -222,16 +227,16 @@ impl Store for PostgresStore {
     }
 
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
-        jobs::get(&self.pool, id).await
+        reads::get(&self.pool, id).await
     }
 
     async fn list_jobs(
         &self,
-        status: Option<JobStatus>,
+        filter: JobFilter,
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Job>, StoreError> {
-        jobs::list(&self.pool, status, after, limit).await
+        reads::list(&self.pool, filter, after, limit).await
     }
 
     async fn claim_due(
@@ -295,5 +300,79 @@ impl Store for PostgresStore {
 
     async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError> {
         self.run_claims.claim(run, lease).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ScheduleStore for PostgresStore {
+    async fn create_schedule(&self, schedule: NewSchedule) -> Result<Schedule, StoreError> {
+        schedules::create(&self.pool, &schedule).await
+    }
+
+    async fn get_schedule(&self, id: Uuid) -> Result<Option<Schedule>, StoreError> {
+        schedules::get(&self.pool, id).await
+    }
+
+    async fn list_schedules(
+        &self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Schedule>, StoreError> {
+        schedules::list(&self.pool, after, limit).await
+    }
+
+    async fn replace_schedule(
+        &self,
+        schedule: NewSchedule,
+    ) -> Result<Option<Schedule>, StoreError> {
+        schedules::replace(&self.pool, &schedule).await
+    }
+
+    async fn pause_schedule(
+        &self,
+        id: Uuid,
+        paused: bool,
+        note: Option<String>,
+    ) -> Result<Option<Schedule>, StoreError> {
+        schedules::pause(&self.pool, id, paused, note).await
+    }
+
+    async fn delete_schedule(&self, id: Uuid) -> Result<bool, StoreError> {
+        schedules::delete(&self.pool, id).await
+    }
+
+    async fn recent_fires(&self, id: Uuid, limit: i64) -> Result<Vec<FireRecord>, StoreError> {
+        schedules::recent_fires(&self.pool, id, limit).await
+    }
+
+    async fn fire_due(&self, pass: FirePass) -> Result<Fired, StoreError> {
+        fires::fire_due(&self.pool, pass, &self.instance).await
+    }
+
+    async fn create_fires(
+        &self,
+        jobs: Vec<NewJob>,
+        dispatch_before: DateTime<Utc>,
+        grace: Duration,
+    ) -> Result<(Vec<Uuid>, Vec<Dispatch>), StoreError> {
+        fires::create_fires(&self.pool, &jobs, dispatch_before, grace, &self.instance).await
+    }
+
+    async fn claim_fire_run(
+        &self,
+        run: RunKey,
+        lease: Duration,
+        fire: Fire,
+    ) -> Result<FireClaim, StoreError> {
+        fires::claim_fire_run(&self.pool, run, lease, fire, &self.instance).await
+    }
+
+    async fn purge(
+        &self,
+        before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        retention::purge(&self.pool, before, keys_before, limit).await
     }
 }

@@ -11,12 +11,14 @@ use crate::store::rows::{AttemptRow, DispatchRow, JobRow};
 pub const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, \
      kairos_shown_status(status, run_lease_until) AS status, max_retries, timeout_secs, \
      metadata, attempts, epoch, exit_code, last_output, last_error, created_at, updated_at, \
-     started_at, finished_at, spec, retry_backoff, rerun_of, cancelled_at";
+     started_at, finished_at, spec, retry_backoff, rerun_of, cancelled_at, schedule_id, \
+     scheduled_for, overlap";
 
 /// The columns of a dispatch, qualified for statements that join `jobs` to another table.
 pub const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
      jobs.kind, jobs.command, jobs.execute_at, jobs.max_retries, jobs.timeout_secs, \
-     jobs.created_at, jobs.spec, jobs.retry_backoff";
+     jobs.created_at, jobs.spec, jobs.retry_backoff, jobs.schedule_id, jobs.scheduled_for, \
+     jobs.overlap";
 
 /// An attempt's columns, from the view `job_history`.
 pub const ATTEMPT_COLUMNS: &str = "attempt, epoch, status, scheduled_at, started_at, \
@@ -47,6 +49,8 @@ pub fn job_row(row: &Row) -> Result<JobRow, StoreError> {
         retry_backoff: row.try_get("retry_backoff")?,
         rerun_of: row.try_get("rerun_of")?,
         cancelled_at: row.try_get("cancelled_at")?,
+        schedule_id: row.try_get("schedule_id")?,
+        scheduled_for: row.try_get("scheduled_for")?,
     })
 }
 
@@ -65,6 +69,9 @@ pub fn dispatch_row(row: &Row) -> Result<DispatchRow, StoreError> {
         created_at: row.try_get("created_at")?,
         spec: row.try_get("spec")?,
         retry_backoff: row.try_get("retry_backoff")?,
+        schedule_id: row.try_get("schedule_id")?,
+        scheduled_for: row.try_get("scheduled_for")?,
+        overlap: row.try_get("overlap")?,
     })
 }
 

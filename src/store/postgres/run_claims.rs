@@ -160,7 +160,7 @@ pub const HOLD_RUNS: &str = "\
     FROM UNNEST($1::uuid[], $2::int8[]) AS r(id, epoch) \
     WHERE jobs.id = r.id AND jobs.epoch = r.epoch \
       AND jobs.status NOT IN ('SCHEDULED', 'RUNNING', 'RETRYING', 'SUCCESS', 'FAILED', \
-          'CANCELLED') \
+          'CANCELLED', 'SKIPPED') \
       AND jobs.runner IS NULL";
 
 /// Claims many runs at once: the jobs (`$1`) under their epochs (`$2`) whose attempt `$3`
@@ -174,7 +174,7 @@ pub const CLAIM_RUNS: &str = "\
         AS r(id, epoch, attempt, lease) \
     WHERE jobs.id = r.id AND jobs.epoch = r.epoch \
       AND jobs.attempts < r.attempt \
-      AND jobs.status NOT IN ('SCHEDULED', 'SUCCESS', 'FAILED', 'CANCELLED') \
+      AND jobs.status NOT IN ('SCHEDULED', 'SUCCESS', 'FAILED', 'CANCELLED', 'SKIPPED') \
     RETURNING jobs.id, jobs.epoch";
 
 /// Records many held dispatches at once ([`HOLD_RUNS`]).

@@ -78,7 +78,7 @@ pub(super) fn claim_run(
                  lease_until = min(COALESCE(lease_until, ?5 + ?6), ?5 + ?6), \
                  updated_at = ?5 \
              WHERE id = ?1 AND epoch = ?2 AND attempts < ?3 \
-               AND status NOT IN ('SCHEDULED', 'SUCCESS', 'FAILED', 'CANCELLED')",
+               AND status NOT IN ('SCHEDULED', 'SUCCESS', 'FAILED', 'CANCELLED', 'SKIPPED')",
         )?
         .execute(params![
             run.job_id.to_string(),

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::rows::{ATTEMPT_COLUMNS, attempt_row, dispatch_row, job_columns, job_row, micros, span};
 use crate::domain::{Dispatch, Job, JobStatus, NewJob};
-use crate::store::{Attempt, StoreError};
+use crate::store::{Attempt, JobFilter, StoreError};
 
 /// Stores `job` as `SCHEDULED`, or with a `claim` (instance, grace) already `DISPATCHED` under
 /// epoch 1 with a lease until its time plus the grace; returns it and its dispatch.
@@ -21,12 +21,12 @@ pub(super) fn insert(
     let mut statement = connection.prepare_cached(&format!(
         "INSERT INTO jobs (id, name, kind, command, execute_at, max_retries, timeout_secs, \
              metadata, created_at, updated_at, status, epoch, claimed_by, claimed_at, \
-             lease_until, spec, retry_backoff, rerun_of) \
+             lease_until, spec, retry_backoff, rerun_of, schedule_id, scheduled_for, overlap) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, \
              CASE WHEN ?10 IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
              CASE WHEN ?10 IS NULL THEN 0 ELSE 1 END, ?10, \
              CASE WHEN ?10 IS NOT NULL THEN ?9 END, \
-             CASE WHEN ?10 IS NOT NULL THEN max(?5, ?9) + ?11 END, ?12, ?13, ?14) \
+             CASE WHEN ?10 IS NOT NULL THEN max(?5, ?9) + ?11 END, ?12, ?13, ?14, ?15, ?16, ?17) \
          RETURNING {}",
         job_columns()
     ))?;
@@ -49,6 +49,9 @@ pub(super) fn insert(
                 .as_ref()
                 .and_then(|policy| serde_json::to_string(policy).ok()),
             job.rerun_of.map(|id| id.to_string()),
+            job.fire.map(|fire| fire.schedule_id.to_string()),
+            job.fire.map(|fire| micros(fire.scheduled_for)),
+            job.fire.map(|fire| fire.overlap.as_str()),
         ],
         |row| Ok((job_row(row), dispatch_row(row))),
     )?;
@@ -102,16 +105,15 @@ pub(super) fn get(
     Ok(Some((job, attempts)))
 }
 
-/// Up to `limit` jobs, newest first, optionally of one status (as shown), after the job
-/// `after`.
+/// Up to `limit` jobs, newest first, those `filter` lets through, after the job `after`.
 pub(super) fn list(
     connection: &Connection,
-    status: Option<JobStatus>,
+    filter: JobFilter,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Job>, StoreError> {
     // As PostgreSQL's: a claimed run shows `RUNNING` whatever its row's status.
-    let filter = match status {
+    let status = match filter.status {
         None => "1".to_owned(),
         Some(JobStatus::Running) => "(status = 'RUNNING' OR (status = 'DISPATCHED' \
              AND run_lease_until IS NOT NULL))"
@@ -122,11 +124,16 @@ pub(super) fn list(
         Some(other) => format!("status = '{}'", other.as_str()),
     };
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {} FROM jobs WHERE {filter} AND (?1 IS NULL OR id < ?1) \
+        "SELECT {} FROM jobs WHERE {status} AND (?1 IS NULL OR id < ?1) \
+             AND (?3 IS NULL OR schedule_id = ?3) \
          ORDER BY id DESC LIMIT ?2",
         job_columns()
     ))?;
-    let mut rows = statement.query(params![after.map(|id| id.to_string()), limit])?;
+    let mut rows = statement.query(params![
+        after.map(|id| id.to_string()),
+        limit,
+        filter.schedule_id.map(|id| id.to_string())
+    ])?;
     let mut jobs = Vec::new();
     while let Some(row) = rows.next()? {
         jobs.push(job_row(row)?.into_job()?);

@@ -20,10 +20,12 @@
 
 mod claims;
 mod control;
+mod fires;
 mod jobs;
 mod recovery;
 mod reports;
 mod rows;
+mod schedules;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,10 +37,10 @@ use rusqlite::{Connection, ErrorCode};
 use uuid::Uuid;
 
 use super::{
-    Applied, Attempt, Cancelled, IdempotencyKey, KeyedCreate, Liveness, LostScope, Recovered,
-    RunKey, Store, StoreError,
+    Applied, Attempt, Cancelled, FireClaim, FirePass, FireRecord, Fired, IdempotencyKey, JobFilter,
+    KeyedCreate, Liveness, LostScope, Recovered, RunKey, ScheduleStore, Store, StoreError,
 };
-use crate::domain::{AttemptReport, Dispatch, Job, JobStatus, NewJob};
+use crate::domain::{AttemptReport, Dispatch, Fire, Job, NewJob, NewSchedule, Schedule};
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -215,11 +217,11 @@ impl Store for SqliteStore {
 
     async fn list_jobs(
         &self,
-        status: Option<JobStatus>,
+        filter: JobFilter,
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Job>, StoreError> {
-        self.call(move |connection, _| jobs::list(connection, status, after, limit))
+        self.call(move |connection, _| jobs::list(connection, filter, after, limit))
             .await
     }
 
@@ -314,6 +316,95 @@ impl Store for SqliteStore {
 
     async fn claim_run(&self, run: RunKey, lease: Duration) -> Result<bool, StoreError> {
         self.call(move |connection, instance| claims::claim_run(connection, run, lease, instance))
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl ScheduleStore for SqliteStore {
+    async fn create_schedule(&self, schedule: NewSchedule) -> Result<Schedule, StoreError> {
+        self.call(move |connection, _| schedules::create(connection, &schedule))
+            .await
+    }
+
+    async fn get_schedule(&self, id: Uuid) -> Result<Option<Schedule>, StoreError> {
+        self.call(move |connection, _| schedules::get(connection, id))
+            .await
+    }
+
+    async fn list_schedules(
+        &self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Schedule>, StoreError> {
+        self.call(move |connection, _| schedules::list(connection, after, limit))
+            .await
+    }
+
+    async fn replace_schedule(
+        &self,
+        schedule: NewSchedule,
+    ) -> Result<Option<Schedule>, StoreError> {
+        self.call(move |connection, _| schedules::replace(connection, &schedule))
+            .await
+    }
+
+    async fn pause_schedule(
+        &self,
+        id: Uuid,
+        paused: bool,
+        note: Option<String>,
+    ) -> Result<Option<Schedule>, StoreError> {
+        self.call(move |connection, _| schedules::pause(connection, id, paused, note))
+            .await
+    }
+
+    async fn delete_schedule(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.call(move |connection, _| schedules::delete(connection, id))
+            .await
+    }
+
+    async fn recent_fires(&self, id: Uuid, limit: i64) -> Result<Vec<FireRecord>, StoreError> {
+        self.call(move |connection, _| schedules::recent_fires(connection, id, limit))
+            .await
+    }
+
+    async fn fire_due(&self, pass: FirePass) -> Result<Fired, StoreError> {
+        self.call(move |connection, instance| fires::fire_due(connection, pass, instance))
+            .await
+    }
+
+    async fn create_fires(
+        &self,
+        jobs: Vec<NewJob>,
+        dispatch_before: DateTime<Utc>,
+        grace: Duration,
+    ) -> Result<(Vec<Uuid>, Vec<Dispatch>), StoreError> {
+        self.call(move |connection, instance| {
+            fires::create_fires(connection, &jobs, dispatch_before, grace, instance)
+        })
+        .await
+    }
+
+    async fn claim_fire_run(
+        &self,
+        run: RunKey,
+        lease: Duration,
+        fire: Fire,
+    ) -> Result<FireClaim, StoreError> {
+        self.call(move |connection, instance| {
+            fires::claim_fire_run(connection, run, lease, fire, instance)
+        })
+        .await
+    }
+
+    async fn purge(
+        &self,
+        before: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        self.call(move |connection, _| fires::purge(connection, before, keys_before, limit))
             .await
     }
 }

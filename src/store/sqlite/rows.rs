@@ -49,7 +49,7 @@ pub fn job_columns() -> String {
         "id, name, kind, command, execute_at, {} AS status, max_retries, timeout_secs, \
          metadata, attempts, epoch, exit_code, last_output, last_error, created_at, \
          updated_at, started_at, finished_at, lost_attempts, spec, retry_backoff, rerun_of, \
-         cancelled_at",
+         cancelled_at, schedule_id, scheduled_for, overlap",
         shown_status("status", "run_lease_until")
     )
 }
@@ -66,19 +66,19 @@ pub fn span(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn instant(column: &'static str, value: i64) -> Result<DateTime<Utc>, StoreError> {
+pub fn instant(column: &'static str, value: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_micros(value)
         .ok_or_else(|| StoreError::corrupt(column, value.to_string()))
 }
 
-fn optional_instant(
+pub fn optional_instant(
     column: &'static str,
     value: Option<i64>,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     value.map(|value| instant(column, value)).transpose()
 }
 
-fn uuid(column: &'static str, text: String) -> Result<Uuid, StoreError> {
+pub fn uuid(column: &'static str, text: String) -> Result<Uuid, StoreError> {
     Uuid::parse_str(&text).map_err(|_| StoreError::corrupt(column, text))
 }
 
@@ -122,6 +122,8 @@ pub fn job_row(row: &Row<'_>) -> Result<JobRow, StoreError> {
         retry_backoff: optional_json("jobs.retry_backoff", row.get("retry_backoff")?)?,
         rerun_of: optional_uuid("jobs.rerun_of", row.get("rerun_of")?)?,
         cancelled_at: optional_instant("jobs.cancelled_at", row.get("cancelled_at")?)?,
+        schedule_id: optional_uuid("jobs.schedule_id", row.get("schedule_id")?)?,
+        scheduled_for: optional_instant("jobs.scheduled_for", row.get("scheduled_for")?)?,
     })
 }
 
@@ -140,6 +142,9 @@ pub fn dispatch_row(row: &Row<'_>) -> Result<DispatchRow, StoreError> {
         created_at: instant("jobs.created_at", row.get("created_at")?)?,
         spec: optional_json("jobs.spec", row.get("spec")?)?,
         retry_backoff: optional_json("jobs.retry_backoff", row.get("retry_backoff")?)?,
+        schedule_id: optional_uuid("jobs.schedule_id", row.get("schedule_id")?)?,
+        scheduled_for: optional_instant("jobs.scheduled_for", row.get("scheduled_for")?)?,
+        overlap: row.get("overlap")?,
     })
 }
 

@@ -1,0 +1,334 @@
+//! `/api/v1/schedules`: recurring schedules, their fires and their control.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::LOCATION;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::AppState;
+use super::body::{self, require_json};
+use super::error::ApiError;
+use super::job_input::{check_target, read_object};
+use super::jobs::{page_limit, parse_cursor, parse_id};
+use super::schedule_input::{
+    Body, backfill_fires, parse_change, parse_new, parse_preview, pause_note,
+};
+use crate::domain::Schedule;
+use crate::domain::schedule::fires::Fires;
+use crate::scheduling;
+use crate::store::{FireRecord, fire_job};
+
+/// Fires shown by a read: the next ones, and the latest made.
+const SHOWN_FIRES: usize = 10;
+
+/// A schedule with its next fire times and its latest fires.
+#[derive(Debug, Serialize)]
+pub struct ScheduleView {
+    pub schedule: Schedule,
+    /// The next fire times (nominal, before jitter), from now.
+    pub next_fires: Vec<DateTime<Utc>>,
+    /// The latest fires made, newest first, with their jobs.
+    pub last_fires: Vec<FireRecord>,
+}
+
+/// A page of schedules, newest first.
+#[derive(Debug, Serialize)]
+pub struct SchedulePage {
+    pub schedules: Vec<Schedule>,
+    pub next_cursor: Option<Uuid>,
+}
+
+/// The answer of a preview.
+#[derive(Debug, Serialize)]
+pub struct PreviewAnswer {
+    pub fires: Vec<DateTime<Utc>>,
+}
+
+/// The answer of a trigger or a backfill: each fire's job.
+#[derive(Debug, Serialize)]
+pub struct FiresMade {
+    pub fires: Vec<FireMade>,
+}
+
+/// A fire and its job.
+#[derive(Debug, Serialize)]
+pub struct FireMade {
+    pub scheduled_for: DateTime<Utc>,
+    pub job_id: Uuid,
+}
+
+/// Reads a JSON object body of at most the jobs' body limit; an empty body is `{}`.
+async fn object_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Map<String, Value>, ApiError> {
+    let limit = state.services.settings.jobs.max_body_bytes;
+    let body = body::read(request, payload, limit, &state.bodies).await?;
+    if body.bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    require_json(request)?;
+    read_object(&body.bytes)
+}
+
+async fn view(state: &AppState, schedule: Schedule) -> Result<ScheduleView, ApiError> {
+    let now = Utc::now();
+    let next_fires = match Fires::new(
+        &schedule.recurrence(),
+        &schedule.timezone,
+        schedule.anchor(),
+        schedule.start_at,
+        schedule.end_at,
+    ) {
+        Ok(fires) if schedule.next_fire_at.is_some() => fires.upcoming(now, SHOWN_FIRES),
+        _ => Vec::new(),
+    };
+    let last_fires = state
+        .services
+        .store
+        .recent_fires(schedule.id, SHOWN_FIRES as i64)
+        .await?;
+    Ok(ScheduleView {
+        schedule,
+        next_fires,
+        last_fires,
+    })
+}
+
+async fn found(state: &AppState, id: Uuid) -> Result<Schedule, ApiError> {
+    state
+        .services
+        .store
+        .get_schedule(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no schedule has the id {id}")))
+}
+
+/// `POST /api/v1/schedules`: checks the body (its job as a create would), stores the
+/// schedule, answers `201` with its view and a `Location`.
+///
+/// # Errors
+/// 400 naming the field at fault, 413, 415, 503.
+pub async fn create(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_json(&request)?;
+    let fields = object_body(&request, payload, &state).await?;
+    let settings = &state.services.settings;
+    let schedule = parse_new(&Body::new(fields)?, &settings.jobs, Utc::now())?;
+    check_target(&schedule.job.spec, settings).map_err(in_job)?;
+    let schedule = state.services.store.create_schedule(schedule).await?;
+    let id = schedule.id;
+    Ok(HttpResponse::Created()
+        .insert_header((LOCATION, format!("/api/v1/schedules/{id}")))
+        .json(view(&state, schedule).await?))
+}
+
+/// An error about a job's field, named as a field of the schedule's `job`.
+fn in_job(mut error: ApiError) -> ApiError {
+    error.field = error.field.map(|field| format!("job.{field}"));
+    error
+}
+
+/// The query of `GET /api/v1/schedules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/schedules?limit=&cursor=`: newest first, paged as jobs are.
+///
+/// # Errors
+/// 400 for a bad limit or cursor, 503.
+pub async fn list(
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(query.limit.as_deref())?;
+    let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    let schedules = state.services.store.list_schedules(cursor, limit).await?;
+    let next_cursor = if i64::try_from(schedules.len()).unwrap_or(i64::MAX) == limit {
+        schedules.last().map(|schedule| schedule.id)
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(SchedulePage {
+        schedules,
+        next_cursor,
+    }))
+}
+
+/// `GET /api/v1/schedules/{id}`: the schedule, its next fire times and its latest fires.
+///
+/// # Errors
+/// 400 for a malformed id, 404, 503.
+pub async fn get(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let schedule = found(&state, parse_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(view(&state, schedule).await?))
+}
+
+/// `PATCH /api/v1/schedules/{id}`: changes the fields given; a new rule, zone or job applies
+/// from the next fire not made yet.
+///
+/// # Errors
+/// 400 naming the field at fault, 404, 415, 503.
+pub async fn change(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    require_json(&request)?;
+    let fields = object_body(&request, payload, &state).await?;
+    let current = found(&state, id).await?;
+    let settings = &state.services.settings;
+    let schedule = parse_change(&Body::new(fields)?, &current, &settings.jobs, Utc::now())?;
+    check_target(&schedule.job.spec, settings).map_err(in_job)?;
+    let Some(schedule) = state.services.store.replace_schedule(schedule).await? else {
+        return Err(ApiError::not_found(format!("no schedule has the id {id}")));
+    };
+    Ok(HttpResponse::Ok().json(view(&state, schedule).await?))
+}
+
+/// `POST /api/v1/schedules/{id}:pause` (optional `{"note": "..."}`): no more fires until it
+/// is resumed; the jobs of fires made ahead that have not started are cancelled.
+///
+/// # Errors
+/// 400, 404, 503.
+pub async fn pause(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let note = pause_note(object_body(&request, payload, &state).await?)?;
+    set_paused(&state, id, true, note).await
+}
+
+/// `POST /api/v1/schedules/{id}:resume`: fires again; what the pause missed follows the
+/// catch-up rule.
+///
+/// # Errors
+/// 400, 404, 503.
+pub async fn resume(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    set_paused(&state, parse_id(&path)?, false, None).await
+}
+
+async fn set_paused(
+    state: &AppState,
+    id: Uuid,
+    paused: bool,
+    note: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(schedule) = state
+        .services
+        .store
+        .pause_schedule(id, paused, note)
+        .await?
+    else {
+        return Err(ApiError::not_found(format!("no schedule has the id {id}")));
+    };
+    Ok(HttpResponse::Ok().json(view(state, schedule).await?))
+}
+
+/// `POST /api/v1/schedules/{id}:trigger`: one fire now, outside the rule (its overlap rule
+/// applies); `201` with the fire and its job.
+///
+/// # Errors
+/// 400, 404, 503.
+pub async fn trigger(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let schedule = found(&state, parse_id(&path)?).await?;
+    let at = Utc::now();
+    make_fires(&state, &schedule, vec![at]).await
+}
+
+/// `POST /api/v1/schedules/{id}:backfill` (`{"from": ..., "to": ...}`): the fires of a past
+/// range, at most 1,000, each once (a fire that has a job already keeps it), under the
+/// overlap rule; `201` with each fire and its job.
+///
+/// # Errors
+/// 400 for a bad or too large range, 404, 415, 503.
+pub async fn backfill(
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    require_json(&request)?;
+    let fields = object_body(&request, payload, &state).await?;
+    let schedule = found(&state, id).await?;
+    let times = backfill_fires(fields, &schedule, Utc::now())?;
+    make_fires(&state, &schedule, times).await
+}
+
+async fn make_fires(
+    state: &AppState,
+    schedule: &Schedule,
+    times: Vec<DateTime<Utc>>,
+) -> Result<HttpResponse, ApiError> {
+    let jobs = times.iter().map(|at| fire_job(schedule, *at)).collect();
+    let ids = scheduling::create_fires(&state.services, jobs).await?;
+    let fires = times
+        .into_iter()
+        .zip(ids)
+        .map(|(scheduled_for, job_id)| FireMade {
+            scheduled_for,
+            job_id,
+        })
+        .collect();
+    Ok(HttpResponse::Created().json(FiresMade { fires }))
+}
+
+/// `DELETE /api/v1/schedules/{id}`: no more fires (those made ahead and not started are
+/// cancelled); its jobs stay. `204`.
+///
+/// # Errors
+/// 400, 404, 503.
+pub async fn delete(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    if state.services.store.delete_schedule(id).await? {
+        Ok(HttpResponse::build(StatusCode::NO_CONTENT).finish())
+    } else {
+        Err(ApiError::not_found(format!("no schedule has the id {id}")))
+    }
+}
+
+/// `POST /api/v1/schedules:preview` (`{"cron" or "every", "timezone", "from", "count"}`): the
+/// next fire times, as RFC 3339 instants in UTC; nothing is stored.
+///
+/// # Errors
+/// 400 naming the field at fault, 415.
+pub async fn preview(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_json(&request)?;
+    let preview = parse_preview(object_body(&request, payload, &state).await?, Utc::now())?;
+    Ok(HttpResponse::Ok().json(PreviewAnswer {
+        fires: preview.fires.upcoming(preview.from, preview.count),
+    }))
+}

@@ -1,0 +1,97 @@
+//! Reading jobs back: one with its attempts (through the view `job_history`, migration V9),
+//! and pages of them.
+
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use super::rows::{ATTEMPT_COLUMNS, JOB_COLUMNS, attempt_row, job_row};
+use crate::domain::{Job, JobStatus};
+use crate::store::{Attempt, JobFilter, StoreError};
+
+/// The job `id` and its attempts, oldest first; `None` when there is no such job.
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn get(pool: &Pool, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+        .await?;
+    let Some(row) = client.query_opt(&statement, &[&id]).await? else {
+        return Ok(None);
+    };
+    let job = job_row(&row)?.into_job()?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM job_history WHERE job_id = $1 ORDER BY attempt"
+        ))
+        .await?;
+    let attempts = client
+        .query(&statement, &[&id])
+        .await?
+        .iter()
+        .map(|row| attempt_row(row)?.into_attempt())
+        .collect::<Result<_, StoreError>>()?;
+    Ok(Some((job, attempts)))
+}
+
+/// Up to `limit` jobs, newest first, those `filter` lets through (a status as shown, a
+/// schedule), starting after the job `after` (keyset pagination: the cursor is the last id of
+/// the previous page).
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn list(
+    pool: &Pool,
+    filter: JobFilter,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Job>, StoreError> {
+    // UUIDv7 ids grow with creation time: ordering by id is ordering by age. Each branch
+    // reads the listing index `(status, id)` backwards from the cursor, or a schedule's
+    // `(schedule_id, id)`; `RUNNING` merges two.
+    let branches: Vec<String> = match filter.status {
+        None => vec!["true".into()],
+        Some(JobStatus::Running) => vec![
+            "status = 'RUNNING'".into(),
+            "status = 'DISPATCHED' AND run_lease_until IS NOT NULL".into(),
+        ],
+        Some(JobStatus::Dispatched) => {
+            vec!["status = 'DISPATCHED' AND run_lease_until IS NULL".into()]
+        }
+        Some(other) => vec![format!("status = '{}'", other.as_str())],
+    };
+    let schedule = if filter.schedule_id.is_some() {
+        "schedule_id = $3 AND "
+    } else {
+        ""
+    };
+    let selects: Vec<String> = branches
+        .iter()
+        .map(|branch| {
+            format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE {schedule}{branch} AND id < $1 \
+                 ORDER BY id DESC LIMIT $2"
+            )
+        })
+        .collect();
+    let query = match selects.as_slice() {
+        [select] => select.clone(),
+        _ => format!(
+            "({}) ORDER BY id DESC LIMIT $2",
+            selects.join(") UNION ALL (")
+        ),
+    };
+    let client = pool.get().await?;
+    let statement = client.prepare_cached(&query).await?;
+    let after = after.unwrap_or(Uuid::max());
+    let rows = match filter.schedule_id {
+        Some(schedule_id) => {
+            client
+                .query(&statement, &[&after, &limit, &schedule_id])
+                .await?
+        }
+        None => client.query(&statement, &[&after, &limit]).await?,
+    };
+    rows.iter().map(|row| job_row(row)?.into_job()).collect()
+}
