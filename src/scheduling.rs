@@ -128,7 +128,9 @@ pub async fn fire_due(services: &Services) -> Result<usize, StoreError> {
         let pass = FirePass {
             until: now + settings.lookahead,
             now,
-            late: settings.interval,
+            // A fire passed by less than the lookahead was only late: its pass was slow, or
+            // the process making it died. Older ones were missed: everything was down.
+            late: settings.lookahead,
             schedules: settings.batch_size,
             fires: FIRES_PER_SCHEDULE,
             grace: services.settings.recovery.grace,

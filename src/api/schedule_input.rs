@@ -232,6 +232,19 @@ fn first_fire(
     from: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
     let anchor = schedule.start_at.unwrap_or(from);
+    let just_before = from - chrono::Duration::microseconds(1);
+    let unbounded = Fires::new(&schedule.recurrence, &schedule.timezone, anchor, None, None)?;
+    if unbounded.after(just_before).is_none() {
+        let field = match schedule.recurrence {
+            Recurrence::Cron(_) => "cron",
+            Recurrence::Every(_) => "every",
+        };
+        return Err(ApiError::invalid(
+            field,
+            "never_fires",
+            format!("`{field}` never matches a time from now on"),
+        ));
+    }
     let fires = Fires::new(
         &schedule.recurrence,
         &schedule.timezone,
@@ -239,7 +252,7 @@ fn first_fire(
         schedule.start_at,
         schedule.end_at,
     )?;
-    Ok(fires.after(from - chrono::Duration::microseconds(1)))
+    Ok(fires.after(just_before))
 }
 
 fn check_bounds(schedule: &NewSchedule) -> Result<(), ApiError> {
@@ -256,7 +269,7 @@ fn check_bounds(schedule: &NewSchedule) -> Result<(), ApiError> {
 }
 
 /// Checks a new schedule's body. An `every` schedule without `start_at` counts its interval
-/// from now, which becomes its `start_at`.
+/// from now, which becomes its `start_at`, and first fires one interval later.
 ///
 /// # Errors
 /// 400 naming the field at fault.
@@ -280,8 +293,11 @@ pub fn parse_new(
         )
     })?;
     let mut start_at = body.instant("start_at")?;
+    // Counted from its creation, an interval's first fire is one interval later.
+    let mut first_from = now;
     if matches!(recurrence, Recurrence::Every(_)) && start_at.is_none() {
         start_at = Some(now);
+        first_from = now + chrono::Duration::microseconds(1);
     }
     let mut schedule = NewSchedule {
         id: Uuid::now_v7(),
@@ -305,7 +321,7 @@ pub fn parse_new(
         next_fire_at: None,
     };
     check_bounds(&schedule)?;
-    schedule.next_fire_at = first_fire(&schedule, now)?;
+    schedule.next_fire_at = first_fire(&schedule, first_from)?;
     Ok(schedule)
 }
 

@@ -84,7 +84,9 @@ async fn view(state: &AppState, schedule: Schedule) -> Result<ScheduleView, ApiE
         schedule.start_at,
         schedule.end_at,
     ) {
-        Ok(fires) if schedule.next_fire_at.is_some() => fires.upcoming(now, SHOWN_FIRES),
+        Ok(fires) if !schedule.paused && schedule.next_fire_at.is_some() => {
+            fires.upcoming(now, SHOWN_FIRES)
+        }
         _ => Vec::new(),
     };
     let last_fires = state
@@ -125,6 +127,7 @@ pub async fn create(
     check_target(&schedule.job.spec, settings).map_err(in_job)?;
     let schedule = state.services.store.create_schedule(schedule).await?;
     let id = schedule.id;
+    let schedule = fire_soon(&state, schedule).await?;
     Ok(HttpResponse::Created()
         .insert_header((LOCATION, format!("/api/v1/schedules/{id}")))
         .json(view(&state, schedule).await?))
@@ -199,6 +202,7 @@ pub async fn change(
     let Some(schedule) = state.services.store.replace_schedule(schedule).await? else {
         return Err(ApiError::not_found(format!("no schedule has the id {id}")));
     };
+    let schedule = fire_soon(&state, schedule).await?;
     Ok(HttpResponse::Ok().json(view(&state, schedule).await?))
 }
 
@@ -244,7 +248,28 @@ async fn set_paused(
     else {
         return Err(ApiError::not_found(format!("no schedule has the id {id}")));
     };
+    let schedule = if paused {
+        schedule
+    } else {
+        fire_soon(state, schedule).await?
+    };
     Ok(HttpResponse::Ok().json(view(state, schedule).await?))
+}
+
+/// Makes the fires due within `schedules.lookahead` at once rather than at the scanner's next
+/// pass, which may come after the first of them; returns the schedule as it is then. If the
+/// pass fails, the scanner's next one makes them.
+async fn fire_soon(state: &AppState, schedule: Schedule) -> Result<Schedule, ApiError> {
+    if let Err(error) = scheduling::fire_due(&state.services).await {
+        tracing::warn!(%error, "fires left to the scanner's next pass");
+        return Ok(schedule);
+    }
+    Ok(state
+        .services
+        .store
+        .get_schedule(schedule.id)
+        .await?
+        .unwrap_or(schedule))
 }
 
 /// `POST /api/v1/schedules/{id}:trigger`: one fire now, outside the rule (its overlap rule

@@ -26,7 +26,8 @@ pub struct FirePass {
     pub until: DateTime<Utc>,
     /// Now, as the pass sees it.
     pub now: DateTime<Utc>,
-    /// A fire that passed more than this long ago was missed (the catch-up rule applies).
+    /// A fire that passed more than this long ago was missed (the catch-up rule applies); a
+    /// later one is made as any other.
     pub late: Duration,
     /// Schedules per pass, at most.
     pub schedules: i64,

@@ -35,13 +35,15 @@ pub struct TestApp {
     handle: ServerHandle,
     /// The application's run, which ends once it has shut down.
     running: Option<tokio::task::JoinHandle<Result<(), kairos::startup::RunError>>>,
+    /// Whether its standalone data outlives it (it is restarted).
+    keep_data: bool,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop the server without waiting; the test's runtime is ending anyway.
         drop(self.handle.stop(false));
-        if self.settings.backend() == Backend::Standalone {
+        if self.settings.backend() == Backend::Standalone && !self.keep_data {
             let _ = std::fs::remove_dir_all(&self.settings.standalone.data_dir);
         }
     }
@@ -143,6 +145,7 @@ async fn start_app(settings: Settings) -> TestApp {
         client: reqwest::Client::new(),
         handle,
         running: Some(running),
+        keep_data: false,
     };
     app.wait_for_consumers().await;
     app
@@ -273,6 +276,20 @@ impl TestApp {
                 .expect("the run did not panic")
                 .expect("the run ends cleanly");
         }
+    }
+
+    /// Stops the application as SIGTERM does, and starts it again at `at` on the same store
+    /// and topics: the whole deployment is down until then. Distributed mode only: the
+    /// stopped application's actors still hold a standalone data directory.
+    pub async fn restart_at(mut self, at: chrono::DateTime<chrono::Utc>) -> TestApp {
+        self.stop().await;
+        self.keep_data = true;
+        let settings = self.settings.clone();
+        drop(self);
+        if let Ok(down) = (at - chrono::Utc::now()).to_std() {
+            tokio::time::sleep(down).await;
+        }
+        start_app(settings).await
     }
 
     /// Waits until the dispatcher and the result writer each hold a partition of their topic:

@@ -17,4 +17,5 @@ mod plans;
 mod records;
 mod recovery;
 mod result_writer;
+mod schedules;
 mod supervision;

@@ -11,7 +11,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Offset, Utc};
+use chrono::{DateTime, Offset, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::{Cron, JobType};
@@ -162,6 +162,8 @@ impl Fires {
     ///   rule is that such expressions follow absolute time, so the second pass is searched
     ///   too, in the offset in force after the change, and its fires come first.
     fn cron_after(&self, cron: &Cron, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Fires fall on whole seconds, and croner keeps the fraction it is given.
+        let after = after.with_nanosecond(0)?;
         let local = after.with_timezone(&self.zone);
         let mut found = cron
             .find_next_occurrence(&local, false)

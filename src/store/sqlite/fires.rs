@@ -220,13 +220,16 @@ pub(super) fn purge(
     let deleted = connection.execute(
         &format!(
             "DELETE FROM jobs WHERE id IN ( \
-                 SELECT jobs.id FROM jobs LEFT JOIN schedules s ON s.id = jobs.schedule_id \
-                 WHERE jobs.status IN ({finals}) AND jobs.finished_at < ?1 \
-                   AND (s.id IS NULL OR s.keep_last = 0 OR jobs.scheduled_for < ( \
-                       SELECT min(k.scheduled_for) FROM ( \
-                           SELECT p.scheduled_for FROM jobs p \
-                           WHERE p.schedule_id = s.id AND p.status IN ({finals}) \
-                           ORDER BY p.scheduled_for DESC LIMIT s.keep_last) k)) \
+                 SELECT id FROM jobs WHERE schedule_id IS NULL AND status IN ({finals}) \
+                   AND finished_at < ?1 \
+                 UNION ALL \
+                 SELECT id FROM ( \
+                     SELECT p.id, p.finished_at, s.keep_last, row_number() OVER ( \
+                         PARTITION BY p.schedule_id ORDER BY p.scheduled_for DESC) AS newer \
+                     FROM jobs p LEFT JOIN schedules s ON s.id = p.schedule_id \
+                     WHERE p.schedule_id IS NOT NULL AND p.status IN ({finals})) \
+                 WHERE finished_at < ?1 \
+                   AND (keep_last IS NULL OR keep_last = 0 OR newer > keep_last) \
                  LIMIT ?2)"
         ),
         params![micros(before), limit],

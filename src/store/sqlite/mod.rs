@@ -89,7 +89,6 @@ impl SqliteStore {
             "PRAGMA locking_mode = EXCLUSIVE; \
              PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = NORMAL; \
-             PRAGMA foreign_keys = ON; \
              BEGIN EXCLUSIVE; COMMIT;",
         );
         if let Err(rusqlite::Error::SqliteFailure(failure, _)) = &locked
@@ -110,6 +109,9 @@ impl SqliteStore {
                 "applied migration"
             );
         }
+        // Only now: a migration that makes a table again drops the old one, which would
+        // delete the rows referring to it if foreign keys were on (SQLite's advice).
+        connection.execute_batch("PRAGMA foreign_keys = ON;")?;
         let expired = recovery::expire_leases(&connection, Utc::now())?;
         if expired > 0 {
             tracing::warn!(

@@ -33,6 +33,11 @@ fn a_six_field_expression_fires_on_its_seconds() {
             "2026-12-07T10:01:20Z"
         ]
     );
+    // From a fraction of a second: the fires are still on whole seconds.
+    assert_eq!(
+        cron_fires("*/20 * * * * *", "UTC", "2026-12-07T10:00:19.998870Z", 2),
+        ["2026-12-07T10:00:20Z", "2026-12-07T10:00:40Z"]
+    );
     // Five fields: minute precision; `L`, `W`, `#` and macros.
     assert_eq!(
         cron_fires("30 2 * * *", "UTC", "2026-12-07T10:00:00Z", 1),

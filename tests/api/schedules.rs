@@ -1,0 +1,780 @@
+//! Recurring schedules through the API, on both backends: fire instants, DST days, the
+//! overlap rules, catch-up after downtime, the schedule's control routes, refusals, and the
+//! retention of finished jobs.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use kairos::config::{Backend, Settings};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{POLL, TestApp, WAIT_LIMIT, metric, settings_for, spawn_app_with, time};
+
+contract!(
+    six_field_expressions_fire_at_their_instants,
+    dst_days_follow_crons_rule_in_three_zones,
+    skip_and_buffer_one_hold_a_job_that_outlasts_its_interval,
+    cancel_previous_stops_the_run_of_the_fire_before,
+    pause_resume_trigger_backfill_and_delete,
+    bad_expressions_and_zones_are_refused_naming_the_field,
+    finished_jobs_are_deleted_after_the_retention_but_a_schedules_latest,
+);
+
+async fn spawn(backend: Backend, change: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = settings_for(backend);
+    change(&mut settings);
+    spawn_app_with(settings).await
+}
+
+async fn send(app: &TestApp, method: reqwest::Method, path: &str, body: &Value) -> (u16, Value) {
+    let response = app
+        .client
+        .request(method, format!("{}{path}", app.address))
+        .json(body)
+        .send()
+        .await
+        .expect("the request is answered");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn create(app: &TestApp, body: &Value) -> Value {
+    let (status, answer) = send(app, reqwest::Method::POST, "/api/v1/schedules", body).await;
+    assert_eq!(status, 201, "{answer}");
+    answer
+}
+
+async fn schedule(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/v1/schedules/{id}"))
+        .await
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// The schedule's jobs, oldest fire first.
+async fn jobs_of(app: &TestApp, id: &str) -> Vec<Value> {
+    let mut jobs = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let after = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page: Value = app
+            .get(&format!("/api/v1/jobs?schedule_id={id}&limit=500{after}"))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        jobs.extend(page["jobs"].as_array().expect("jobs").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    jobs.sort_by_key(|job| time(&job["scheduled_for"]));
+    jobs
+}
+
+fn ended(job: &Value) -> bool {
+    matches!(
+        job["status"].as_str(),
+        Some("SUCCESS" | "FAILED" | "SKIPPED" | "CANCELLED")
+    )
+}
+
+/// Waits until `condition` holds for the schedule's jobs, within [`WAIT_LIMIT`].
+async fn wait_for_jobs(
+    app: &TestApp,
+    id: &str,
+    condition: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    loop {
+        let jobs = jobs_of(app, id).await;
+        if condition(&jobs) {
+            return jobs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule's jobs never reached the expected state: {jobs:#?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn fire_times(jobs: &[Value]) -> Vec<DateTime<Utc>> {
+    jobs.iter().map(|job| time(&job["scheduled_for"])).collect()
+}
+
+async fn six_field_expressions_fire_at_their_instants(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    let created = create(
+        &app,
+        &json!({"name": "even seconds", "cron": "*/2 * * * * *", "overlap": "allow_all",
+                "job": {"kind": "noop"}}),
+    )
+    .await;
+    let id = created["schedule"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    // The next fires are the coming even seconds.
+    let next: Vec<DateTime<Utc>> = created["next_fires"]
+        .as_array()
+        .expect("next fires")
+        .iter()
+        .map(time)
+        .collect();
+    assert_eq!(next.len(), 10, "{created}");
+    for pair in next.windows(2) {
+        assert_eq!(pair[1] - pair[0], chrono::Duration::seconds(2), "{next:?}");
+    }
+    assert!(
+        next.iter()
+            .all(|at| at.timestamp() % 2 == 0 && at.timestamp_subsec_nanos() == 0),
+        "{next:?}"
+    );
+
+    let jobs = wait_for_jobs(&app, &id, |jobs| {
+        jobs.iter().filter(|job| ended(job)).count() >= 3
+    })
+    .await;
+    let times = fire_times(&jobs);
+    for (job, at) in jobs.iter().zip(&times) {
+        assert_eq!(at.timestamp() % 2, 0, "{job}");
+        assert_eq!(at.timestamp_subsec_nanos(), 0, "{job}");
+        assert_eq!(job["schedule_id"], json!(id));
+        assert_eq!(time(&job["execute_at"]), *at, "no jitter was asked for");
+    }
+    for pair in times.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            chrono::Duration::seconds(2),
+            "one job per fire: {times:?}"
+        );
+    }
+    for job in jobs.iter().filter(|job| ended(job)) {
+        let id: Uuid = job["id"].as_str().expect("an id").parse().expect("a UUID");
+        let shown = app.job(id).await;
+        assert_eq!(shown["job"]["status"], "SUCCESS", "{shown}");
+        let lateness = time(&shown["attempts"][0]["started_at"]) - time(&job["scheduled_for"]);
+        assert!(
+            lateness >= chrono::Duration::zero(),
+            "started {lateness} early: {shown}"
+        );
+        assert!(
+            lateness < chrono::Duration::seconds(1),
+            "started {lateness} late: {shown}"
+        );
+    }
+
+    // The schedule shows its latest fires with their jobs and statuses, newest first.
+    let shown = schedule(&app, &id).await;
+    let last = shown["last_fires"].as_array().expect("last fires");
+    assert!(last.len() >= 3, "{shown}");
+    for pair in last.windows(2) {
+        assert!(time(&pair[0]["scheduled_for"]) > time(&pair[1]["scheduled_for"]));
+    }
+    let finished = last
+        .iter()
+        .find(|fire| fire["status"] == "SUCCESS")
+        .expect("a finished fire");
+    assert!(
+        jobs.iter().any(|job| job["id"] == finished["job_id"]),
+        "{shown}"
+    );
+}
+
+async fn preview(app: &TestApp, body: &Value) -> Vec<String> {
+    let (status, answer) = send(
+        app,
+        reqwest::Method::POST,
+        "/api/v1/schedules:preview",
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["fires"]
+        .as_array()
+        .expect("fires")
+        .iter()
+        .map(|at| time(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .collect()
+}
+
+/// A time missing on a spring-forward day fires at the gap's end, a repeated one once at its
+/// first occurrence, and expressions firing every hour or minute follow absolute time.
+async fn dst_days_follow_crons_rule_in_three_zones(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    let cases = [
+        // New York, 2027-03-14: 02:00 EST becomes 03:00 EDT; 02:30 does not exist.
+        (
+            "0 30 2 * * *",
+            "America/New_York",
+            "2027-03-13T12:00:00Z",
+            2,
+            vec!["2027-03-14T07:00:00Z", "2027-03-15T06:30:00Z"],
+        ),
+        // New York, 2027-11-07: 02:00 EDT becomes 01:00 EST; 01:30 fires once.
+        (
+            "0 30 1 * * *",
+            "America/New_York",
+            "2027-11-06T12:00:00Z",
+            2,
+            vec!["2027-11-07T05:30:00Z", "2027-11-08T06:30:00Z"],
+        ),
+        // Every 30 minutes through New York's repeated hour: each absolute half hour once.
+        (
+            "0 */30 * * * *",
+            "America/New_York",
+            "2027-11-07T05:00:00Z",
+            4,
+            vec![
+                "2027-11-07T05:00:00Z",
+                "2027-11-07T05:30:00Z",
+                "2027-11-07T06:00:00Z",
+                "2027-11-07T06:30:00Z",
+            ],
+        ),
+        // Berlin, 2027-03-28: 02:00 CET becomes 03:00 CEST.
+        (
+            "0 30 2 * * *",
+            "Europe/Berlin",
+            "2027-03-27T12:00:00Z",
+            2,
+            vec!["2027-03-28T01:00:00Z", "2027-03-29T00:30:00Z"],
+        ),
+        // Berlin, 2027-10-31: 03:00 CEST becomes 02:00 CET; 02:30 fires once.
+        (
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2027-10-30T12:00:00Z",
+            2,
+            vec!["2027-10-31T00:30:00Z", "2027-11-01T01:30:00Z"],
+        ),
+        // Hourly through Berlin's repeated hour.
+        (
+            "@hourly",
+            "Europe/Berlin",
+            "2027-10-30T23:30:00Z",
+            4,
+            vec![
+                "2027-10-31T00:00:00Z",
+                "2027-10-31T01:00:00Z",
+                "2027-10-31T02:00:00Z",
+                "2027-10-31T03:00:00Z",
+            ],
+        ),
+        // São Paulo, 2018-11-04: midnight did not exist (00:00 -03 became 01:00 -02).
+        (
+            "0 0 0 * * *",
+            "America/Sao_Paulo",
+            "2018-11-03T12:00:00Z",
+            2,
+            vec!["2018-11-04T03:00:00Z", "2018-11-05T02:00:00Z"],
+        ),
+        // São Paulo, 2019-02-17: 00:00 -02 went back to 23:00 -03; 23:30 fires once.
+        (
+            "0 30 23 * * *",
+            "America/Sao_Paulo",
+            "2019-02-16T12:00:00Z",
+            2,
+            vec!["2019-02-17T01:30:00Z", "2019-02-18T02:30:00Z"],
+        ),
+    ];
+    for (cron, zone, from, count, expected) in cases {
+        let fires = preview(
+            &app,
+            &json!({"cron": cron, "timezone": zone, "from": from, "count": count}),
+        )
+        .await;
+        assert_eq!(fires, expected, "{cron} in {zone} from {from}");
+    }
+    // The rest of the grammar: L, W, #, names, lists and ranges.
+    let fires = preview(
+        &app,
+        &json!({"cron": "0 0 12 L * *", "from": "2027-01-15T00:00:00Z", "count": 3}),
+    )
+    .await;
+    assert_eq!(
+        fires,
+        [
+            "2027-01-31T12:00:00Z",
+            "2027-02-28T12:00:00Z",
+            "2027-03-31T12:00:00Z"
+        ]
+    );
+    let fires = preview(
+        &app,
+        &json!({"cron": "0 9 * * MON#2", "timezone": "Europe/Berlin",
+                "from": "2027-01-01T00:00:00Z", "count": 2}),
+    )
+    .await;
+    assert_eq!(fires, ["2027-01-11T08:00:00Z", "2027-02-08T08:00:00Z"]);
+    let fires = preview(
+        &app,
+        &json!({"cron": "0 0 15W * *", "from": "2027-05-01T00:00:00Z", "count": 1}),
+    )
+    .await;
+    assert_eq!(
+        fires,
+        ["2027-05-14T00:00:00Z"],
+        "May 15th 2027 is a Saturday"
+    );
+}
+
+/// One run at a time however long each takes: under `skip` a fire whose predecessor still
+/// runs ends `SKIPPED` without running; under `buffer_one` it waits for it and runs after,
+/// and only a further fire meanwhile is skipped.
+async fn skip_and_buffer_one_hold_a_job_that_outlasts_its_interval(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    let job = json!({"command": "sleep 2.5"});
+    let skip = create(&app, &json!({"every": "1s", "overlap": "skip", "job": job})).await;
+    let buffer = create(
+        &app,
+        &json!({"every": "1s", "overlap": "buffer_one", "job": job}),
+    )
+    .await;
+    let ids =
+        [&skip, &buffer].map(|created| created["schedule"]["id"].as_str().expect("id").to_owned());
+    // Two runs each, and the fires between them decided.
+    let mut settled = Vec::new();
+    for id in &ids {
+        settled.push(
+            wait_for_jobs(&app, id, |jobs| {
+                jobs.iter().filter(|job| job["status"] == "SUCCESS").count() >= 2
+            })
+            .await,
+        );
+    }
+    for id in &ids {
+        let (status, body) = send(
+            &app,
+            reqwest::Method::POST,
+            &format!("/api/v1/schedules/{id}:pause"),
+            &json!({}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (rule, jobs) in ["skip", "buffer_one"].iter().zip(&settled) {
+        let mut runs = Vec::new();
+        for job in jobs.iter().filter(|job| job["status"] == "SUCCESS") {
+            let id: Uuid = job["id"].as_str().expect("id").parse().expect("UUID");
+            let shown = app.job(id).await;
+            let attempt = &shown["attempts"][0];
+            runs.push((
+                time(&attempt["started_at"]),
+                time(&attempt["finished_at"]),
+                time(&job["scheduled_for"]),
+            ));
+        }
+        runs.sort();
+        for pair in runs.windows(2) {
+            assert!(pair[1].0 >= pair[0].1, "{rule}: two runs at once: {runs:?}");
+        }
+        let skipped: Vec<&Value> = jobs
+            .iter()
+            .filter(|job| job["status"] == "SKIPPED")
+            .collect();
+        assert!(
+            !skipped.is_empty(),
+            "{rule}: no fire was skipped: {jobs:#?}"
+        );
+        for job in &skipped {
+            let id: Uuid = job["id"].as_str().expect("id").parse().expect("UUID");
+            let shown = app.job(id).await;
+            assert_eq!(
+                shown["attempts"],
+                json!([]),
+                "{rule}: a skipped fire ran: {shown}"
+            );
+        }
+        let waited = runs
+            .iter()
+            .filter(|(started, _, fire)| *started - *fire > chrono::Duration::milliseconds(500))
+            .count();
+        if *rule == "skip" {
+            assert_eq!(waited, 0, "skip: a fire waited: {runs:?}");
+        } else {
+            // The buffered fire starts as its predecessor ends, not at its own time.
+            assert!(waited >= 1, "buffer_one: no fire waited: {runs:?}");
+            for pair in runs.windows(2) {
+                let gap = pair[1].0 - pair[0].1;
+                assert!(
+                    gap < chrono::Duration::seconds(1),
+                    "buffer_one: the buffered fire started {gap} after: {runs:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The standalone mode's catch-up is shown by the chaos suite, on a real process killed and
+/// started again on its data directory (in one test process, the stopped application's
+/// actors would still hold the directory).
+#[actix_web::test]
+async fn catchup_after_downtime_longer_and_shorter_than_the_window() {
+    catchup(Backend::Distributed).await;
+}
+
+/// The deployment is down for ten seconds across two fires of two `every: 4s` schedules.
+/// When it is back, the schedule whose catch-up window spans the downtime runs its latest
+/// missed fire once and counts the other as missed; the one whose window is shorter runs
+/// neither and counts both. Both fire on time again afterwards.
+async fn catchup(backend: Backend) {
+    let change = |settings: &mut Settings| settings.schedules.lookahead = Duration::from_secs(2);
+    let app = spawn(backend, change).await;
+    let start = Utc::now() + chrono::Duration::seconds(2);
+    let start = start - chrono::Duration::nanoseconds(i64::from(start.timestamp_subsec_nanos()));
+    let body = |window: u32| {
+        json!({"every": "4s", "start_at": start.to_rfc3339(), "catchup_window_secs": window,
+               "job": {"kind": "noop"}})
+    };
+    let long = create(&app, &body(30)).await["schedule"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let short = create(&app, &body(1)).await["schedule"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for id in [&long, &short] {
+        wait_for_jobs(&app, id, |jobs| jobs.first().is_some_and(ended)).await;
+    }
+
+    // Down from just after the first fire until 2.5 s after the third.
+    let app = app
+        .restart_at(start + chrono::Duration::milliseconds(10_500))
+        .await;
+    let at = |seconds: i64| start + chrono::Duration::seconds(seconds);
+    let long_jobs = wait_for_jobs(&app, &long, |jobs| {
+        jobs.iter().filter(|job| ended(job)).count() >= 3
+    })
+    .await;
+    let short_jobs = wait_for_jobs(&app, &short, |jobs| {
+        jobs.iter().filter(|job| ended(job)).count() >= 2
+    })
+    .await;
+    assert_eq!(
+        fire_times(&long_jobs)[..3],
+        [at(0), at(8), at(12)],
+        "{long_jobs:#?}"
+    );
+    assert_eq!(
+        fire_times(&short_jobs)[..2],
+        [at(0), at(12)],
+        "{short_jobs:#?}"
+    );
+    assert!(
+        long_jobs
+            .iter()
+            .chain(&short_jobs)
+            .all(|job| job["status"] != "FAILED")
+    );
+    assert_eq!(schedule(&app, &long).await["schedule"]["missed_fires"], 1);
+    assert_eq!(schedule(&app, &short).await["schedule"]["missed_fires"], 2);
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(
+        metric(&text, "kairos_fires_missed_total"),
+        Some(3.0),
+        "{text}"
+    );
+}
+
+async fn pause_resume_trigger_backfill_and_delete(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    // Every hour: nothing fires by itself while the test runs.
+    let created = create(
+        &app,
+        &json!({"name": "hourly", "cron": "0 0 * * * *", "overlap": "allow_all",
+                "job": {"kind": "noop"}}),
+    )
+    .await;
+    let id = created["schedule"]["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/schedules/{id}");
+    let post = reqwest::Method::POST;
+
+    // Trigger: one fire now, outside the rule.
+    let (status, fired) = send(&app, post.clone(), &format!("{path}:trigger"), &json!({})).await;
+    assert_eq!(status, 201, "{fired}");
+    let job: Uuid = fired["fires"][0]["job_id"]
+        .as_str()
+        .expect("a job")
+        .parse()
+        .expect("UUID");
+    let done = app.wait_until_finished(job).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(done["job"]["schedule_id"], json!(id));
+
+    // Backfill: the fires of the past three hours, each once however often it is asked.
+    let now = Utc::now();
+    let range =
+        json!({"from": (now - chrono::Duration::hours(3)).to_rfc3339(), "to": now.to_rfc3339()});
+    let (status, backfilled) = send(&app, post.clone(), &format!("{path}:backfill"), &range).await;
+    assert_eq!(status, 201, "{backfilled}");
+    let fires = backfilled["fires"].as_array().expect("fires");
+    assert_eq!(fires.len(), 3, "{backfilled}");
+    assert!(
+        fires
+            .iter()
+            .all(|fire| time(&fire["scheduled_for"]).timestamp() % 3600 == 0)
+    );
+    let (status, again) = send(&app, post.clone(), &format!("{path}:backfill"), &range).await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["fires"], backfilled["fires"], "a fire has one job");
+    let jobs = wait_for_jobs(&app, &id, |jobs| jobs.len() == 4 && jobs.iter().all(ended)).await;
+    // Under `allow_all` each backfilled fire runs (under `skip` only the first of those
+    // running at once would).
+    assert_eq!(
+        jobs.iter().filter(|job| job["status"] == "SUCCESS").count(),
+        4,
+        "{jobs:#?}"
+    );
+    let (status, refused) = send(
+        &app,
+        post.clone(),
+        &format!("{path}:backfill"),
+        &json!({"from": "2020-01-01T00:00:00Z", "to": now.to_rfc3339()}),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (400, &json!("backfill_too_large")),
+        "{refused}"
+    );
+
+    // Pause with a note, resume.
+    let (status, paused) = send(
+        &app,
+        post.clone(),
+        &format!("{path}:pause"),
+        &json!({"note": "maintenance"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["schedule"]["paused"], true);
+    assert_eq!(paused["schedule"]["pause_note"], "maintenance");
+    assert_eq!(
+        paused["next_fires"],
+        json!([]),
+        "a paused schedule shows no next fires"
+    );
+    let (status, resumed) = send(&app, post.clone(), &format!("{path}:resume"), &json!({})).await;
+    assert_eq!(status, 200, "{resumed}");
+    assert_eq!(resumed["schedule"]["paused"], false);
+    assert_eq!(resumed["next_fires"].as_array().map(Vec::len), Some(10));
+
+    // A change of rule applies from the next fire.
+    let (status, changed) = send(
+        &app,
+        reqwest::Method::PATCH,
+        &path,
+        &json!({"cron": "0 30 * * * *"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        time(&changed["schedule"]["next_fire_at"]).timestamp() % 3600,
+        1800,
+        "{changed}"
+    );
+
+    // Listed, then deleted: no more fires, its jobs stay.
+    let listed: Value = app
+        .get("/api/v1/schedules")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(listed["schedules"][0]["id"], json!(id));
+    let deleted = app
+        .client
+        .delete(format!("{}{path}", app.address))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(deleted.status().as_u16(), 204);
+    assert_eq!(app.get(&path).await.status().as_u16(), 404);
+    let (status, _) = send(&app, post, &format!("{path}:trigger"), &json!({})).await;
+    assert_eq!(status, 404);
+    assert_eq!(jobs_of(&app, &id).await.len(), 4, "its jobs stay");
+}
+
+async fn bad_expressions_and_zones_are_refused_naming_the_field(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    let job = json!({"kind": "noop"});
+    let cases = [
+        (json!({"cron": "61 * * * *", "job": job}), "cron"),
+        (json!({"cron": "* * *", "job": job}), "cron"),
+        (json!({"cron": "0 0 31 2 *", "job": job}), "cron"),
+        (
+            json!({"cron": "* * * * *", "timezone": "Mars/Olympus", "job": job}),
+            "timezone",
+        ),
+        (json!({"every": "soon", "job": job}), "every"),
+        (json!({"every": "0s", "job": job}), "every"),
+        (
+            json!({"cron": "* * * * *", "every": "1m", "job": job}),
+            "every",
+        ),
+        (json!({"job": job}), "cron"),
+        (json!({"cron": "* * * * *"}), "job"),
+        (
+            json!({"cron": "* * * * *", "job": {"command": ""}}),
+            "job.command",
+        ),
+        (
+            json!({"cron": "* * * * *", "job": job, "overlap": "sometimes"}),
+            "overlap",
+        ),
+        (
+            json!({"cron": "* * * * *", "job": job, "catchup_window_secs": -1}),
+            "catchup_window_secs",
+        ),
+        (
+            json!({"cron": "* * * * *", "job": job, "start_at": "2027-01-02T00:00:00Z",
+                "end_at": "2027-01-01T00:00:00Z"}),
+            "end_at",
+        ),
+        (
+            json!({"cron": "* * * * *", "job": job, "colour": "red"}),
+            "colour",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = send(&app, reqwest::Method::POST, "/api/v1/schedules", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{answer}"
+        );
+    }
+    let (status, answer) = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/schedules:preview",
+        &json!({"cron": "0 0 * * *", "timezone": "Nowhere/Land"}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error"]["field"]),
+        (400, &json!("timezone")),
+        "{answer}"
+    );
+    let listed: Value = app
+        .get("/api/v1/schedules")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(listed["schedules"], json!([]), "nothing refused was stored");
+}
+
+/// With a retention of a second, a finished one-off job is deleted soon after it ends, and a
+/// schedule keeps its latest `keep_last` finished jobs however old.
+async fn finished_jobs_are_deleted_after_the_retention_but_a_schedules_latest(backend: Backend) {
+    let app = spawn(backend, |settings| {
+        settings.jobs.retention = Duration::from_secs(1);
+        settings.jobs.retention_interval = Duration::from_millis(200);
+    })
+    .await;
+    let one_off = app
+        .create_job(&json!({"kind": "noop", "execute_at": Utc::now().to_rfc3339()}))
+        .await;
+    app.wait_until_finished(one_off).await;
+    let id = create(
+        &app,
+        &json!({"every": "1s", "keep_last": 2, "job": {"kind": "noop"}}),
+    )
+    .await["schedule"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // The latest two finished stay while older finished ones go.
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let mut finished_seen = BTreeSet::new();
+    loop {
+        let jobs = jobs_of(&app, &id).await;
+        let finished: Vec<&Value> = jobs.iter().filter(|job| ended(job)).collect();
+        finished_seen.extend(finished.iter().map(|job| job["id"].to_string()));
+        if finished_seen.len() >= 5 && finished.len() == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule's finished jobs beyond keep_last were not deleted: {jobs:#?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let gone = loop {
+        let status = app
+            .get(&format!("/api/v1/jobs/{one_off}"))
+            .await
+            .status()
+            .as_u16();
+        if status == 404 || Instant::now() >= deadline {
+            break status;
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    assert_eq!(gone, 404, "the finished one-off job was not deleted");
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metric(&text, "kairos_jobs_purged_total").is_some_and(|n| n >= 3.0),
+        "{text}"
+    );
+}
+
+/// Under `cancel_previous`, a fire whose predecessor still runs cancels it: the predecessor's
+/// process is stopped and its job ends `CANCELLED`, and the new fire runs.
+async fn cancel_previous_stops_the_run_of_the_fire_before(backend: Backend) {
+    let app = spawn(backend, |_| {}).await;
+    let created = create(
+        &app,
+        &json!({"every": "1s", "overlap": "cancel_previous", "job": {"command": "sleep 30"}}),
+    )
+    .await;
+    let id = created["schedule"]["id"].as_str().expect("id").to_owned();
+    let jobs = wait_for_jobs(&app, &id, |jobs| {
+        jobs.iter()
+            .filter(|job| job["status"] == "CANCELLED")
+            .count()
+            >= 2
+    })
+    .await;
+    let (status, body) = send(
+        &app,
+        reqwest::Method::POST,
+        &format!("/api/v1/schedules/{id}:pause"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for job in jobs.iter().filter(|job| job["status"] == "CANCELLED") {
+        let id: Uuid = job["id"].as_str().expect("id").parse().expect("UUID");
+        let shown = app
+            .wait_for_job(id, |job| {
+                job["attempts"]
+                    .as_array()
+                    .is_some_and(|attempts| attempts.iter().all(|a| a["status"] != "RUNNING"))
+            })
+            .await;
+        assert!(
+            shown["job"]["last_error"]
+                .as_str()
+                .is_some_and(|error| error.contains("cancel_previous")),
+            "{shown}"
+        );
+        // A run that started was stopped well before its 30 s: by the fire after it.
+        if let Some(attempt) = shown["attempts"].as_array().and_then(|a| a.first()) {
+            let ran = time(&attempt["finished_at"]) - time(&attempt["started_at"]);
+            assert!(ran < chrono::Duration::seconds(10), "{shown}");
+        }
+    }
+}
