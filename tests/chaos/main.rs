@@ -10,4 +10,5 @@ mod cancels;
 mod cluster;
 mod outcome;
 mod scenarios;
+mod schedules;
 mod standalone;

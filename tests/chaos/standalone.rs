@@ -12,16 +12,16 @@ use uuid::Uuid;
 use crate::cluster::{Instance, SERIAL, SETTLE_LIMIT, crate_dir, free_port, wait_ready};
 
 /// A standalone deployment: a data directory and a port, and the processes started on them.
-struct Standalone {
+pub struct Standalone {
     data_dir: PathBuf,
-    logs: PathBuf,
-    run_log: PathBuf,
-    port: u16,
-    http: reqwest::Client,
+    pub logs: PathBuf,
+    pub run_log: PathBuf,
+    pub port: u16,
+    pub http: reqwest::Client,
 }
 
 impl Standalone {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let logs = crate_dir()
             .join("target")
             .join("chaos")
@@ -60,7 +60,7 @@ impl Standalone {
     }
 
     /// Starts the process and waits until it is ready.
-    async fn start(&self, log: &str) -> Instance {
+    pub async fn start(&self, log: &str) -> Instance {
         let instance = Instance::new(self.port, self.spawn(self.port, log));
         wait_ready(&self.http, self.port, &self.logs).await;
         instance
