@@ -63,13 +63,22 @@ pub struct Options {
     /// to two.
     #[arg(long, default_value_t = 100_000)]
     pub pending: usize,
+    /// W7: schedules made, each firing every second.
+    #[arg(long, default_value_t = 1_000)]
+    pub schedules: usize,
+    /// W7: how many seconds the schedules fire.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i64).range(1..))]
+    pub schedule_secs: i64,
+    /// W7: finished jobs older than the retention in the table while W1 runs again.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub old_jobs: i64,
     /// W8: `http` jobs burnt down against a local HTTP server.
     #[arg(long, default_value_t = 5_000)]
     pub http_jobs: usize,
     /// W8: `kafka` jobs burnt down.
     #[arg(long, default_value_t = 20_000)]
     pub kafka_jobs: usize,
-    /// Run only these workloads (w1, w2, w3, w4, w6, w8; W5 comes with W1) and skip the baselines
+    /// Run only these workloads (w1, w2, w3, w4, w6, w7, w8; W5 comes with W1) and skip the baselines
     /// unless `baselines` is listed; default: everything.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,

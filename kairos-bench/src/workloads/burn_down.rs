@@ -11,8 +11,8 @@ pub(super) struct Throughput {
 }
 
 /// A burn-down's outcome.
-struct BurnDown {
-    rate: Throughput,
+pub(super) struct BurnDown {
+    pub(super) rate: Throughput,
     /// Completions per second, every [`SAMPLE`] from the first request on.
     samples: Vec<f64>,
 }
@@ -152,7 +152,7 @@ impl Bench {
 
     /// One burn-down: `options.jobs` no-op jobs due now, named `tag`, created through the
     /// batch endpoint; its rates, and its completions per second from the first request on.
-    async fn burn_down_once(&self, tag: &str) -> anyhow::Result<BurnDown> {
+    pub(super) async fn burn_down_once(&self, tag: &str) -> anyhow::Result<BurnDown> {
         let jobs = self.options.jobs;
         let now = Utc::now().to_rfc3339();
         let before = self.counts().await?;

@@ -18,6 +18,7 @@ mod burn_down;
 mod creates;
 mod kinds;
 mod memory;
+mod schedules;
 mod timing;
 
 use crate::Options;
@@ -103,6 +104,9 @@ impl Bench {
         }
         if self.options.wants("w4") {
             self.scan_cost(report).await?;
+        }
+        if self.options.wants("w7") {
+            self.schedules(report).await?;
         }
         if self.options.wants("w8") {
             self.kinds(report).await?;

@@ -71,7 +71,7 @@ impl Bench {
             .await
     }
 
-    async fn lateness(
+    pub(super) async fn lateness(
         &self,
         report: &mut Report,
         workload: &str,
