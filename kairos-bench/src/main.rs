@@ -69,7 +69,8 @@ pub struct Options {
     /// W7: how many seconds the schedules fire.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i64).range(1..))]
     pub schedule_secs: i64,
-    /// W7: finished jobs older than the retention in the table while W1 runs again.
+    /// W7: finished jobs older than the retention in the table while W1 runs again (0: W1 is
+    /// not run again).
     #[arg(long, default_value_t = 1_000_000)]
     pub old_jobs: i64,
     /// W8: `http` jobs burnt down against a local HTTP server.

@@ -31,11 +31,12 @@ use uuid::Uuid;
 
 use super::supervision::{self, Fail};
 use super::{ActorKind, Services};
-use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, Fire, JobStatus, Overlap};
+use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus};
 use crate::runner::{AttemptContext, RunResult};
 use crate::scheduling;
-use crate::store::{FireClaim, RunKey};
+use crate::store::RunKey;
 
+mod claim;
 mod reports;
 
 const KIND: ActorKind = ActorKind::Executor;
@@ -152,14 +153,16 @@ impl ExecutorActor {
     /// before its time (at once if that is past), so that the claim's round trip to the store
     /// is not paid at the start.
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        // A fire whose overlap rule looks at the earlier fires is claimed at its time, when
-        // the rule is decided.
+        // A fire whose overlap rule looks at the earlier fires is claimed half as far ahead,
+        // and only if no earlier fire's job is unended by then (else its rule decides at its
+        // time): the previous fire of an every-second schedule has ended by then.
+        let claim_ahead = self.services.settings.executor.claim_ahead;
         let ahead = if self.overlap_guarded().is_some() {
-            chrono::Duration::zero()
+            claim_ahead / 2
         } else {
-            chrono::Duration::from_std(self.services.settings.executor.claim_ahead)
-                .unwrap_or_default()
+            claim_ahead
         };
+        let ahead = chrono::Duration::from_std(ahead).unwrap_or_default();
         let Ok(delay) = (self.due - ahead - Utc::now()).to_std() else {
             self.claim_attempt(ctx);
             return;
@@ -170,98 +173,6 @@ impl ExecutorActor {
                 actor.claim_attempt(ctx);
             }
         });
-    }
-
-    /// The fire whose overlap rule decides this attempt's claim: a schedule's fire, its first
-    /// attempt, under a rule that looks at the earlier fires.
-    fn overlap_guarded(&self) -> Option<Fire> {
-        self.dispatch
-            .fire
-            .filter(|fire| fire.overlap != Overlap::AllowAll && self.attempt == 1)
-    }
-
-    /// Claims the waiting attempt's run, then waits for its time ([`Phase::Claimed`]).
-    fn claim_attempt(&mut self, ctx: &mut Context<Self>) {
-        let services = self.services.clone();
-        let attempt = self.attempt;
-        let (job_id, epoch) = (self.dispatch.job_id, self.dispatch.epoch);
-        let grace = services.settings.recovery.grace;
-        // The lease runs from the claim: the wait for the attempt's time, then its timeout,
-        // then the grace.
-        let until_due = (self.due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-        let lease = until_due + self.run_timeout() + grace;
-        let hold_after = until_due + grace / 2;
-        let key = RunKey {
-            job_id,
-            epoch,
-            attempt,
-        };
-        let guarded = self.overlap_guarded();
-        let claim = async move {
-            let claim = async {
-                match guarded {
-                    Some(fire) => services.store.claim_fire_run(key, lease, fire).await,
-                    None => services.store.claim_run(key, lease).await.map(|claimed| {
-                        if claimed {
-                            FireClaim::Claimed
-                        } else {
-                            FireClaim::NotRun
-                        }
-                    }),
-                }
-            };
-            tokio::pin!(claim);
-            tokio::select! {
-                claimed = &mut claim => claimed,
-                () = tokio::time::sleep(hold_after) => {
-                    // Still unclaimed half a grace after its time (the store is slow or away):
-                    // hold the job, so that its lease running out does not make it look lost
-                    // while this process lives.
-                    services.store.hold_run(key);
-                    claim.await
-                }
-            }
-        };
-        // Spawned, not awaited with `ctx.wait`: a `Release` meanwhile must reach the actor.
-        ctx.spawn(actix::fut::wrap_future(claim).map(move |claimed, actor: &mut Self, ctx: &mut Context<Self>| {
-            if actor.attempt != attempt || actor.phase != Phase::Waiting {
-                return;
-            }
-            match claimed {
-                Ok(FireClaim::Claimed) => {
-                    actor.enter(Phase::Claimed);
-                    actor.arm_start(ctx);
-                }
-                Ok(FireClaim::Wait) => {
-                    // An earlier fire of its schedule runs, and the rule is to wait for it.
-                    ctx.run_later(OVERLAP_WAIT, move |actor, ctx| {
-                        if actor.phase == Phase::Waiting && actor.attempt == attempt {
-                            actor.claim_attempt(ctx);
-                        }
-                    });
-                }
-                Ok(FireClaim::Skipped) => {
-                    tracing::info!(%job_id, "an earlier fire of its schedule has not ended; skipped");
-                    actor.services.metrics.fires_skipped.inc();
-                    actor.enter(Phase::Finishing);
-                    actor.drain_outbox(ctx);
-                }
-                Ok(FireClaim::NotRun) => {
-                    tracing::info!(%job_id, epoch, attempt, "dispatch superseded or attempt already started; not running it");
-                    actor.services.metrics.dispatches_superseded.inc();
-                    actor.enter(Phase::Finishing);
-                    actor.drain_outbox(ctx);
-                }
-                Err(error) => {
-                    tracing::warn!(%job_id, %error, "cannot claim the run; trying again");
-                    ctx.run_later(START_RETRY, move |actor, ctx| {
-                        if actor.phase == Phase::Waiting && actor.attempt == attempt {
-                            actor.claim_attempt(ctx);
-                        }
-                    });
-                }
-            }
-        }));
     }
 
     /// Starts the claimed attempt at its time (at once if that is past).

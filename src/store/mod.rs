@@ -31,7 +31,7 @@ pub mod sqlite;
 
 pub use error::StoreError;
 pub use schedules::{
-    FireClaim, FirePass, FireRecord, Fired, Moved, ScheduleStore, fire_job, plan_fires,
+    FireClaim, FireMoment, FirePass, FireRecord, Fired, Moved, ScheduleStore, fire_job, plan_fires,
 };
 
 /// One attempt of a job, as the API shows it.

@@ -62,6 +62,17 @@ pub enum FireClaim {
     NotRun,
 }
 
+/// When a fire's first run is claimed (see [`ScheduleStore::claim_fire_run`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FireMoment {
+    /// Ahead of its time: the run is claimed only when no earlier fire's job of its schedule
+    /// is unended; otherwise the answer is [`FireClaim::Wait`] and nothing changes, for the
+    /// rule to decide at its time.
+    Ahead,
+    /// At its time: the overlap rule decides.
+    Due,
+}
+
 /// The schedules' part of the store contract.
 #[async_trait::async_trait]
 pub trait ScheduleStore: Send + Sync {
@@ -117,14 +128,16 @@ pub trait ScheduleStore: Send + Sync {
     ) -> Result<(Vec<Uuid>, Vec<Dispatch>), StoreError>;
 
     /// Claims the run of a fire's first attempt under its overlap rule, as
-    /// [`super::Store::claim_run`] does otherwise: when an earlier fire's job of its schedule
-    /// has not ended, `skip` ends this one `SKIPPED`, `buffer_one` waits behind one and skips
+    /// [`super::Store::claim_run`] does otherwise. When an earlier fire's job of its schedule
+    /// has not ended: ahead of the fire's time, nothing is decided yet ([`FireClaim::Wait`]);
+    /// at its time `skip` ends this one `SKIPPED`, `buffer_one` waits behind one and skips
     /// behind two, and `cancel_previous` cancels the earlier ones first.
     async fn claim_fire_run(
         &self,
         run: RunKey,
         lease: Duration,
         fire: Fire,
+        moment: FireMoment,
     ) -> Result<FireClaim, StoreError>;
 
     /// Deletes up to `limit` jobs (with their attempts) that ended before `before`, but the

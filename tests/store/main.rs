@@ -2,16 +2,18 @@
 //! (the standalone mode) and PostgreSQL (the distributed mode, started by
 //! `scripts/services up`), each test on a store of its own. What one store does, the other
 //! does: claims, run claims and their leases, reports applied only forward, recovery of a lost
-//! attempt, paging, batches, errors, cancels and idempotency keys.
+//! attempt, paging, batches, errors, cancels, idempotency keys and schedules' fires.
 
 mod cases;
 mod control;
 mod fixtures;
 mod recovery;
+mod schedules;
 
 use cases::*;
 use control::*;
 use recovery::*;
+use schedules::*;
 
 /// Declares each contract test once per store: `sqlite::<name>` and `postgres::<name>`.
 macro_rules! contract {
@@ -56,4 +58,7 @@ contract!(
     a_running_jobs_cancel_reaches_its_runner_once,
     an_idempotency_key_names_one_job,
     a_jobs_own_fields_read_back_as_given,
+    a_fire_is_made_once_whichever_pass_comes_at_it,
+    a_fire_run_is_claimed_under_its_overlap_rule,
+    missed_fires_follow_the_catchup_rule,
 );

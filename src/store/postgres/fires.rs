@@ -12,7 +12,7 @@ use super::claims::seconds;
 use super::rows::dispatch_row;
 use super::schedules::{SCHEDULE_COLUMNS, schedule_row};
 use crate::domain::{Dispatch, Fire, JobStatus, NewJob, Schedule};
-use crate::store::{FireClaim, FirePass, Fired, RunKey, StoreError, plan_fires};
+use crate::store::{FireClaim, FireMoment, FirePass, Fired, RunKey, StoreError, plan_fires};
 
 /// The fire pass (see `Store::fire_due`), in one transaction.
 ///
@@ -136,7 +136,9 @@ pub async fn create_fires(
 }
 
 /// Claims a fire's first run under its overlap rule (see `Store::claim_fire_run`), in one
-/// statement: the verdict, the cancels of `cancel_previous`, the skip, and the claim.
+/// statement: the verdict, the cancels of `cancel_previous`, the skip, and the claim. `$7`:
+/// whether the rule decides (at the fire's time) or only a fire with no earlier job unended
+/// is claimed (ahead of it).
 static CLAIM_FIRE: LazyLock<String> = LazyLock::new(|| {
     let finals = JobStatus::finals_sql();
     format!(
@@ -150,8 +152,9 @@ static CLAIM_FIRE: LazyLock<String> = LazyLock::new(|| {
                AND p.status IN ('SCHEDULED', 'DISPATCHED', 'RUNNING', 'RETRYING')), \
          verdict AS ( \
              SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM job) THEN 'not_run' \
-                 WHEN NOT EXISTS (SELECT 1 FROM earlier) OR $6 IN ('allow_all', 'cancel_previous') \
-                     THEN 'claim' \
+                 WHEN NOT EXISTS (SELECT 1 FROM earlier) THEN 'claim' \
+                 WHEN NOT $7 THEN 'wait' \
+                 WHEN $6 IN ('allow_all', 'cancel_previous') THEN 'claim' \
                  WHEN $6 = 'buffer_one' AND (SELECT count(*) FROM earlier) = 1 THEN 'wait' \
                  ELSE 'skip' END AS v), \
          cancelled AS ( \
@@ -193,10 +196,12 @@ pub async fn claim_fire_run(
     run: RunKey,
     lease: Duration,
     fire: Fire,
+    moment: FireMoment,
     instance: &str,
 ) -> Result<FireClaim, StoreError> {
     let client = pool.get().await?;
     let statement = client.prepare_cached(&CLAIM_FIRE).await?;
+    let decides = moment == FireMoment::Due;
     let row = client
         .query_one(
             &statement,
@@ -207,6 +212,7 @@ pub async fn claim_fire_run(
                 &seconds(lease),
                 &instance,
                 &fire.overlap.as_str(),
+                &decides,
             ],
         )
         .await?;

@@ -15,8 +15,9 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use super::{
-    Applied, Attempt, Cancelled, FireClaim, FirePass, FireRecord, Fired, IdempotencyKey, JobFilter,
-    KeyedCreate, Liveness, LostScope, Recovered, RunKey, ScheduleStore, Store, StoreError,
+    Applied, Attempt, Cancelled, FireClaim, FireMoment, FirePass, FireRecord, Fired,
+    IdempotencyKey, JobFilter, KeyedCreate, Liveness, LostScope, Recovered, RunKey, ScheduleStore,
+    Store, StoreError,
 };
 use crate::config::DatabaseSettings;
 use crate::domain::{AttemptReport, Dispatch, Fire, Job, NewJob, NewSchedule, Schedule};
@@ -363,8 +364,9 @@ impl ScheduleStore for PostgresStore {
         run: RunKey,
         lease: Duration,
         fire: Fire,
+        moment: FireMoment,
     ) -> Result<FireClaim, StoreError> {
-        fires::claim_fire_run(&self.pool, run, lease, fire, &self.instance).await
+        fires::claim_fire_run(&self.pool, run, lease, fire, moment, &self.instance).await
     }
 
     async fn purge(

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::rows::{micros, uuid};
 use super::schedules::{SCHEDULE_COLUMNS, schedule_row};
 use crate::domain::{Dispatch, Fire, JobStatus, NewJob, Overlap, Schedule};
-use crate::store::{FireClaim, FirePass, Fired, RunKey, StoreError, plan_fires};
+use crate::store::{FireClaim, FireMoment, FirePass, Fired, RunKey, StoreError, plan_fires};
 
 /// Stores the job of a fire, claimed when `claim` is given, unless its fire has one already;
 /// returns its dispatch when it was stored.
@@ -126,6 +126,7 @@ pub(super) fn claim_fire_run(
     run: RunKey,
     lease: Duration,
     fire: Fire,
+    moment: FireMoment,
     instance: &str,
 ) -> Result<FireClaim, StoreError> {
     let transaction = connection.transaction()?;
@@ -161,7 +162,9 @@ pub(super) fn claim_fire_run(
     };
     let now = micros(Utc::now());
     let verdict = match (fire.overlap, earlier.len()) {
-        (_, 0) | (Overlap::AllowAll | Overlap::CancelPrevious, _) => FireClaim::Claimed,
+        (_, 0) => FireClaim::Claimed,
+        _ if moment == FireMoment::Ahead => FireClaim::Wait,
+        (Overlap::AllowAll | Overlap::CancelPrevious, _) => FireClaim::Claimed,
         (Overlap::BufferOne, 1) => FireClaim::Wait,
         _ => FireClaim::Skipped,
     };

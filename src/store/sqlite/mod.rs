@@ -37,8 +37,9 @@ use rusqlite::{Connection, ErrorCode};
 use uuid::Uuid;
 
 use super::{
-    Applied, Attempt, Cancelled, FireClaim, FirePass, FireRecord, Fired, IdempotencyKey, JobFilter,
-    KeyedCreate, Liveness, LostScope, Recovered, RunKey, ScheduleStore, Store, StoreError,
+    Applied, Attempt, Cancelled, FireClaim, FireMoment, FirePass, FireRecord, Fired,
+    IdempotencyKey, JobFilter, KeyedCreate, Liveness, LostScope, Recovered, RunKey, ScheduleStore,
+    Store, StoreError,
 };
 use crate::domain::{AttemptReport, Dispatch, Fire, Job, NewJob, NewSchedule, Schedule};
 
@@ -393,9 +394,10 @@ impl ScheduleStore for SqliteStore {
         run: RunKey,
         lease: Duration,
         fire: Fire,
+        moment: FireMoment,
     ) -> Result<FireClaim, StoreError> {
         self.call(move |connection, instance| {
-            fires::claim_fire_run(connection, run, lease, fire, instance)
+            fires::claim_fire_run(connection, run, lease, fire, moment, instance)
         })
         .await
     }
