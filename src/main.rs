@@ -42,10 +42,54 @@ enum Command {
     Serve,
     /// Apply the store's migrations (PostgreSQL, or the standalone SQLite file) and exit.
     Migrate,
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a fresh random token once, and the line that gives it to Kairos (`auth.tokens`
+    /// holds only its SHA-256).
+    New {
+        /// Who or what uses it; recorded with what it does, and logged when it is refused.
+        #[arg(long)]
+        name: String,
+        /// reader (reads), writer (also creates, cancels, re-runs, schedules) or admin (also
+        /// /api/v1/admin).
+        #[arg(long, value_parser = ["reader", "writer", "admin"])]
+        role: String,
+    },
+}
+
+/// Prints a new token and its configuration line.
+fn new_token(name: &str, role: &str) -> ExitCode {
+    use rand::RngCore;
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token: String = std::iter::once("kairos_".to_owned())
+        .chain(bytes.iter().map(|byte| format!("{byte:02x}")))
+        .collect();
+    let sha256: String = kairos::config::hash_token(&token)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    println!("token (shown once; give it to {name}): {token}");
+    println!("add to the `auth.tokens` list of the configuration:");
+    println!("{{ name = {name:?}, role = \"{role}\", sha256 = \"{sha256}\" }}");
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Token {
+        action: TokenCommand::New { name, role },
+    }) = &cli.command
+    {
+        return new_token(name, role);
+    }
     let sources = Sources {
         directory: Some(cli.config_dir),
         file: cli.config,
@@ -85,6 +129,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
+            Command::Token { .. } => Ok(()),
         }
     });
     match result {
@@ -101,6 +146,20 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let host = settings.http.host.clone();
     let roles = settings.roles.clone();
     let mode = settings.backend().as_str();
+    let plain = settings.auth.plain_tokens();
+    if plain > 0 {
+        tracing::warn!(
+            tokens = plain,
+            "auth.tokens holds tokens in plain text, accepted as admin tokens for this release; \
+             replace each with the hashed entry `kairos token new --name <who> --role <role>` prints"
+        );
+    }
+    if settings.auth.tokens.is_empty() {
+        tracing::warn!(
+            host = %host,
+            "no API tokens configured: anyone who reaches the API may run commands"
+        );
+    }
     let application = Application::build(settings).await?;
     tracing::info!(
         mode,

@@ -30,6 +30,7 @@ use crate::actors::Services;
 use crate::actors::dispatcher::DispatcherActor;
 use crate::actors::result_writer::ResultWriterActor;
 use crate::actors::scanner::ScannerActor;
+use crate::config::AccessRole;
 use endpoint::Endpoint;
 
 /// What the handlers share.
@@ -46,16 +47,24 @@ pub struct AppState {
     pub result_writer: Option<Addr<ResultWriterActor>>,
     /// Bounds the memory held by request bodies being read, over all requests.
     pub bodies: BodyBudget,
+    /// The tokens the API accepts (none: no authentication).
+    pub credentials: std::sync::Arc<Vec<crate::config::Credential>>,
 }
 
 /// Registers every route; the jobs routes only with the `api` role. A path that exists but
 /// not for the request's method answers `405` with `Allow`.
 pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
     let mut api = web::scope("/api/v1")
-        .wrap(actix_web::middleware::from_fn(auth::require_token))
-        .service(Endpoint::new("/admin/actors").get(admin::actors).build())
+        .wrap(actix_web::middleware::from_fn(auth::authenticate))
+        .service(
+            Endpoint::new("/admin/actors")
+                .admin()
+                .get(admin::actors)
+                .build(),
+        )
         .service(
             Endpoint::new("/admin/actors/{kind}/fail")
+                .admin()
                 .post(admin::fail)
                 .build(),
         );
@@ -91,7 +100,9 @@ pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
                     .build(),
             )
             .service(
+                // Stores nothing: a reader may ask.
                 Endpoint::new("/schedules:preview")
+                    .writes_need(AccessRole::Reader)
                     .post(schedules::preview)
                     .build(),
             )
@@ -133,9 +144,15 @@ pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
 /// listener (`http.probe_port`).
 pub fn probes() -> impl actix_web::dev::HttpServiceFactory {
     (
-        Endpoint::new("/healthz").get(health::healthz).build(),
-        Endpoint::new("/readyz").get(health::readyz).build(),
-        Endpoint::new("/metrics").get(health::metrics).build(),
+        Endpoint::new("/healthz")
+            .open()
+            .get(health::healthz)
+            .build(),
+        Endpoint::new("/readyz").open().get(health::readyz).build(),
+        Endpoint::new("/metrics")
+            .open()
+            .get(health::metrics)
+            .build(),
     )
 }
 

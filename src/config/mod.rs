@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod auth;
 mod sections;
 mod validate;
 
+pub use auth::{AccessRole, AuthSettings, Credential, TokenEntry, hash_token};
 pub use sections::*;
 
 /// The prefix of environment variables that override configuration keys.

@@ -338,22 +338,6 @@ pub struct ScheduleSettings {
     pub batch_size: i64,
 }
 
-/// Who may call the API.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    pub tokens: Vec<String>,
-}
-
-// Written by hand so that tokens never reach a log.
-impl std::fmt::Debug for AuthSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthSettings")
-            .field("tokens", &format!("<{} redacted>", self.tokens.len()))
-            .finish()
-    }
-}
-
 /// What the job runners may use.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -72,8 +72,88 @@ fn a_linger_over_a_second_names_its_key() {
 #[test]
 fn tokens_come_from_a_comma_separated_variable() {
     let settings = load(&[("KAIROS__AUTH__TOKENS", "tok-alpha, tok-beta")]).expect("valid");
-    assert_eq!(settings.auth.tokens, ["tok-alpha", "tok-beta"]);
+    // Plain tokens, the form before roles: admin tokens named by their place.
+    assert_eq!(settings.auth.plain_tokens(), 2);
+    let credentials = settings.auth.credentials().expect("valid");
+    let named: Vec<(&str, AccessRole)> = credentials
+        .iter()
+        .map(|credential| (credential.name.as_str(), credential.role))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("token-1", AccessRole::Admin),
+            ("token-2", AccessRole::Admin)
+        ]
+    );
+    assert_eq!(credentials[0].sha256, hash_token("tok-alpha"));
     assert!(!format!("{settings:?}").contains("tok-alpha"));
+}
+
+#[test]
+fn hashed_tokens_with_roles_are_read_and_checked() {
+    let file = std::env::temp_dir().join(format!("kairos-auth-{}.toml", std::process::id()));
+    let hash = "ab".repeat(32);
+    std::fs::write(
+        &file,
+        format!("[auth]\ntokens = [{{ name = \"ci\", role = \"writer\", sha256 = \"{hash}\" }}]\n"),
+    )
+    .expect("written");
+    let settings = Settings::load(&Sources {
+        directory: Some(crate_config_dir().to_path_buf()),
+        file: Some(file.clone()),
+        environment: Some(Vec::new()),
+    })
+    .expect("valid");
+    let credentials = settings.auth.credentials().expect("valid");
+    assert_eq!(credentials[0].name, "ci");
+    assert_eq!(credentials[0].role, AccessRole::Writer);
+    assert_eq!(credentials[0].sha256, [0xab; 32]);
+    assert_eq!(settings.auth.plain_tokens(), 0);
+
+    std::fs::write(
+        &file,
+        "[auth]\ntokens = [{ name = \"ci\", role = \"writer\", sha256 = \"nothex\" }]\n",
+    )
+    .expect("written");
+    let error = Settings::load(&Sources {
+        directory: Some(crate_config_dir().to_path_buf()),
+        file: Some(file.clone()),
+        environment: Some(Vec::new()),
+    })
+    .expect_err("a malformed hash")
+    .to_string();
+    assert!(
+        error.contains("auth.tokens") && error.contains("sha256"),
+        "{error}"
+    );
+    let _ = std::fs::remove_file(file);
+}
+
+#[test]
+fn an_open_api_off_loopback_needs_tokens_or_an_explicit_yes() {
+    let error = load(&[("KAIROS__HTTP__HOST", "0.0.0.0")])
+        .expect_err("open to the network")
+        .to_string();
+    assert!(
+        error.contains("http.host") && error.contains("auth.allow_anonymous"),
+        "{error}"
+    );
+    assert!(
+        load(&[
+            ("KAIROS__HTTP__HOST", "0.0.0.0"),
+            ("KAIROS__AUTH__ALLOW_ANONYMOUS", "true")
+        ])
+        .is_ok()
+    );
+    assert!(
+        load(&[
+            ("KAIROS__HTTP__HOST", "0.0.0.0"),
+            ("KAIROS__AUTH__TOKENS", "s3cret")
+        ])
+        .is_ok()
+    );
+    assert!(load(&[("KAIROS__HTTP__HOST", "::1")]).is_ok());
 }
 
 #[test]

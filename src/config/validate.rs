@@ -223,8 +223,28 @@ impl Settings {
                 "must be between 1 and `jobs.max_timeout_secs`",
             );
         }
-        if self.auth.tokens.iter().any(|token| token.trim().is_empty()) {
-            return invalid("auth.tokens", "must not contain an empty token");
+        let credentials = self
+            .auth
+            .credentials()
+            .map_err(|(key, problem)| ConfigError::Invalid { key, problem })?;
+        let mut names: Vec<&str> = credentials.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|pair| pair[0] == pair[1]) {
+            return invalid("auth.tokens", "two tokens have the same `name`");
+        }
+        let loopback = self
+            .http
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+            || self.http.host == "localhost";
+        if credentials.is_empty() && !loopback && !self.auth.allow_anonymous {
+            return invalid(
+                "http.host",
+                "is not a loopback address and `auth.tokens` is empty: anyone reaching the API \
+                 could run commands. Add tokens (`kairos token new --name <who> --role <role>`), \
+                 or set `auth.allow_anonymous = true` to serve it open",
+            );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return invalid(

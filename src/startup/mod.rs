@@ -126,6 +126,8 @@ impl Application {
                 Supervisor::start_in_arbiter(&Arbiter::new().handle(), move |_| actor)
             }),
             bodies: BodyBudget::new(settings.http.max_body_memory, settings.http.body_timeout),
+            // Checked when the settings were loaded.
+            credentials: std::sync::Arc::new(settings.auth.credentials().unwrap_or_default()),
             services,
         };
 

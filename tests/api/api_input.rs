@@ -200,7 +200,7 @@ async fn a_created_job_is_scheduled_with_defaults() {
 #[actix_web::test]
 async fn api_calls_need_a_token_when_tokens_are_configured() {
     let mut settings = test_settings();
-    settings.auth.tokens = vec!["s3cret".into()];
+    settings.auth.tokens = vec![kairos::config::TokenEntry::Plain("s3cret".into())];
     let app = spawn_app_with(settings).await;
     let body = json!({"command": "true", "execute_at": "2099-01-01T00:00:00Z"});
     let url = format!("{}/api/v1/jobs", app.address);

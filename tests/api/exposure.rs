@@ -111,7 +111,10 @@ fn spellings(path: &str) -> Vec<String> {
 /// tokenless request asks for happens.
 #[actix_web::test]
 async fn authentication_follows_the_routes_whatever_the_spelling() {
-    let app = standalone_with(|settings| settings.auth.tokens = vec!["s3cret".into()]).await;
+    let app = standalone_with(|settings| {
+        settings.auth.tokens = vec![kairos::config::TokenEntry::Plain("s3cret".into())]
+    })
+    .await;
     let token = "Authorization: Bearer s3cret";
     let job = json!({"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"}).to_string();
     let created = raw(

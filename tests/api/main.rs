@@ -17,5 +17,6 @@ mod plans;
 mod records;
 mod recovery;
 mod result_writer;
+mod roles;
 mod schedules;
 mod supervision;

@@ -332,3 +332,78 @@ async fn stalled_large_bodies_stay_within_the_memory_budget() {
         .await
         .unwrap_or_else(|problem| panic!("the API port stopped answering: {problem}"));
 }
+
+/// `kairos token new` prints a token once and the configuration entry holding its hash (never
+/// the token): a server given that entry accepts the token within its role, refuses it beyond
+/// (`403`) and logs the refusal under the token's name, not the token.
+#[tokio::test]
+async fn a_token_made_by_the_cli_works_within_its_role_only() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kairos"))
+        .args(["token", "new", "--name", "ci", "--role", "writer"])
+        .output()
+        .expect("kairos token new runs");
+    assert!(output.status.success(), "{output:?}");
+    let printed = String::from_utf8(output.stdout).expect("text");
+    let token = printed
+        .lines()
+        .find_map(|line| line.split(": ").nth(1).filter(|t| t.starts_with("kairos_")))
+        .expect("a token")
+        .to_owned();
+    let entry = printed.lines().last().expect("an entry").to_owned();
+    assert!(
+        entry.contains("sha256") && !entry.contains(&token),
+        "{printed}"
+    );
+
+    let config = std::env::temp_dir().join(format!("kairos-token-{}.toml", Uuid::new_v4()));
+    std::fs::write(&config, format!("[auth]\ntokens = [{entry}]\n")).expect("written");
+    let server = Server::start(
+        "true",
+        &[("KAIROS_CONFIG", config.to_str().expect("a path"))],
+    )
+    .await;
+    let job = json!({"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"});
+    let created = server
+        .http
+        .post(server.url("/api/v1/jobs"))
+        .bearer_auth(&token)
+        .json(&job)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(created.status(), 201);
+    let admin = server
+        .http
+        .get(server.url("/api/v1/admin/actors"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(admin.status(), 403);
+    let anonymous = server
+        .http
+        .post(server.url("/api/v1/jobs"))
+        .json(&job)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(anonymous.status(), 401);
+    // The log's fields, without the colours of a terminal.
+    let mut log = String::new();
+    let mut in_escape = false;
+    for c in server.log().chars() {
+        match (in_escape, c) {
+            (false, '\u{1b}') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (false, c) => log.push(c),
+            (true, _) => {}
+        }
+    }
+    assert!(
+        log.lines()
+            .any(|line| line.contains("refused") && line.contains("token=ci")),
+        "{log}"
+    );
+    assert!(!log.contains(&token), "the token reached the log");
+    let _ = std::fs::remove_file(config);
+}
