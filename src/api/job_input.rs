@@ -225,6 +225,10 @@ pub fn check_target(spec: &JobSpec, settings: &Settings) -> Result<(), ApiError>
                 ),
             ))
         }
+        JobSpec::Shell(shell) => match settings.runner.shell.refuses(&shell.command) {
+            Some((field, code, message)) => Err(ApiError::invalid(field, code, message)),
+            None => Ok(()),
+        },
         JobSpec::Kafka(_) if settings.job_kafka_servers().is_none() => Err(ApiError::invalid(
             "kind",
             "kafka_not_configured",

@@ -13,10 +13,12 @@ use serde::Deserialize;
 
 mod auth;
 mod sections;
+mod shell;
 mod validate;
 
 pub use auth::{AccessRole, AuthSettings, Credential, TokenEntry, hash_token};
 pub use sections::*;
+pub use shell::{CommandPatterns, ShellSettings};
 
 /// The prefix of environment variables that override configuration keys.
 const ENV_PREFIX: &str = "KAIROS__";

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::shell::ShellSettings;
+
 /// What a process does. Several processes with different roles share one PostgreSQL and one
 /// Kafka cluster, as the seed's decoupled services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -385,18 +387,6 @@ pub struct KafkaRunnerSettings {
     /// How long a publish may wait for the broker's acknowledgement.
     #[serde(with = "humantime_serde")]
     pub delivery_timeout: Duration,
-}
-
-/// The environment and working directory of `shell` jobs.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShellSettings {
-    /// Variables a command gets beyond the basic ones: `NAME` copies the server's value,
-    /// `NAME=value` sets one.
-    pub env: Vec<String>,
-    /// Where commands run; unset: a fresh folder per attempt, removed afterwards.
-    #[serde(default)]
-    pub working_dir: Option<PathBuf>,
 }
 
 /// Administration switches.

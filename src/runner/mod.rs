@@ -129,6 +129,8 @@ pub struct Runners {
 /// A runner that cannot be made from the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
+    #[error("{0}")]
+    Shell(String),
     #[error("the HTTP client of `http` jobs: {0}")]
     Http(#[from] reqwest::Error),
     #[error("the Kafka producer of `kafka` jobs: {0}")]
@@ -140,11 +142,28 @@ impl Runners {
     /// they need of this process's environment now.
     ///
     /// # Errors
-    /// [`RunnerError`] when a runner's client cannot be made.
+    /// [`RunnerError`] when a runner's client cannot be made, or commands cannot run as
+    /// `runner.shell.user`.
     pub fn new(settings: &Settings) -> Result<Self, RunnerError> {
+        let shell = &settings.runner.shell;
+        let mut environment = shell::Environment::from_process(shell);
+        match &shell.user {
+            Some(user) => {
+                environment =
+                    environment.run_as(shell::RunAs::resolve(user).map_err(RunnerError::Shell)?);
+            }
+            None if nix::unistd::Uid::effective().is_root() && shell.enabled => {
+                tracing::warn!(
+                    "Kairos runs as root and `runner.shell.user` is unset: shell jobs run as \
+                     root and can read Kairos's secrets; set `runner.shell.user`"
+                );
+            }
+            None => {}
+        }
         Ok(Self {
             shell: shell::ShellRunner::new(
-                shell::Environment::from_process(&settings.runner.shell),
+                environment,
+                shell.clone(),
                 settings.executor.max_output_bytes,
                 settings.executor.cancel_grace,
             ),

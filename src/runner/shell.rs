@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::{AttemptContext, RunResult, Runner};
 use crate::config::ShellSettings;
 use crate::domain::{AttemptOutcome, ShellSpec};
+pub use run_as::RunAs;
 
 /// The variables every command gets from Kairos's environment, with the value used when
 /// Kairos has none. `TZ` is passed only when set.
@@ -36,6 +37,8 @@ const BASIC_VARIABLES: [(&str, Option<&str>); 4] = [
 pub struct Environment {
     variables: Vec<(String, String)>,
     working_dir: Option<PathBuf>,
+    /// The user commands run as (`runner.shell.user`); none: Kairos's own.
+    run_as: Option<RunAs>,
 }
 
 impl Environment {
@@ -62,7 +65,17 @@ impl Environment {
         Self {
             variables,
             working_dir: settings.working_dir.clone(),
+            run_as: None,
         }
+    }
+
+    /// Commands run as `run_as`, with its home as `HOME`.
+    pub fn run_as(mut self, run_as: RunAs) -> Self {
+        self.variables.retain(|(name, _)| name != "HOME");
+        self.variables
+            .push(("HOME".to_owned(), run_as.home.display().to_string()));
+        self.run_as = Some(run_as);
+        self
     }
 
     /// [`Environment::new`] over this process's environment.
@@ -75,6 +88,9 @@ impl Environment {
 #[derive(Debug)]
 pub struct ShellRunner {
     environment: Environment,
+    /// Whether shell jobs may run, and which commands (checked again at run time, for jobs
+    /// created before the settings changed).
+    policy: ShellSettings,
     /// Bytes of stdout and of stderr kept per attempt; the rest is read and dropped.
     max_output_bytes: usize,
     /// How long a cancelled command has, after SIGTERM, before SIGKILL.
@@ -84,9 +100,15 @@ pub struct ShellRunner {
 impl ShellRunner {
     /// Runs commands in `environment`, keeping `max_output_bytes` of each output; a cancelled
     /// one gets `cancel_grace` between SIGTERM and SIGKILL.
-    pub fn new(environment: Environment, max_output_bytes: usize, cancel_grace: Duration) -> Self {
+    pub fn new(
+        environment: Environment,
+        policy: ShellSettings,
+        max_output_bytes: usize,
+        cancel_grace: Duration,
+    ) -> Self {
         Self {
             environment,
+            policy,
             max_output_bytes,
             cancel_grace,
         }
@@ -98,6 +120,11 @@ impl Runner for ShellRunner {
     type Spec = ShellSpec;
 
     async fn run(&self, spec: &ShellSpec, attempt: &AttemptContext) -> RunResult {
+        if let Some((_, _, refusal)) = self.policy.refuses(&spec.command) {
+            let mut refused = RunResult::failed(format!("not run: {refusal}"));
+            refused.retryable = false;
+            return refused;
+        }
         let job = [
             ("KAIROS_JOB_ID", attempt.job_id.to_string()),
             ("KAIROS_ATTEMPT", attempt.attempt.to_string()),
@@ -115,7 +142,7 @@ impl Runner for ShellRunner {
             Some(folder) => run_in(&command, &self.environment, folder).await,
             // The folder is removed when `scratch` drops, once the command and its group are
             // gone.
-            None => match Scratch::create() {
+            None => match Scratch::create(self.environment.run_as.as_ref()) {
                 Ok(scratch) => run_in(&command, &self.environment, &scratch.0).await,
                 Err(error) => RunResult::failed(format!("cannot make the job's folder: {error}")),
             },
@@ -159,12 +186,21 @@ impl Drop for GroupGuard {
 struct Scratch(PathBuf);
 
 impl Scratch {
-    /// A new private folder under the system's temporary folder.
-    fn create() -> std::io::Result<Self> {
+    /// A new private folder under the system's temporary folder, belonging to the user
+    /// commands run as.
+    fn create(run_as: Option<&RunAs>) -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
         let path = std::env::temp_dir().join(format!("kairos-job-{}", uuid::Uuid::new_v4()));
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
-        Ok(Self(path))
+        let scratch = Self(path);
+        if let Some(run_as) = run_as {
+            std::os::unix::fs::chown(
+                &scratch.0,
+                Some(run_as.uid.as_raw()),
+                Some(run_as.gid.as_raw()),
+            )?;
+        }
+        Ok(scratch)
     }
 }
 
@@ -195,6 +231,11 @@ async fn run_in(spec: &Command<'_>, environment: &Environment, folder: &Path) ->
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(run_as) = &environment.run_as {
+        // The child takes the group, then the user, before `exec`; as root, std drops its
+        // supplementary groups first.
+        command.gid(run_as.gid.as_raw()).uid(run_as.uid.as_raw());
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => return RunResult::failed(format!("cannot start /bin/sh: {error}")),
@@ -299,5 +340,6 @@ async fn read_bounded(pipe: Option<impl AsyncRead + Unpin>, limit: usize) -> Str
     text
 }
 
+mod run_as;
 #[cfg(test)]
 mod tests;

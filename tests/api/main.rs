@@ -18,5 +18,7 @@ mod records;
 mod recovery;
 mod result_writer;
 mod roles;
+mod schedule_control;
 mod schedules;
+mod shell_policy;
 mod supervision;

@@ -407,3 +407,75 @@ async fn a_token_made_by_the_cli_works_within_its_role_only() {
     assert!(!log.contains(&token), "the token reached the log");
     let _ = std::fs::remove_file(config);
 }
+
+/// With `runner.shell.user` set (Kairos runs as root here), a job runs as that user: it
+/// cannot read Kairos's environment through `/proc`, signal it, or open its data directory.
+#[actix_web::test]
+async fn a_job_run_as_another_user_cannot_reach_the_server() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "this test runs Kairos as root, as the test command does, to run jobs as `nobody`"
+    );
+    let server = Server::start(
+        "true",
+        &[
+            ("KAIROS__RUNNER__SHELL__USER", "nobody"),
+            ("UNRELATED_SECRET", "sekrit-4"),
+        ],
+    )
+    .await;
+    let data = server.folder.join("kairos-data");
+    let command = format!(
+        "id -u; cat /proc/$PPID/environ && echo read-environ; kill -0 $PPID && echo signalled; \
+         ls {} && echo listed-data; true",
+        data.display()
+    );
+    let created: Value = server
+        .http
+        .post(server.url("/api/v1/jobs"))
+        .json(&json!({"command": command, "execute_at": "2020-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    let id = created["job"]["id"].as_str().expect("created").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let job: Value = server
+            .http
+            .get(server.url(&format!("/api/v1/jobs/{id}")))
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("JSON");
+        if job["job"]["status"] == "SUCCESS" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the job did not succeed: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("the user database")
+        .expect("nobody");
+    let output = job["job"]["last_output"].as_str().expect("output");
+    assert_eq!(
+        output.lines().next(),
+        Some(nobody.uid.to_string().as_str()),
+        "{job}"
+    );
+    for reached in ["sekrit", "read-environ", "signalled", "listed-data"] {
+        assert!(
+            !output.contains(reached),
+            "the job reached {reached}:\n{job}"
+        );
+    }
+    let denied = job["attempts"][0]["stderr"].as_str().unwrap_or_default();
+    assert!(
+        denied.contains("ermission denied") || denied.contains("not permitted"),
+        "{job}"
+    );
+}

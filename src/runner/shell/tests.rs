@@ -23,17 +23,28 @@ async fn run(
     let spec = ShellSpec {
         command: command.into(),
     };
-    ShellRunner::new(environment, max_output, Duration::from_secs(10))
-        .run(&spec, &attempt)
-        .await
+    ShellRunner::new(
+        environment,
+        settings(&[]),
+        max_output,
+        Duration::from_secs(10),
+    )
+    .run(&spec, &attempt)
+    .await
+}
+
+fn settings(env: &[&str]) -> ShellSettings {
+    ShellSettings {
+        env: env.iter().map(|entry| (*entry).to_owned()).collect(),
+        working_dir: None,
+        enabled: true,
+        allowed_commands: crate::config::CommandPatterns::default(),
+        user: None,
+    }
 }
 
 fn environment(env: &[&str]) -> Environment {
-    let settings = ShellSettings {
-        env: env.iter().map(|entry| (*entry).to_owned()).collect(),
-        working_dir: None,
-    };
-    Environment::new(&settings, |name| match name {
+    Environment::new(&settings(env), |name| match name {
         "PATH" => Some("/usr/bin:/bin".into()),
         "SECRET" => Some("from-the-server".into()),
         "SHARED" => Some("copied".into()),
@@ -162,4 +173,33 @@ async fn a_command_runs_in_a_fresh_folder_that_is_removed_after() {
         !first.exists() && !second.exists(),
         "a job's folder outlived it"
     );
+}
+
+#[tokio::test]
+async fn a_command_the_settings_no_longer_allow_fails_without_running() {
+    let ran = std::env::temp_dir().join(format!("kairos-refused-{}", uuid::Uuid::new_v4()));
+    let mut policy = settings(&[]);
+    policy.allowed_commands =
+        crate::config::CommandPatterns::try_from(vec!["echo [a-z]+".to_owned()]).expect("valid");
+    let runner = ShellRunner::new(environment(&[]), policy, 1024, Duration::from_secs(10));
+    let (_stop, cancel) = tokio::sync::watch::channel(false);
+    let attempt = AttemptContext {
+        job_id: uuid::Uuid::now_v7(),
+        attempt: 1,
+        scheduled_at: chrono::Utc::now(),
+        timeout: Duration::from_secs(5),
+        cancel,
+    };
+    let spec = |command: String| ShellSpec { command };
+    let refused = runner
+        .run(&spec(format!("touch {}", ran.display())), &attempt)
+        .await;
+    assert_eq!(refused.outcome, AttemptOutcome::Failed);
+    assert!(!refused.retryable);
+    assert!(!ran.exists(), "a refused command ran");
+    // A match must be whole: a pattern's text inside a longer command does not do.
+    let refused = runner.run(&spec("echo ok; id".into()), &attempt).await;
+    assert_eq!(refused.outcome, AttemptOutcome::Failed);
+    let allowed = runner.run(&spec("echo ok".into()), &attempt).await;
+    assert_eq!(allowed.outcome, AttemptOutcome::Succeeded, "{allowed:?}");
 }

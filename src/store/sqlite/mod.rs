@@ -83,6 +83,12 @@ impl SqliteStore {
             reason: reason.to_string(),
         };
         std::fs::create_dir_all(data_dir).map_err(directory_error)?;
+        // Kairos's own: a job running as another user cannot open it.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(directory_error)?;
+        }
         let path = data_dir.join(DATABASE_FILE);
         let mut connection = Connection::open(&path)?;
         connection.busy_timeout(LOCK_WAIT)?;
