@@ -34,6 +34,14 @@ impl Caller {
     }
 }
 
+/// The name of the token that made `request` (`anonymous` when no token is configured).
+pub fn caller_name(request: &actix_web::HttpRequest) -> Option<String> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .map(|caller| caller.name.clone())
+}
+
 /// The caller whose token matches `presented`, compared in constant time with every token.
 fn identify(credentials: &[Credential], presented: &str) -> Option<Caller> {
     let digest = hash_token(presented);

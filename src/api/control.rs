@@ -26,12 +26,14 @@ const MAX_RERUN_BODY: usize = 4096;
 /// 400 for a malformed id, 404 for an unknown one, 409 `job_final` for a job that has ended
 /// (nothing changes), 503 when the database is unavailable.
 pub async fn cancel(
+    request: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
     let services = &state.services;
-    let status = match services.store.cancel(id).await? {
+    let by = super::auth::caller_name(&request);
+    let status = match services.store.cancel(id, by).await? {
         None => return Err(ApiError::not_found(format!("no job has the id {id}"))),
         Some(Cancelled::AlreadyFinal) => {
             return Err(ApiError::new(
@@ -99,6 +101,7 @@ pub async fn rerun(
         retry_backoff: original.retry_backoff,
         rerun_of: Some(id),
         fire: None,
+        created_by: super::auth::caller_name(&request),
     };
     check_target(&job.spec, &services.settings)?;
     let job = scheduling::create(services, job).await?;

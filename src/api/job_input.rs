@@ -202,6 +202,7 @@ pub fn parse_job(
             retry_backoff,
             rerun_of: None,
             fire: None,
+            created_by: None,
         },
         idempotency_key,
     })

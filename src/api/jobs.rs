@@ -58,7 +58,8 @@ pub async fn create(
     let key = idempotency::from_header(&request)?;
     let settings = &state.services.settings;
     let body = body::read(&request, body, settings.jobs.max_body_bytes, &state.bodies).await?;
-    let new_job = parse_job(read_object(&body.bytes)?, &settings.jobs, false)?.job;
+    let mut new_job = parse_job(read_object(&body.bytes)?, &settings.jobs, false)?.job;
+    new_job.created_by = super::auth::caller_name(&request);
     drop(body);
     check_target(&new_job.spec, settings)?;
     let services = &state.services;
@@ -137,10 +138,14 @@ pub async fn create_batch(
     // Parsing 10,000 jobs takes tens of milliseconds: on a blocking thread, so that this
     // worker goes on serving the database connections and requests it drives meanwhile.
     let shared = Arc::clone(settings);
-    let parsed =
+    let mut parsed =
         web::block(move || parse_batch(&bytes, &shared.jobs, &|spec| check_target(spec, &shared)))
             .await
             .map_err(|_| ApiError::shutting_down())??;
+    let caller = super::auth::caller_name(&request);
+    for parsed in &mut parsed {
+        parsed.job.created_by.clone_from(&caller);
+    }
     if parsed.iter().all(|parsed| parsed.idempotency_key.is_none()) {
         let jobs: Vec<NewJob> = parsed.into_iter().map(|parsed| parsed.job).collect();
         let ids: Vec<Uuid> = jobs.iter().map(|job| job.id).collect();

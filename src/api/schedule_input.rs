@@ -323,6 +323,7 @@ pub fn parse_new(
             .integer("keep_last", 0..=MAX_KEEP_LAST)?
             .unwrap_or(DEFAULT_KEEP_LAST),
         next_fire_at: None,
+        created_by: None,
     };
     check_bounds(&schedule)?;
     schedule.next_fire_at = first_fire(&schedule, first_from)?;
@@ -387,6 +388,7 @@ pub fn parse_change(
             .integer("keep_last", 0..=MAX_KEEP_LAST)?
             .unwrap_or(current.keep_last),
         next_fire_at: None,
+        created_by: current.created_by.clone(),
     };
     check_bounds(&schedule)?;
     let from = current.next_fire_at.map_or(now, |next| next.max(now));

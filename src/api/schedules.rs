@@ -123,7 +123,8 @@ pub async fn create(
     require_json(&request)?;
     let fields = object_body(&request, payload, &state).await?;
     let settings = &state.services.settings;
-    let schedule = parse_new(&Body::new(fields)?, &settings.jobs, Utc::now())?;
+    let mut schedule = parse_new(&Body::new(fields)?, &settings.jobs, Utc::now())?;
+    schedule.created_by = super::auth::caller_name(&request);
     check_target(&schedule.job.spec, settings).map_err(in_job)?;
     let schedule = state.services.store.create_schedule(schedule).await?;
     let id = schedule.id;

@@ -155,6 +155,8 @@ pub struct NewJob {
     pub rerun_of: Option<Uuid>,
     /// The schedule's fire this job was made for.
     pub fire: Option<Fire>,
+    /// The name of the API token that created it (or its schedule).
+    pub created_by: Option<String>,
 }
 
 /// A stored job, as the API shows it.
@@ -189,4 +191,7 @@ pub struct Job {
     /// The schedule whose fire made this job, and the fire's nominal time.
     pub schedule_id: Option<Uuid>,
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// The names of the API tokens that created it (or its schedule) and cancelled it.
+    pub created_by: Option<String>,
+    pub cancelled_by: Option<String>,
 }

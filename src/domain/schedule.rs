@@ -95,6 +95,8 @@ pub struct NewSchedule {
     pub keep_last: i32,
     /// Its first fire (none: it never fires), computed when it is given.
     pub next_fire_at: Option<DateTime<Utc>>,
+    /// The name of the API token that created it (kept by a change).
+    pub created_by: Option<String>,
 }
 
 /// A stored schedule, as the API shows it.
@@ -123,6 +125,8 @@ pub struct Schedule {
     pub missed_fires: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The name of the API token that created it; its fires' jobs carry it too.
+    pub created_by: Option<String>,
 }
 
 impl Schedule {

@@ -198,8 +198,9 @@ pub trait Store: ScheduleStore + Send + Sync {
 
     /// Cancels the job `id` unless it has ended (`None` when there is no such job): it becomes
     /// `CANCELLED` at once, with no lease, and an instance holding it is told at its next
-    /// heartbeat ([`Store::heartbeat`]). A run not yet claimed can no longer be.
-    async fn cancel(&self, id: Uuid) -> Result<Option<Cancelled>, StoreError>;
+    /// heartbeat ([`Store::heartbeat`]). A run not yet claimed can no longer be. `by` names
+    /// who cancelled it (`cancelled_by`).
+    async fn cancel(&self, id: Uuid, by: Option<String>) -> Result<Option<Cancelled>, StoreError>;
 
     /// The job `id` and its attempts, oldest first.
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError>;

@@ -39,6 +39,8 @@ pub struct JobRow {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub schedule_id: Option<Uuid>,
     pub scheduled_for: Option<DateTime<Utc>>,
+    pub created_by: Option<String>,
+    pub cancelled_by: Option<String>,
 }
 
 impl JobRow {
@@ -70,6 +72,8 @@ impl JobRow {
             cancelled_at: self.cancelled_at,
             schedule_id: self.schedule_id,
             scheduled_for: self.scheduled_for,
+            created_by: self.created_by,
+            cancelled_by: self.cancelled_by,
         })
     }
 }
@@ -219,6 +223,7 @@ pub struct ScheduleRow {
     pub missed_fires: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub created_by: Option<String>,
 }
 
 impl ScheduleRow {
@@ -250,6 +255,7 @@ impl ScheduleRow {
             missed_fires: self.missed_fires,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            created_by: self.created_by,
         })
     }
 }

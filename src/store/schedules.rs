@@ -206,6 +206,7 @@ pub fn plan_fires(schedules: &[Schedule], pass: &FirePass) -> (Vec<NewJob>, Vec<
 pub fn fire_job(schedule: &Schedule, at: DateTime<Utc>) -> NewJob {
     let template = &schedule.job;
     NewJob {
+        created_by: schedule.created_by.clone(),
         id: Uuid::now_v7(),
         name: template.name.clone().or_else(|| schedule.name.clone()),
         spec: template.spec.clone(),

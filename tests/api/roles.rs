@@ -3,7 +3,7 @@
 
 use kairos::config::{AccessRole, TokenEntry};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{settings_for, spawn_app_with};
 
@@ -122,4 +122,100 @@ async fn every_route_answers_each_role_as_its_role_says() {
         let status = app.get(path).await.status().as_u16();
         assert_eq!(status, 200, "{path}");
     }
+}
+
+/// A job, a schedule (and its fires' jobs) and a cancel record the name of the token that
+/// made them; with no token configured, `anonymous`.
+#[actix_web::test]
+async fn who_did_it_is_recorded_by_the_tokens_name() {
+    let mut settings = settings_for(kairos::config::Backend::Standalone);
+    settings.auth.tokens = TOKENS
+        .iter()
+        .map(|(token, role)| hashed(token, *role))
+        .collect();
+    let app = spawn_app_with(settings).await;
+    let call = |method: Method, path: &str, token: &str, body: Value| {
+        app.client
+            .request(method, format!("{}{path}", app.address))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let created: Value = call(
+        Method::POST,
+        "/api/v1/jobs",
+        "writer-token",
+        json!({"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"}),
+    )
+    .await
+    .expect("answered")
+    .json()
+    .await
+    .expect("JSON");
+    assert_eq!(created["job"]["created_by"], "writer-name", "{created}");
+    let id = created["job"]["id"].as_str().expect("an id");
+    let cancelled: Value = call(
+        Method::POST,
+        &format!("/api/v1/jobs/{id}:cancel"),
+        "admin-token",
+        json!({}),
+    )
+    .await
+    .expect("answered")
+    .json()
+    .await
+    .expect("JSON");
+    assert_eq!(
+        cancelled["job"]["cancelled_by"], "admin-name",
+        "{cancelled}"
+    );
+
+    let schedule: Value = call(
+        Method::POST,
+        "/api/v1/schedules",
+        "writer-token",
+        json!({"cron": "@yearly", "job": {"kind": "noop"}}),
+    )
+    .await
+    .expect("answered")
+    .json()
+    .await
+    .expect("JSON");
+    assert_eq!(
+        schedule["schedule"]["created_by"], "writer-name",
+        "{schedule}"
+    );
+    let id = schedule["schedule"]["id"].as_str().expect("an id");
+    let fired: Value = call(
+        Method::POST,
+        &format!("/api/v1/schedules/{id}:trigger"),
+        "admin-token",
+        json!({}),
+    )
+    .await
+    .expect("answered")
+    .json()
+    .await
+    .expect("JSON");
+    let job = fired["fires"][0]["job_id"].as_str().expect("a job");
+    let shown: Value = app
+        .client
+        .get(format!("{}/api/v1/jobs/{job}", app.address))
+        .bearer_auth("reader-token")
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(shown["job"]["created_by"], "writer-name", "{shown}");
+
+    let open = spawn_app_with(settings_for(kairos::config::Backend::Standalone)).await;
+    let created: Value = open
+        .post_job(&json!({"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(created["job"]["created_by"], "anonymous", "{created}");
 }

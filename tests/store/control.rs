@@ -20,20 +20,35 @@ pub async fn a_cancelled_job_is_final_and_its_run_cannot_be_claimed(store: Arc<d
     let run = run_of(&dispatch);
     store.hold_run(run);
     assert_eq!(
-        store.cancel(dispatch.job_id).await.expect("cancelled"),
+        store
+            .cancel(dispatch.job_id, Some("contract".into()))
+            .await
+            .expect("cancelled"),
         Some(Cancelled::Waiting)
     );
     assert_eq!(status(&store, run.job_id).await, JobStatus::Cancelled);
+    let (cancelled, _) = store
+        .get_job(run.job_id)
+        .await
+        .expect("read")
+        .expect("the job");
+    assert_eq!(cancelled.cancelled_by.as_deref(), Some("contract"));
     assert!(
         !store.claim_run(run, LONG).await.expect("answered"),
         "a cancelled run was claimed"
     );
     assert_eq!(
-        store.cancel(run.job_id).await.expect("answered"),
+        store
+            .cancel(run.job_id, Some("contract".into()))
+            .await
+            .expect("answered"),
         Some(Cancelled::AlreadyFinal)
     );
     assert_eq!(
-        store.cancel(uuid::Uuid::now_v7()).await.expect("answered"),
+        store
+            .cancel(uuid::Uuid::now_v7(), Some("contract".into()))
+            .await
+            .expect("answered"),
         None
     );
     let listed = store
@@ -63,7 +78,10 @@ pub async fn a_running_jobs_cancel_reaches_its_runner_once(store: Arc<dyn Store>
     let run = run_of(&dispatch);
     assert!(store.claim_run(run, LONG).await.expect("claimed"));
     assert_eq!(
-        store.cancel(run.job_id).await.expect("cancelled"),
+        store
+            .cancel(run.job_id, Some("contract".into()))
+            .await
+            .expect("cancelled"),
         Some(Cancelled::Running)
     );
     assert_eq!(store.heartbeat(&[]).await.expect("beaten"), [run.job_id]);
@@ -196,6 +214,8 @@ pub async fn a_jobs_own_fields_read_back_as_given(store: Arc<dyn Store>) {
     assert_eq!(stored.spec, new.spec);
     assert_eq!(stored.retry_backoff, new.retry_backoff);
     assert_eq!(stored.rerun_of, new.rerun_of);
+    assert_eq!(stored.created_by.as_deref(), Some("contract"));
+    assert_eq!(stored.cancelled_by, None);
     assert_eq!(dispatch.spec, new.spec);
     assert_eq!(dispatch.retry_backoff, new.retry_backoff);
     let run: RunKey = run_of(&dispatch);

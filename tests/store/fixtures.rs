@@ -63,6 +63,7 @@ pub async fn postgres() -> Arc<dyn Store> {
 /// A shell job due at `at`, with up to `max_retries` retries.
 pub fn job(at: DateTime<Utc>, max_retries: i32) -> NewJob {
     NewJob {
+        created_by: Some("contract".into()),
         id: Uuid::now_v7(),
         name: Some("contract".into()),
         spec: JobSpec::Shell(ShellSpec {

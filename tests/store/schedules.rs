@@ -36,6 +36,7 @@ fn every_second(next: DateTime<Utc>, overlap: Overlap, catchup_window_secs: i32)
         paused: false,
         keep_last: 100,
         next_fire_at: Some(next),
+        created_by: Some("contract".into()),
     }
 }
 
@@ -88,6 +89,17 @@ pub async fn a_fire_is_made_once_whichever_pass_comes_at_it(store: Arc<dyn Store
         .map(|s| now + chrono::Duration::seconds(s))
         .collect();
     assert_eq!(fired.dispatches.len(), 3, "{fired:?}");
+    assert_eq!(created.created_by.as_deref(), Some("contract"));
+    let (made, _) = store
+        .get_job(fired.dispatches[0].job_id)
+        .await
+        .expect("read")
+        .expect("the fire's job");
+    assert_eq!(
+        made.created_by.as_deref(),
+        Some("contract"),
+        "a fire's job is its schedule's"
+    );
     assert!(fired.dispatches.iter().all(|dispatch| {
         dispatch
             .fire
@@ -162,7 +174,7 @@ pub async fn a_fire_run_is_claimed_under_its_overlap_rule(store: Arc<dyn Store>)
                 assert_eq!(status(&store, second.job_id).await, JobStatus::Dispatched);
                 assert!(
                     store
-                        .cancel(first.job_id)
+                        .cancel(first.job_id, Some("contract".into()))
                         .await
                         .expect("cancelled")
                         .is_some()

@@ -26,7 +26,8 @@ static CANCEL: LazyLock<String> = LazyLock::new(|| {
              FROM jobs WHERE id = $1 FOR UPDATE), \
          cancelled AS ( \
              UPDATE jobs SET status = 'CANCELLED', finished_at = now(), cancelled_at = now(), \
-                 lease_until = NULL, run_lease_until = NULL, runner = NULL, updated_at = now() \
+                 cancelled_by = $2, lease_until = NULL, run_lease_until = NULL, runner = NULL, \
+                 updated_at = now() \
              FROM target WHERE jobs.id = target.id AND target.status NOT IN ({finals})), \
          told AS ( \
              INSERT INTO cancellations (job_id, runner) \
@@ -41,10 +42,14 @@ static CANCEL: LazyLock<String> = LazyLock::new(|| {
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached.
-pub async fn cancel(pool: &Pool, id: Uuid) -> Result<Option<Cancelled>, StoreError> {
+pub async fn cancel(
+    pool: &Pool,
+    id: Uuid,
+    by: Option<&str>,
+) -> Result<Option<Cancelled>, StoreError> {
     let client = pool.get().await?;
     let statement = client.prepare_cached(&CANCEL).await?;
-    let Some(row) = client.query_opt(&statement, &[&id]).await? else {
+    let Some(row) = client.query_opt(&statement, &[&id, &by]).await? else {
         return Ok(None);
     };
     let status: String = row.try_get("status")?;

@@ -54,7 +54,7 @@ pub async fn insert_returning(
 const INSERT_JOBS: &str = "\
     INSERT INTO jobs (id, name, command, execute_at, max_retries, timeout_secs, metadata, \
         kind, status, epoch, claimed_by, claimed_at, lease_until, spec, retry_backoff, \
-        rerun_of, schedule_id, scheduled_for, overlap) \
+        rerun_of, schedule_id, scheduled_for, overlap, created_by) \
     SELECT id, name, command, execute_at, max_retries, timeout_secs, \
         COALESCE(metadata, '{}'), kind, \
         CASE WHEN claimed_by IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
@@ -62,7 +62,7 @@ const INSERT_JOBS: &str = "\
         CASE WHEN claimed_by IS NOT NULL THEN now() END, \
         CASE WHEN claimed_by IS NOT NULL \
             THEN GREATEST(execute_at, now()) + make_interval(secs => grace) END, \
-        spec, retry_backoff, rerun_of, schedule_id, scheduled_for, overlap \
+        spec, retry_backoff, rerun_of, schedule_id, scheduled_for, overlap, created_by \
     FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::text[]) AS name, \
         unnest($3::text[]) AS command, unnest($4::timestamptz[]) AS execute_at, \
         unnest($5::int4[]) AS max_retries, unnest($6::int4[]) AS timeout_secs, \
@@ -70,7 +70,8 @@ const INSERT_JOBS: &str = "\
         unnest($9::text[]) AS claimed_by, unnest($10::float8[]) AS grace, \
         unnest($11::jsonb[]) AS spec, unnest($12::jsonb[]) AS retry_backoff, \
         unnest($13::uuid[]) AS rerun_of, unnest($14::uuid[]) AS schedule_id, \
-        unnest($15::timestamptz[]) AS scheduled_for, unnest($16::text[]) AS overlap) AS t";
+        unnest($15::timestamptz[]) AS scheduled_for, unnest($16::text[]) AS overlap, \
+        unnest($17::text[]) AS created_by) AS t";
 
 /// The columns of [`INSERT_JOBS`], one array each.
 struct Columns<'a> {
@@ -91,6 +92,7 @@ struct Columns<'a> {
     schedules: Vec<Option<Uuid>>,
     fires: Vec<Option<DateTime<Utc>>>,
     overlaps: Vec<Option<&'static str>>,
+    created_by: Vec<Option<&'a str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -136,10 +138,14 @@ impl<'a> Columns<'a> {
                 .iter()
                 .map(|(job, _)| job.fire.map(|fire| fire.overlap.as_str()))
                 .collect(),
+            created_by: jobs
+                .iter()
+                .map(|(job, _)| job.created_by.as_deref())
+                .collect(),
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 16] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 17] {
         [
             &self.ids,
             &self.names,
@@ -157,6 +163,7 @@ impl<'a> Columns<'a> {
             &self.schedules,
             &self.fires,
             &self.overlaps,
+            &self.created_by,
         ]
     }
 }
@@ -272,6 +279,7 @@ pub(super) async fn copy_in(
                 &job.fire.map(|fire| fire.schedule_id),
                 &job.fire.map(|fire| fire.scheduled_for),
                 &job.fire.map(|fire| fire.overlap.as_str()),
+                &job.created_by,
             ])
             .await?;
     }
@@ -284,10 +292,11 @@ pub(super) async fn copy_in(
 /// claimed as [`INSERT_JOBS`] claims it; the other columns take their defaults.
 const COPY_JOBS: &str = "COPY jobs (id, name, command, execute_at, max_retries, \
      timeout_secs, metadata, kind, status, epoch, claimed_by, claimed_at, lease_until, spec, \
-     retry_backoff, rerun_of, schedule_id, scheduled_for, overlap) FROM STDIN (FORMAT binary)";
+     retry_backoff, rerun_of, schedule_id, scheduled_for, overlap, created_by) \
+     FROM STDIN (FORMAT binary)";
 
 /// The types of [`COPY_JOBS`]'s columns, in order.
-const COPY_JOBS_TYPES: [Type; 19] = [
+const COPY_JOBS_TYPES: [Type; 20] = [
     Type::UUID,
     Type::TEXT,
     Type::TEXT,
@@ -306,6 +315,7 @@ const COPY_JOBS_TYPES: [Type; 19] = [
     Type::UUID,
     Type::UUID,
     Type::TIMESTAMPTZ,
+    Type::TEXT,
     Type::TEXT,
 ];
 

@@ -223,8 +223,8 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn cancel(&self, id: Uuid) -> Result<Option<Cancelled>, StoreError> {
-        control::cancel(&self.pool, id).await
+    async fn cancel(&self, id: Uuid, by: Option<String>) -> Result<Option<Cancelled>, StoreError> {
+        control::cancel(&self.pool, id, by.as_deref()).await
     }
 
     async fn get_job(&self, id: Uuid) -> Result<Option<(Job, Vec<Attempt>)>, StoreError> {

@@ -12,7 +12,7 @@ pub const JOB_COLUMNS: &str = "id, name, kind, command, execute_at, \
      kairos_shown_status(status, run_lease_until) AS status, max_retries, timeout_secs, \
      metadata, attempts, epoch, exit_code, last_output, last_error, created_at, updated_at, \
      started_at, finished_at, spec, retry_backoff, rerun_of, cancelled_at, schedule_id, \
-     scheduled_for, overlap";
+     scheduled_for, overlap, created_by, cancelled_by";
 
 /// The columns of a dispatch, qualified for statements that join `jobs` to another table.
 pub const DISPATCH_COLUMNS: &str = "jobs.id, jobs.epoch, jobs.attempts, jobs.lost_attempts, \
@@ -49,6 +49,8 @@ pub fn job_row(row: &Row) -> Result<JobRow, StoreError> {
         retry_backoff: row.try_get("retry_backoff")?,
         rerun_of: row.try_get("rerun_of")?,
         cancelled_at: row.try_get("cancelled_at")?,
+        created_by: row.try_get("created_by")?,
+        cancelled_by: row.try_get("cancelled_by")?,
         schedule_id: row.try_get("schedule_id")?,
         scheduled_for: row.try_get("scheduled_for")?,
     })

@@ -11,7 +11,7 @@ use crate::store::{FireRecord, StoreError};
 /// A schedule's columns.
 pub(super) const SCHEDULE_COLUMNS: &str = "id, name, cron, every_ms, timezone, job, overlap, \
      catchup_window_secs, jitter_secs, start_at, end_at, paused, pause_note, keep_last, \
-     next_fire_at, missed_fires, created_at, updated_at";
+     next_fire_at, missed_fires, created_at, updated_at, created_by";
 
 pub(super) fn schedule_row(row: &Row) -> Result<Schedule, StoreError> {
     ScheduleRow {
@@ -33,6 +33,7 @@ pub(super) fn schedule_row(row: &Row) -> Result<Schedule, StoreError> {
         missed_fires: row.try_get("missed_fires")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        created_by: row.try_get("created_by")?,
     }
     .into_schedule()
 }
@@ -74,8 +75,8 @@ pub async fn create(pool: &Pool, schedule: &NewSchedule) -> Result<Schedule, Sto
         .prepare_cached(&format!(
             "INSERT INTO schedules (id, name, cron, every_ms, timezone, job, overlap, \
                  catchup_window_secs, jitter_secs, start_at, end_at, paused, keep_last, \
-                 next_fire_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 next_fire_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              RETURNING {SCHEDULE_COLUMNS}"
         ))
         .await?;
@@ -97,6 +98,7 @@ pub async fn create(pool: &Pool, schedule: &NewSchedule) -> Result<Schedule, Sto
                 &schedule.paused,
                 &schedule.keep_last,
                 &schedule.next_fire_at,
+                &schedule.created_by,
             ],
         )
         .await?;

@@ -14,6 +14,7 @@ use crate::store::{Cancelled, IdempotencyKey, Keyed, KeyedCreate, StoreError};
 pub(super) fn cancel(
     connection: &mut Connection,
     id: Uuid,
+    by: Option<&str>,
 ) -> Result<Option<Cancelled>, StoreError> {
     let transaction = connection.transaction()?;
     let found = transaction
@@ -39,10 +40,11 @@ pub(super) fn cancel(
     transaction
         .prepare_cached(
             "UPDATE jobs SET status = 'CANCELLED', finished_at = ?2, cancelled_at = ?2, \
-                 lease_until = NULL, run_lease_until = NULL, runner = NULL, updated_at = ?2 \
+                 cancelled_by = ?3, lease_until = NULL, run_lease_until = NULL, runner = NULL, \
+                 updated_at = ?2 \
              WHERE id = ?1",
         )?
-        .execute(params![id.to_string(), now])?;
+        .execute(params![id.to_string(), now, by])?;
     if let Some(runner) = runner {
         transaction
             .prepare_cached(

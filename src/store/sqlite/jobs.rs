@@ -21,12 +21,14 @@ pub(super) fn insert(
     let mut statement = connection.prepare_cached(&format!(
         "INSERT INTO jobs (id, name, kind, command, execute_at, max_retries, timeout_secs, \
              metadata, created_at, updated_at, status, epoch, claimed_by, claimed_at, \
-             lease_until, spec, retry_backoff, rerun_of, schedule_id, scheduled_for, overlap) \
+             lease_until, spec, retry_backoff, rerun_of, schedule_id, scheduled_for, overlap, \
+             created_by) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, \
              CASE WHEN ?10 IS NULL THEN 'SCHEDULED' ELSE 'DISPATCHED' END, \
              CASE WHEN ?10 IS NULL THEN 0 ELSE 1 END, ?10, \
              CASE WHEN ?10 IS NOT NULL THEN ?9 END, \
-             CASE WHEN ?10 IS NOT NULL THEN max(?5, ?9) + ?11 END, ?12, ?13, ?14, ?15, ?16, ?17) \
+             CASE WHEN ?10 IS NOT NULL THEN max(?5, ?9) + ?11 END, ?12, ?13, ?14, ?15, ?16, ?17, \
+             ?18) \
          RETURNING {}",
         job_columns()
     ))?;
@@ -52,6 +54,7 @@ pub(super) fn insert(
             job.fire.map(|fire| fire.schedule_id.to_string()),
             job.fire.map(|fire| micros(fire.scheduled_for)),
             job.fire.map(|fire| fire.overlap.as_str()),
+            job.created_by,
         ],
         |row| Ok((job_row(row), dispatch_row(row))),
     )?;

@@ -214,8 +214,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn cancel(&self, id: Uuid) -> Result<Option<Cancelled>, StoreError> {
-        self.call(move |connection, _| control::cancel(connection, id))
+    async fn cancel(&self, id: Uuid, by: Option<String>) -> Result<Option<Cancelled>, StoreError> {
+        self.call(move |connection, _| control::cancel(connection, id, by.as_deref()))
             .await
     }
 

@@ -49,7 +49,7 @@ pub fn job_columns() -> String {
         "id, name, kind, command, execute_at, {} AS status, max_retries, timeout_secs, \
          metadata, attempts, epoch, exit_code, last_output, last_error, created_at, \
          updated_at, started_at, finished_at, lost_attempts, spec, retry_backoff, rerun_of, \
-         cancelled_at, schedule_id, scheduled_for, overlap",
+         cancelled_at, schedule_id, scheduled_for, overlap, created_by, cancelled_by",
         shown_status("status", "run_lease_until")
     )
 }
@@ -122,6 +122,8 @@ pub fn job_row(row: &Row<'_>) -> Result<JobRow, StoreError> {
         retry_backoff: optional_json("jobs.retry_backoff", row.get("retry_backoff")?)?,
         rerun_of: optional_uuid("jobs.rerun_of", row.get("rerun_of")?)?,
         cancelled_at: optional_instant("jobs.cancelled_at", row.get("cancelled_at")?)?,
+        created_by: row.get("created_by")?,
+        cancelled_by: row.get("cancelled_by")?,
         schedule_id: optional_uuid("jobs.schedule_id", row.get("schedule_id")?)?,
         scheduled_for: optional_instant("jobs.scheduled_for", row.get("scheduled_for")?)?,
     })

@@ -12,7 +12,7 @@ use crate::store::{FireRecord, StoreError};
 /// A schedule's columns.
 pub(super) const SCHEDULE_COLUMNS: &str = "id, name, cron, every_ms, timezone, job, overlap, \
      catchup_window_secs, jitter_secs, start_at, end_at, paused, pause_note, keep_last, \
-     next_fire_at, missed_fires, created_at, updated_at";
+     next_fire_at, missed_fires, created_at, updated_at, created_by";
 
 pub(super) fn schedule_row(row: &Row<'_>) -> Result<Schedule, StoreError> {
     let job: String = row.get("job")?;
@@ -35,6 +35,7 @@ pub(super) fn schedule_row(row: &Row<'_>) -> Result<Schedule, StoreError> {
         missed_fires: row.get("missed_fires")?,
         created_at: instant("schedules.created_at", row.get("created_at")?)?,
         updated_at: instant("schedules.updated_at", row.get("updated_at")?)?,
+        created_by: row.get("created_by")?,
     }
     .into_schedule()
 }
@@ -73,8 +74,8 @@ pub(super) fn create(
         .prepare_cached(
             "INSERT INTO schedules (id, name, cron, every_ms, timezone, job, overlap, \
                  catchup_window_secs, jitter_secs, start_at, end_at, paused, keep_last, \
-                 next_fire_at, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                 next_fire_at, created_at, updated_at, created_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16)",
         )?
         .execute(params![
             schedule.id.to_string(),
@@ -92,6 +93,7 @@ pub(super) fn create(
             schedule.keep_last,
             schedule.next_fire_at.map(micros),
             now,
+            schedule.created_by,
         ])?;
     read(connection, schedule.id)?
         .ok_or_else(|| StoreError::corrupt("schedules.id", schedule.id.to_string()))
