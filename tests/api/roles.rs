@@ -5,7 +5,7 @@ use kairos::config::{AccessRole, TokenEntry};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{settings_for, spawn_app_with};
+use crate::helpers::{TestApp, settings_for, spawn_app_with};
 
 /// The tokens of the test, by role.
 const TOKENS: [(&str, AccessRole); 3] = [
@@ -134,80 +134,41 @@ async fn who_did_it_is_recorded_by_the_tokens_name() {
         .map(|(token, role)| hashed(token, *role))
         .collect();
     let app = spawn_app_with(settings).await;
-    let call = |method: Method, path: &str, token: &str, body: Value| {
-        app.client
-            .request(method, format!("{}{path}", app.address))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-    };
-    let created: Value = call(
+    let created = call(
+        &app,
         Method::POST,
         "/api/v1/jobs",
         "writer-token",
         json!({"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"}),
     )
-    .await
-    .expect("answered")
-    .json()
-    .await
-    .expect("JSON");
+    .await;
     assert_eq!(created["job"]["created_by"], "writer-name", "{created}");
     let id = created["job"]["id"].as_str().expect("an id");
-    let cancelled: Value = call(
-        Method::POST,
-        &format!("/api/v1/jobs/{id}:cancel"),
-        "admin-token",
-        json!({}),
-    )
-    .await
-    .expect("answered")
-    .json()
-    .await
-    .expect("JSON");
+    let path = format!("/api/v1/jobs/{id}:cancel");
+    let cancelled = call(&app, Method::POST, &path, "admin-token", json!({})).await;
     assert_eq!(
         cancelled["job"]["cancelled_by"], "admin-name",
         "{cancelled}"
     );
 
-    let schedule: Value = call(
+    let schedule = call(
+        &app,
         Method::POST,
         "/api/v1/schedules",
         "writer-token",
         json!({"cron": "@yearly", "job": {"kind": "noop"}}),
     )
-    .await
-    .expect("answered")
-    .json()
-    .await
-    .expect("JSON");
+    .await;
     assert_eq!(
         schedule["schedule"]["created_by"], "writer-name",
         "{schedule}"
     );
     let id = schedule["schedule"]["id"].as_str().expect("an id");
-    let fired: Value = call(
-        Method::POST,
-        &format!("/api/v1/schedules/{id}:trigger"),
-        "admin-token",
-        json!({}),
-    )
-    .await
-    .expect("answered")
-    .json()
-    .await
-    .expect("JSON");
+    let path = format!("/api/v1/schedules/{id}:trigger");
+    let fired = call(&app, Method::POST, &path, "admin-token", json!({})).await;
     let job = fired["fires"][0]["job_id"].as_str().expect("a job");
-    let shown: Value = app
-        .client
-        .get(format!("{}/api/v1/jobs/{job}", app.address))
-        .bearer_auth("reader-token")
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("JSON");
+    let path = format!("/api/v1/jobs/{job}");
+    let shown = call(&app, Method::GET, &path, "reader-token", Value::Null).await;
     assert_eq!(shown["job"]["created_by"], "writer-name", "{shown}");
 
     let open = spawn_app_with(settings_for(kairos::config::Backend::Standalone)).await;
@@ -218,4 +179,22 @@ async fn who_did_it_is_recorded_by_the_tokens_name() {
         .await
         .expect("JSON");
     assert_eq!(created["job"]["created_by"], "anonymous", "{created}");
+}
+
+/// Calls `path` with `token` and `body` (none when null); the answer's JSON.
+async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> Value {
+    let mut request = app
+        .client
+        .request(method, format!("{}{path}", app.address))
+        .bearer_auth(token);
+    if !body.is_null() {
+        request = request.json(&body);
+    }
+    request
+        .send()
+        .await
+        .expect("answered")
+        .json()
+        .await
+        .expect("JSON")
 }

@@ -363,31 +363,15 @@ async fn a_token_made_by_the_cli_works_within_its_role_only() {
     )
     .await;
     let job = json!({"kind": "noop", "execute_at": "2099-01-01T00:00:00Z"});
-    let created = server
-        .http
-        .post(server.url("/api/v1/jobs"))
-        .bearer_auth(&token)
-        .json(&job)
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(created.status(), 201);
-    let admin = server
-        .http
-        .get(server.url("/api/v1/admin/actors"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(admin.status(), 403);
-    let anonymous = server
-        .http
-        .post(server.url("/api/v1/jobs"))
-        .json(&job)
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(anonymous.status(), 401);
+    let jobs = server.url("/api/v1/jobs");
+    let status = |request: reqwest::RequestBuilder| async move {
+        request.send().await.expect("answered").status().as_u16()
+    };
+    let with_token = server.http.post(&jobs).bearer_auth(&token).json(&job);
+    assert_eq!(status(with_token).await, 201);
+    let admin = server.http.get(server.url("/api/v1/admin/actors"));
+    assert_eq!(status(admin.bearer_auth(&token)).await, 403);
+    assert_eq!(status(server.http.post(&jobs).json(&job)).await, 401);
     // The log's fields, without the colours of a terminal.
     let mut log = String::new();
     let mut in_escape = false;
