@@ -96,6 +96,39 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Creates `body` as a job (with `token`, if any) and waits until it succeeds; returns
+    /// it as `GET /api/v1/jobs/{id}` shows it.
+    async fn run_job(&self, body: &Value, token: Option<&str>) -> Value {
+        let with_token = |request: reqwest::RequestBuilder| match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let created: Value = with_token(self.http.post(self.url("/api/v1/jobs")))
+            .json(body)
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("JSON");
+        let id = created["job"]["id"].as_str().expect("created").to_owned();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let job: Value = with_token(self.http.get(self.url(&format!("/api/v1/jobs/{id}"))))
+                .send()
+                .await
+                .expect("answered")
+                .json()
+                .await
+                .expect("JSON");
+            if job["job"]["status"] == "SUCCESS" {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "the job did not succeed: {job}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The process's peak resident memory so far, in bytes (`VmHWM`).
     fn peak_memory(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -153,36 +186,13 @@ async fn a_job_sees_none_of_the_servers_secrets() {
         ],
     )
     .await;
-    let created: Value = server
-        .http
-        .post(server.url("/api/v1/jobs"))
-        .bearer_auth("token-sekrit-1")
-        .json(&json!({"command": "env; echo; pwd", "execute_at": "2020-01-01T00:00:00Z"}))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("JSON");
-    let id = created["job"]["id"].as_str().expect("created").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let job = loop {
-        let job: Value = server
-            .http
-            .get(server.url(&format!("/api/v1/jobs/{id}")))
-            .bearer_auth("token-sekrit-1")
-            .send()
-            .await
-            .expect("answered")
-            .json()
-            .await
-            .expect("JSON");
-        if job["job"]["status"] == "SUCCESS" {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "the job did not succeed: {job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let job = server
+        .run_job(
+            &json!({"command": "env; echo; pwd", "execute_at": "2020-01-01T00:00:00Z"}),
+            Some("token-sekrit-1"),
+        )
+        .await;
+    let id = job["job"]["id"].as_str().expect("an id").to_owned();
     let output = job["job"]["last_output"].as_str().expect("output");
     assert!(!output.contains("sekrit"), "a job saw a secret:\n{output}");
     assert!(
@@ -414,34 +424,12 @@ async fn a_job_run_as_another_user_cannot_reach_the_server() {
          ls {} && echo listed-data; true",
         data.display()
     );
-    let created: Value = server
-        .http
-        .post(server.url("/api/v1/jobs"))
-        .json(&json!({"command": command, "execute_at": "2020-01-01T00:00:00Z"}))
-        .send()
-        .await
-        .expect("answered")
-        .json()
-        .await
-        .expect("JSON");
-    let id = created["job"]["id"].as_str().expect("created").to_owned();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let job = loop {
-        let job: Value = server
-            .http
-            .get(server.url(&format!("/api/v1/jobs/{id}")))
-            .send()
-            .await
-            .expect("answered")
-            .json()
-            .await
-            .expect("JSON");
-        if job["job"]["status"] == "SUCCESS" {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "the job did not succeed: {job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let job = server
+        .run_job(
+            &json!({"command": command, "execute_at": "2020-01-01T00:00:00Z"}),
+            None,
+        )
+        .await;
     let nobody = nix::unistd::User::from_name("nobody")
         .expect("the user database")
         .expect("nobody");
