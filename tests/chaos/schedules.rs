@@ -69,7 +69,9 @@ async fn every_fire_runs_once_while_processes_are_killed() {
     let mut cluster = Cluster::start("schedules under kill -9", 3).await;
     let http = reqwest::Client::new();
     let port = cluster.instances[0].port;
-    let start = (Utc::now() + chrono::Duration::seconds(5)).trunc_subsecs(0);
+    // Far enough ahead for the creates (each runs a fire pass): a schedule created after its
+    // `start_at` fires from its creation on, not from `start_at`.
+    let start = (Utc::now() + chrono::Duration::seconds(20)).trunc_subsecs(0);
     let end = start + chrono::Duration::seconds(FIRING_SECS);
     for n in 0..SCHEDULES {
         let tag = format!("s{n}");
@@ -82,6 +84,10 @@ async fn every_fire_runs_once_while_processes_are_killed() {
         )
         .await;
     }
+    assert!(
+        Utc::now() < start,
+        "the schedules were created after their start"
+    );
 
     let mut victim = 0;
     while Utc::now() < end {
