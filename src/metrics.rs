@@ -74,6 +74,8 @@ pub struct Metrics {
     pub dispatches_queued: Gauge,
     /// Reports received by the result writer and not yet committed.
     pub writer_pending: Gauge,
+    /// Bytes of `http.max_body_memory` held by request bodies being read.
+    pub body_bytes_held: Gauge,
     pub jobs_created: Counter,
     pub jobs_dispatched: Counter,
     pub jobs_succeeded: Counter,
@@ -133,6 +135,7 @@ impl Metrics {
             executors_running: Gauge::default(),
             dispatches_queued: Gauge::default(),
             writer_pending: Gauge::default(),
+            body_bytes_held: Gauge::default(),
             jobs_created: Counter::default(),
             jobs_dispatched: Counter::default(),
             jobs_succeeded: Counter::default(),
@@ -182,6 +185,11 @@ impl Metrics {
             "dispatch_queued",
             "Due dispatches waiting for an executor (executor.max_due_executors)",
             metrics.dispatches_queued.clone(),
+        );
+        registry.register(
+            "http_body_bytes_held",
+            "Bytes of http.max_body_memory held by request bodies being read",
+            metrics.body_bytes_held.clone(),
         );
         registry.register(
             "result_writer_pending",

@@ -47,6 +47,11 @@ impl BodyBudget {
         self.bytes.available_permits()
     }
 
+    /// Bytes of the budget held by bodies now.
+    pub fn held(&self) -> usize {
+        self.total.saturating_sub(self.available())
+    }
+
     /// Takes `bytes` more of the budget into `held`.
     fn take(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> Result<(), ApiError> {
         let Ok(wanted) = u32::try_from(bytes) else {

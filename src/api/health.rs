@@ -79,6 +79,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /metrics`: every metric in the OpenMetrics text format (which Prometheus reads).
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let held = i64::try_from(state.bodies.held()).unwrap_or(i64::MAX);
+    state.services.metrics.body_bytes_held.set(held);
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.services.metrics.render())
