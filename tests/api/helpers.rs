@@ -1,5 +1,6 @@
 //! `spawn_app()` and the helpers every test shares.
 
+pub mod schedules;
 mod services;
 
 pub use services::{Record, create_database, drop_database, read_until};

@@ -10,8 +10,8 @@ use kairos::config::Backend;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::helpers::schedules::{create, ended, jobs_of, send, spawn, wait_for_jobs};
 use crate::helpers::{POLL, WAIT_LIMIT, metric, time};
-use crate::schedules::{create, ended, jobs_of, send, spawn, wait_for_jobs};
 
 contract!(
     pause_resume_trigger_backfill_and_delete,

@@ -2,111 +2,21 @@
 //! overlap rules and catch-up after downtime (the control routes, refusals and retention are
 //! in `schedule_control.rs`), and the helpers both files use.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kairos::config::{Backend, Settings};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{POLL, TestApp, WAIT_LIMIT, metric, settings_for, spawn_app_with, time};
+use crate::helpers::schedules::{create, ended, fire_times, schedule, send, spawn, wait_for_jobs};
+use crate::helpers::{TestApp, metric, time};
 
 contract!(
     six_field_expressions_fire_at_their_instants,
     dst_days_follow_crons_rule_in_three_zones,
     skip_and_buffer_one_hold_a_job_that_outlasts_its_interval,
 );
-
-pub async fn spawn(backend: Backend, change: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = settings_for(backend);
-    change(&mut settings);
-    spawn_app_with(settings).await
-}
-
-pub async fn send(
-    app: &TestApp,
-    method: reqwest::Method,
-    path: &str,
-    body: &Value,
-) -> (u16, Value) {
-    let response = app
-        .client
-        .request(method, format!("{}{path}", app.address))
-        .json(body)
-        .send()
-        .await
-        .expect("the request is answered");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("a body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-pub async fn create(app: &TestApp, body: &Value) -> Value {
-    let (status, answer) = send(app, reqwest::Method::POST, "/api/v1/schedules", body).await;
-    assert_eq!(status, 201, "{answer}");
-    answer
-}
-
-pub async fn schedule(app: &TestApp, id: &str) -> Value {
-    app.get(&format!("/api/v1/schedules/{id}"))
-        .await
-        .json()
-        .await
-        .expect("JSON")
-}
-
-/// The schedule's jobs, oldest fire first.
-pub async fn jobs_of(app: &TestApp, id: &str) -> Vec<Value> {
-    let mut jobs = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let after = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
-        let page: Value = app
-            .get(&format!("/api/v1/jobs?schedule_id={id}&limit=500{after}"))
-            .await
-            .json()
-            .await
-            .expect("JSON");
-        jobs.extend(page["jobs"].as_array().expect("jobs").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    jobs.sort_by_key(|job| time(&job["scheduled_for"]));
-    jobs
-}
-
-pub fn ended(job: &Value) -> bool {
-    matches!(
-        job["status"].as_str(),
-        Some("SUCCESS" | "FAILED" | "SKIPPED" | "CANCELLED")
-    )
-}
-
-/// Waits until `condition` holds for the schedule's jobs, within [`WAIT_LIMIT`].
-pub async fn wait_for_jobs(
-    app: &TestApp,
-    id: &str,
-    condition: impl Fn(&[Value]) -> bool,
-) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT_LIMIT;
-    loop {
-        let jobs = jobs_of(app, id).await;
-        if condition(&jobs) {
-            return jobs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the schedule's jobs never reached the expected state: {jobs:#?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-pub fn fire_times(jobs: &[Value]) -> Vec<DateTime<Utc>> {
-    jobs.iter().map(|job| time(&job["scheduled_for"])).collect()
-}
 
 async fn six_field_expressions_fire_at_their_instants(backend: Backend) {
     let app = spawn(backend, |_| {}).await;
