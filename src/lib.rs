@@ -23,3 +23,4 @@ pub mod scheduling;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

@@ -32,6 +32,13 @@ use crate::domain::{AttemptReport, Dispatch};
 pub enum BusError {
     #[error("Kafka client error: {0}")]
     Client(#[from] rdkafka::error::KafkaError),
+    /// A request that failed while the client could not connect, and why it could not (a
+    /// refused TLS handshake, failed authentication, an unknown host).
+    #[error("Kafka client error: {error} ({reason})")]
+    Connection {
+        error: rdkafka::error::KafkaError,
+        reason: String,
+    },
     #[error("creating Kafka topic `{topic}` failed: {code}")]
     CreateTopic {
         topic: String,

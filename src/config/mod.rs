@@ -12,11 +12,16 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod auth;
+mod database;
+mod kafka;
+mod secrets;
 mod sections;
 mod shell;
 mod validate;
 
 pub use auth::{AccessRole, AuthSettings, Credential, TokenEntry, hash_token};
+pub use database::{DatabaseSettings, SslMode};
+pub use kafka::{KafkaSettings, SaslMechanism, SecurityProtocol, TopicSettings};
 pub use sections::*;
 pub use shell::{CommandPatterns, ShellSettings};
 
@@ -119,7 +124,8 @@ impl Settings {
             })
     }
 
-    /// Reads the three layers and validates the result.
+    /// Reads the three layers, then the secrets named by `…_file` keys and `database.url`,
+    /// and validates the result.
     ///
     /// # Errors
     /// A file that cannot be read or parsed, a value of the wrong type, an unknown key, or a
@@ -159,7 +165,9 @@ impl Settings {
             };
         }
 
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.database.resolve()?;
+        settings.kafka.resolve()?;
         settings.validate()?;
         Ok(settings)
     }

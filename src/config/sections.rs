@@ -99,6 +99,12 @@ pub struct HttpSettings {
     pub body_timeout: Duration,
     /// Bytes of request bodies held in memory at once, over all requests.
     pub max_body_memory: usize,
+    /// A PEM certificate chain and its private key: both set, the API and the probes are
+    /// served over TLS only.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Which store and bus a process uses, decided by the configuration (see
@@ -128,109 +134,6 @@ impl Backend {
 pub struct StandaloneSettings {
     /// Holds `kairos.db` (and SQLite's write-ahead log next to it).
     pub data_dir: PathBuf,
-}
-
-/// The PostgreSQL database holding jobs and their history.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// Unset: no PostgreSQL is configured (the standalone mode).
-    #[serde(default)]
-    pub host: Option<String>,
-    pub port: u16,
-    pub user: String,
-    pub password: String,
-    pub name: String,
-    pub pool_size: usize,
-    pub connect_timeout_ms: u64,
-}
-
-// Written by hand so that the password never reaches a log.
-impl std::fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("user", &self.user)
-            .field("password", &"<redacted>")
-            .field("name", &self.name)
-            .field("pool_size", &self.pool_size)
-            .field("connect_timeout_ms", &self.connect_timeout_ms)
-            .finish()
-    }
-}
-
-impl DatabaseSettings {
-    /// `PostgreSQL at host:port/name`, for logs and errors.
-    pub fn location(&self) -> String {
-        format!("PostgreSQL at {}:{}/{}", self.host(), self.port, self.name)
-    }
-
-    /// The configured host (empty when none is, which validation allows only standalone).
-    pub fn host(&self) -> &str {
-        self.host.as_deref().unwrap_or_default()
-    }
-
-    /// The bound on connecting and on waiting for a pooled connection.
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_millis(self.connect_timeout_ms)
-    }
-}
-
-/// The Kafka cluster and the topics Kairos uses.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSettings {
-    /// Unset: no Kafka is configured (the standalone mode).
-    #[serde(default)]
-    pub bootstrap_servers: Option<String>,
-    pub partitions: i32,
-    pub replication_factor: i32,
-    pub request_timeout_ms: u64,
-    pub session_timeout_ms: u64,
-    /// How long records published in numbers wait for others to share a batch.
-    pub linger_ms: u64,
-    pub topic: TopicSettings,
-}
-
-impl KafkaSettings {
-    /// The configured brokers (empty when none are, which validation allows only standalone).
-    pub fn bootstrap_servers(&self) -> &str {
-        self.bootstrap_servers.as_deref().unwrap_or_default()
-    }
-
-    /// The bound on one round trip to the brokers.
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
-    }
-}
-
-/// Topic names, under the seed's keys `kafka.topic.jobs` and `kafka.topic.updatedJobs`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TopicSettings {
-    /// Jobs due soon, from the scanner to the executors.
-    pub jobs: String,
-    /// Attempt progress and results, from the executors to the result writer.
-    #[serde(rename = "updatedJobs")]
-    pub updated_jobs: String,
-}
-
-impl TopicSettings {
-    /// The dead-letter topic where malformed records read from `topic` are set aside.
-    pub fn dead_letter(topic: &str) -> String {
-        format!("{topic}.dlt")
-    }
-
-    /// The topics Kairos reads and writes: the two configured and their dead-letter topics.
-    pub fn all(&self) -> Vec<String> {
-        vec![
-            self.jobs.clone(),
-            Self::dead_letter(&self.jobs),
-            self.updated_jobs.clone(),
-            Self::dead_letter(&self.updated_jobs),
-        ]
-    }
 }
 
 /// How Kairos logs.

@@ -122,6 +122,13 @@ impl Settings {
         if self.database.name.trim().is_empty() {
             return invalid("database.name", "must not be empty");
         }
+        if self.database.ssl_root_cert.is_some() && self.database.ssl_mode != SslMode::VerifyFull {
+            return invalid(
+                "database.ssl_root_cert",
+                "is read only with `database.ssl_mode = \"verify-full\"` (prefer and require \
+                 encrypt without verifying the server)",
+            );
+        }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size", "must be at least 1");
         }
@@ -152,6 +159,13 @@ impl Settings {
             return invalid(
                 "kafka.linger_ms",
                 &format!("must be at most {MAX_LINGER_MS}"),
+            );
+        }
+        self.kafka.validate_security()?;
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return invalid(
+                "http.tls_cert",
+                "and `http.tls_key` must be set together (a certificate chain and its key)",
             );
         }
         check_topic_name("kafka.topic.jobs", &self.kafka.topic.jobs)?;

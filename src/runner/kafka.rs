@@ -49,7 +49,14 @@ impl KafkaRunner {
         let producer = settings
             .job_kafka_servers()
             .map(|servers| {
-                ClientConfig::new()
+                let mut config = ClientConfig::new();
+                // Kairos's own cluster is reached as Kairos reaches it; another one is plain.
+                if settings.runner.kafka.bootstrap_servers.is_none() {
+                    for (key, value) in settings.kafka.connection_properties() {
+                        config.set(key, value);
+                    }
+                }
+                config
                     .set("bootstrap.servers", servers)
                     .set("client.id", "kairos-jobs")
                     .set("enable.idempotence", "true")

@@ -28,13 +28,16 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
 mod limits;
+mod listeners;
+
+use listeners::{LISTEN_BACKLOG, bound_port, http_tls, listen_error};
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("{address}: {source}")]
     Store { address: String, source: StoreError },
-    #[error("Kafka at {address}: {source}")]
+    #[error("{address}: {source}")]
     Bus { address: String, source: BusError },
     #[error("{0}")]
     Runner(#[from] crate::runner::RunnerError),
@@ -43,6 +46,8 @@ pub enum StartupError {
         address: String,
         source: std::io::Error,
     },
+    #[error("http.tls_cert / http.tls_key: {0}")]
+    Tls(String),
 }
 
 /// Why a run did not end cleanly.
@@ -132,12 +137,13 @@ impl Application {
         };
 
         let host = settings.http.host.as_str();
+        let tls = http_tls(&settings).map_err(StartupError::Tls)?;
         let connections = limits::connections(&settings);
         let workers = limits::workers(connections);
         let with_jobs = settings.has_role(Role::Api);
         let server = {
             let state = state.clone();
-            HttpServer::new(move || {
+            let server = HttpServer::new(move || {
                 App::new()
                     .app_data(web::Data::new(state.clone()))
                     .app_data(api::query_config())
@@ -150,15 +156,19 @@ impl Application {
             .workers(workers)
             .max_connections(connections.div_ceil(workers))
             .client_request_timeout(settings.http.header_timeout)
-            .backlog(LISTEN_BACKLOG)
-            .bind((host, settings.http.port))
-            .map_err(|source| listen_error(host, settings.http.port, source))?
+            .backlog(LISTEN_BACKLOG);
+            let port = settings.http.port;
+            match &tls {
+                Some(config) => server.bind_rustls_0_23((host, port), config.clone()),
+                None => server.bind((host, port)),
+            }
+            .map_err(|source| listen_error(host, port, source))?
         };
         let port = bound_port(&server.addrs());
         let server = server.run();
         let probe_server = {
             let state = state.clone();
-            HttpServer::new(move || {
+            let probe_server = HttpServer::new(move || {
                 App::new()
                     .app_data(web::Data::new(state.clone()))
                     .configure(api::probe_routes)
@@ -167,9 +177,13 @@ impl Application {
             .shutdown_timeout(1)
             .workers(1)
             .max_connections(limits::PROBE_CONNECTIONS)
-            .client_request_timeout(limits::PROBE_HEADER_TIMEOUT)
-            .bind((host, settings.http.probe_port))
-            .map_err(|source| listen_error(host, settings.http.probe_port, source))?
+            .client_request_timeout(limits::PROBE_HEADER_TIMEOUT);
+            let port = settings.http.probe_port;
+            match &tls {
+                Some(config) => probe_server.bind_rustls_0_23((host, port), config.clone()),
+                None => probe_server.bind((host, port)),
+            }
+            .map_err(|source| listen_error(host, port, source))?
         };
         let probe_port = bound_port(&probe_server.addrs());
         let probe_server = probe_server.run();
@@ -257,23 +271,6 @@ impl Application {
     /// As [`Application::run_until`].
     pub async fn run_until_stopped(self) -> Result<(), RunError> {
         self.run_until(std::future::pending()).await
-    }
-}
-
-/// Connections the kernel queues for the API's listener while every connection Kairos
-/// accepts is taken (the kernel caps it at `net.core.somaxconn`). Clients beyond the
-/// connection cap wait there rather than being dropped.
-const LISTEN_BACKLOG: u32 = 2048;
-
-/// The port a server bound (the one the system chose when asked for 0).
-fn bound_port(addresses: &[std::net::SocketAddr]) -> u16 {
-    addresses.first().map_or(0, std::net::SocketAddr::port)
-}
-
-fn listen_error(host: &str, port: u16, source: std::io::Error) -> StartupError {
-    StartupError::Listen {
-        address: format!("{host}:{port}"),
-        source,
     }
 }
 

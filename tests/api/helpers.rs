@@ -3,7 +3,7 @@
 pub mod schedules;
 mod services;
 
-pub use services::{Record, create_database, drop_database, read_until};
+pub use services::{Record, create_database, drop_database, read_until, tls_file};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,7 +130,11 @@ async fn start_app(settings: Settings) -> TestApp {
     let application = Application::build(settings.clone())
         .await
         .expect("the application starts");
-    let address = format!("http://127.0.0.1:{}", application.port());
+    let (scheme, client) = match settings.http.tls_cert {
+        Some(_) => ("https", services::trusting_client()),
+        None => ("http", reqwest::Client::new()),
+    };
+    let address = format!("{scheme}://127.0.0.1:{}", application.port());
     let handle = application.handle();
     let instance = application.instance();
     let bus = application.bus();
@@ -143,7 +147,7 @@ async fn start_app(settings: Settings) -> TestApp {
         pool,
         bus,
         publisher,
-        client: reqwest::Client::new(),
+        client,
         handle,
         running: Some(running),
         keep_data: false,

@@ -20,5 +20,6 @@ mod result_writer;
 mod roles;
 mod schedule_control;
 mod schedules;
+mod secure_connections;
 mod shell_policy;
 mod supervision;

@@ -2,18 +2,24 @@
 //! consumers, and the topics created at start-up.
 
 use rdkafka::ClientConfig;
+use std::time::Duration;
+
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{BaseProducer, FutureProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::bus::BusError;
 use crate::config::{KafkaSettings, TopicSettings};
 
-/// The settings every Kairos client shares.
+/// The settings every Kairos client shares: the cluster, how to authenticate to it (and any
+/// pass-through `kafka.properties`), and the bound on a round trip.
 pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
+    for (key, value) in settings.connection_properties() {
+        config.set(key, value);
+    }
     config
         .set("bootstrap.servers", settings.bootstrap_servers())
         .set("client.id", "kairos")
@@ -88,6 +94,64 @@ pub async fn ensure_topics(settings: &KafkaSettings, names: &[String]) -> Result
         }
     }
     Ok(())
+}
+
+/// Remembers the errors librdkafka reported about its connections, so that a request that
+/// times out can say why (librdkafka retries a failed handshake or login until then).
+#[derive(Debug, Default)]
+struct ConnectionErrors {
+    reasons: std::sync::Mutex<Vec<String>>,
+}
+
+impl ConnectionErrors {
+    /// The reasons heard, each once, in order (say, a failed login, then "1/1 brokers are
+    /// down").
+    fn reasons(&self) -> Option<String> {
+        let reasons = self.reasons.lock().ok()?;
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+}
+
+impl rdkafka::ClientContext for ConnectionErrors {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "Kafka client error");
+        if let Ok(mut reasons) = self.reasons.lock()
+            && !reasons.iter().any(|known| known == reason)
+        {
+            reasons.push(reason.to_owned());
+        }
+    }
+}
+
+impl rdkafka::producer::ProducerContext for ConnectionErrors {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
+
+/// Checks that the brokers can be reached and accept Kairos's login, within
+/// `kafka.request_timeout_ms`.
+///
+/// # Errors
+/// [`BusError::Connection`] saying why not, as librdkafka reported it (a refused TLS
+/// handshake, failed authentication, a host that does not resolve).
+pub async fn check_connection(settings: &KafkaSettings) -> Result<(), BusError> {
+    let producer: BaseProducer<ConnectionErrors> =
+        client_config(settings).create_with_context(ConnectionErrors::default())?;
+    let timeout = settings.request_timeout();
+    // librdkafka's metadata call blocks its thread.
+    tokio::task::spawn_blocking(move || {
+        let Err(error) = producer.client().fetch_metadata(None, timeout) else {
+            return Ok(());
+        };
+        // Serves the events queued meanwhile: the context hears the reason.
+        producer.poll(Duration::from_millis(100));
+        Err(match producer.context().reasons() {
+            Some(reason) => BusError::Connection { error, reason },
+            None => BusError::Client(error),
+        })
+    })
+    .await?
 }
 
 /// A consumer in group `group_id` subscribed to `topic`, which reads from the beginning when

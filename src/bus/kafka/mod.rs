@@ -13,7 +13,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use clients::lingering_producer;
-pub use clients::{client_config, consumer, ensure_topics, producer, topic_names};
+pub use clients::{
+    check_connection, client_config, consumer, ensure_topics, producer, topic_names,
+};
 use positions::{read_between, read_position};
 use subscription::KafkaSubscription;
 
@@ -43,6 +45,7 @@ impl KafkaBus {
     /// # Errors
     /// [`BusError`] when the cluster cannot be reached or refuses a topic.
     pub async fn connect(settings: &KafkaSettings) -> Result<Self, BusError> {
+        check_connection(settings).await?;
         ensure_topics(settings, &topic_names(&settings.topic)).await?;
         let bus = Self {
             producer: producer(settings)?,

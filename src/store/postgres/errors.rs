@@ -8,7 +8,14 @@ impl From<tokio_postgres::Error> for StoreError {
         // tokio-postgres's own message for a server error is just "db error"; the server's
         // message and code are in the source.
         let Some(db) = error.as_db_error() else {
-            return StoreError::Unavailable(format!("PostgreSQL: {error}"));
+            // The causes (a refused certificate, a refused connection) are in the sources.
+            let mut text = format!("PostgreSQL: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            return StoreError::Unavailable(text);
         };
         let code = db.code().code();
         let text = format!("PostgreSQL: {} ({code})", db.message());

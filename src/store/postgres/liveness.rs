@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio::sync::Mutex;
-use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use super::claims::seconds;
@@ -94,7 +93,7 @@ impl Heartbeat {
     async fn connect(&self) -> Result<tokio_postgres::Client, StoreError> {
         let (client, connection) = super::client_config(&self.settings)
             .application_name("kairos-heartbeat")
-            .connect(NoTls)
+            .connect(super::tls(&self.settings)?)
             .await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {

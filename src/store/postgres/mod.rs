@@ -4,14 +4,14 @@
 //! (read, list), `schedules` (schedules), `fires` (their fires), `retention` (old jobs),
 //! `claims` (claims for dispatch), `recovery` (leases and recovery), `liveness` (heartbeats),
 //! `run_claims` (run claims and holds, batched), `create_queue` (single creates, batched),
-//! `control` (cancels and keyed creates) and `reports` (the result writer's writes). `rows` reads their columns; `errors` turns the driver's
-//! errors into [`StoreError`]s.
+//! `control` (cancels and keyed creates) and `reports` (the result writer's writes).
+//! `connection` makes the connections (settings, TLS, pools), `rows` reads their columns and
+//! `errors` turns the driver's errors into [`StoreError`]s.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::{
@@ -21,10 +21,12 @@ use super::{
 };
 use crate::config::DatabaseSettings;
 use crate::domain::{AttemptReport, Dispatch, Fire, Job, NewJob, NewSchedule, Schedule};
+pub use connection::{client_config, connect, tls};
 use create_queue::CreateQueue;
 use run_claims::RunClaims;
 
 pub mod claims;
+mod connection;
 mod control;
 mod create_queue;
 mod errors;
@@ -45,49 +47,6 @@ mod embedded {
 
 /// The advisory-lock key that serialises migrations across instances ("kairos" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6b61_6972_6f73;
-
-/// The connection settings of `settings`.
-pub fn client_config(settings: &DatabaseSettings) -> tokio_postgres::Config {
-    let mut pg = tokio_postgres::Config::new();
-    pg.host(settings.host())
-        .port(settings.port)
-        .user(&settings.user)
-        .password(&settings.password)
-        .dbname(&settings.name)
-        .application_name("kairos")
-        .connect_timeout(settings.connect_timeout());
-    pg
-}
-
-/// Builds a pool for `settings`. Connections are made lazily, on first use.
-///
-/// # Errors
-/// [`StoreError::Unavailable`] when the pool cannot be built from the settings.
-pub fn connect(settings: &DatabaseSettings) -> Result<Pool, StoreError> {
-    let pg = client_config(settings);
-    // `Fast` recycling skips a round trip per checkout; a broken connection is detected on
-    // use and discarded by the pool.
-    let manager = Manager::from_config(
-        pg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    // Last in, first out: a checkout gets the connection used most recently, whose backend
-    // has its caches and memory warm; the others stay idle. First in, first out (the default)
-    // rotated every request through all of them: with 32 connections, a 10,000-job batch
-    // landed on a backend that had not run one yet.
-    let pool = Pool::builder(manager)
-        .max_size(settings.pool_size)
-        .queue_mode(QueueMode::Lifo)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(settings.connect_timeout()))
-        .create_timeout(Some(settings.connect_timeout()))
-        .recycle_timeout(Some(settings.connect_timeout()))
-        .build()?;
-    Ok(pool)
-}
 
 /// Applies the migrations in `migrations/postgres/` that the database has not seen yet.
 ///

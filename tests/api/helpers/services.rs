@@ -1,6 +1,7 @@
-//! What tests read and change in the services directly: a topic read from its beginning, and
-//! the test databases.
+//! What tests read and change in the services directly: a topic read from its beginning, the
+//! test databases, and the services' TLS certificates.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use kairos::bus::kafka;
@@ -94,4 +95,33 @@ pub async fn drop_database(settings: &DatabaseSettings) {
         ))
         .await
         .expect("the test database is dropped");
+}
+
+/// A file of the TLS material `scripts/services` made: `ca.pem` (the authority that signed the
+/// services' certificate), `other-ca.pem` (one that signed nothing), `server.pem`,
+/// `server.key`.
+pub fn tls_file(name: &str) -> PathBuf {
+    let services = std::env::var_os("KAIROS_SERVICES_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".services"),
+        PathBuf::from,
+    );
+    let path = services.join("tls").join(name);
+    assert!(
+        path.exists(),
+        "{} exists (scripts/services up)",
+        path.display()
+    );
+    path
+}
+
+/// An HTTP client that trusts the services' development authority (and nothing else).
+pub fn trusting_client() -> reqwest::Client {
+    let authority = std::fs::read(tls_file("ca.pem")).expect("the authority's certificate");
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&authority).expect("a PEM certificate"),
+        )
+        .build()
+        .expect("a client")
 }
