@@ -12,6 +12,14 @@
 //! records between actors (Kafka or in-process queues), [`actors`] do the scheduling work,
 //! [`runner`] runs each kind of job, and [`startup`] wires them into one application.
 
+/// The version and the commit Kairos was built from, as `kairos --version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("KAIROS_COMMIT"),
+    ")"
+);
+
 pub mod actors;
 pub mod api;
 pub mod bus;

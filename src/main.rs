@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kairos::config::{Role, Settings, Sources};
+use kairos::config::{Layers, Role, Settings, Sources};
 use kairos::startup::Application;
 use kairos::telemetry;
 
@@ -15,23 +15,20 @@ use kairos::telemetry;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
-#[command(name = "kairos", version, about = "A distributed job scheduler")]
+#[command(name = "kairos", version = kairos::VERSION, about = "A distributed job scheduler")]
 struct Cli {
-    /// A configuration file layered over config/default.toml.
+    /// A configuration file layered over the defaults (which are compiled in; no file is
+    /// needed to run).
     #[arg(long, global = true, env = "KAIROS_CONFIG")]
     config: Option<PathBuf>,
     /// The roles of this process, comma-separated: api, scanner, executor, writer (default:
     /// the `roles` key of the configuration, all four unless changed).
     #[arg(long, global = true, env = "KAIROS_ROLES")]
     roles: Option<String>,
-    /// The folder holding default.toml.
-    #[arg(
-        long,
-        global = true,
-        default_value = "config",
-        env = "KAIROS_CONFIG_DIR"
-    )]
-    config_dir: PathBuf,
+    /// A folder whose default.toml (if any) is layered over the compiled defaults, and where
+    /// <KAIROS_ENV>.toml is looked for (default: ./config).
+    #[arg(long, global = true, env = "KAIROS_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -47,6 +44,21 @@ enum Command {
         #[command(subcommand)]
         action: TokenCommand,
     },
+    /// Print or check the effective configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration as TOML, each value followed by where it came from
+    /// (default, a file, a variable), secrets redacted; exit 2 if it would not start.
+    Show,
+    /// Check the configuration as start-up does, without starting: exit 0 when valid, 2 with
+    /// the start-up message otherwise.
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,19 +94,55 @@ fn new_token(name: &str, role: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `kairos config show|check`.
+fn config_command(action: &ConfigCommand, sources: &Sources) -> ExitCode {
+    let layers = match Layers::read(sources) {
+        Ok(layers) => layers,
+        Err(error) => {
+            eprintln!("kairos: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let ConfigCommand::Show = action {
+        match layers.show() {
+            Ok(text) => print!("{text}"),
+            Err(error) => {
+                eprintln!("kairos: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match layers.settings() {
+        Ok(settings) => {
+            if let ConfigCommand::Check = action {
+                println!(
+                    "the configuration is valid ({} mode)",
+                    settings.backend().as_str()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("kairos: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Token {
-        action: TokenCommand::New { name, role },
-    }) = &cli.command
-    {
-        return new_token(name, role);
-    }
     let sources = Sources {
-        directory: Some(cli.config_dir),
-        file: cli.config,
+        directory: cli.config_dir.clone(),
+        file: cli.config.clone(),
         environment: None,
     };
+    match &cli.command {
+        Some(Command::Token {
+            action: TokenCommand::New { name, role },
+        }) => return new_token(name, role),
+        Some(Command::Config { action }) => return config_command(action, &sources),
+        _ => {}
+    }
     let settings = match Settings::load(&sources) {
         Ok(mut settings) => {
             if let Some(roles) = &cli.roles {
@@ -129,7 +177,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
-            Command::Token { .. } => Ok(()),
+            Command::Token { .. } | Command::Config { .. } => Ok(()),
         }
     });
     match result {
@@ -160,12 +208,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             "no API tokens configured: anyone who reaches the API may run commands"
         );
     }
+    let scheme = match settings.http.tls_cert {
+        Some(_) => "https",
+        None => "http",
+    };
     let application = Application::build(settings).await?;
     tracing::info!(
         mode,
+        version = kairos::VERSION,
         data = %application.store_location(),
-        url = %format!("http://{host}:{}", application.port()),
-        probes = %format!("http://{host}:{}", application.probe_port()),
+        url = %format!("{scheme}://{host}:{}", application.port()),
+        probes = %format!("{scheme}://{host}:{}", application.probe_port()),
         roles = ?roles,
         "kairos is serving"
     );

@@ -1,8 +1,9 @@
 //! Typed configuration, read once at start-up.
 //!
-//! Three layers, each overriding the one before: `config/default.toml`, then a named
-//! environment file (`config/<KAIROS_ENV>.toml`, or a file given on the command line), then
-//! environment variables `KAIROS__SECTION__KEY`. The result is deserialised into [`Settings`]
+//! Layers, each overriding the one before (see [`Layers`]): the defaults compiled into the
+//! binary (`config/default.toml`), then a named file (`--config FILE`, or
+//! `config/<KAIROS_ENV>.toml`), then environment variables `KAIROS__SECTION__KEY`. Kairos
+//! needs no file to run. The result is deserialised into [`Settings`]
 //! (unknown keys are errors, so a typo cannot be silently ignored) and then checked by
 //! [`Settings::validate`]. Every error names the key it is about.
 
@@ -14,14 +15,17 @@ use serde::Deserialize;
 mod auth;
 mod database;
 mod kafka;
+mod layers;
 mod secrets;
 mod sections;
 mod shell;
+mod show;
 mod validate;
 
 pub use auth::{AccessRole, AuthSettings, Credential, TokenEntry, hash_token};
 pub use database::{DatabaseSettings, SslMode};
 pub use kafka::{KafkaSettings, SaslMechanism, SecurityProtocol, TopicSettings};
+pub use layers::{DEFAULTS, Layers, Origin};
 pub use sections::*;
 pub use shell::{CommandPatterns, ShellSettings};
 
@@ -81,7 +85,8 @@ pub struct Settings {
 /// Where to read configuration from.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
-    /// The folder holding `default.toml`; `./config` when `None`.
+    /// A folder whose `default.toml` (when there is one) is layered over the compiled
+    /// defaults, and where `<KAIROS_ENV>.toml` is looked for (`./config` when `None`).
     pub directory: Option<PathBuf>,
     /// A file layered over the defaults; `config/<KAIROS_ENV>.toml` when `None` and
     /// `KAIROS_ENV` is set.
@@ -124,58 +129,21 @@ impl Settings {
             })
     }
 
-    /// Reads the three layers, then the secrets named by `…_file` keys and `database.url`,
-    /// and validates the result.
+    /// Reads the layers (see [`Layers`]), then the secrets named by `…_file` keys and
+    /// `database.url`, and validates the result.
     ///
     /// # Errors
     /// A file that cannot be read or parsed, a value of the wrong type, an unknown key, or a
     /// value that fails [`Settings::validate`]; the message names the key.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
-        let directory = sources
-            .directory
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("config"));
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from(directory.join("default.toml")).required(true));
-
-        let named = sources.file.clone().or_else(|| {
-            std::env::var("KAIROS_ENV")
-                .ok()
-                .map(|env| directory.join(format!("{env}.toml")))
-        });
-        if let Some(file) = named {
-            builder = builder.add_source(config::File::from(file.as_path()).required(true));
-        }
-
-        let environment = match &sources.environment {
-            Some(vars) => vars.clone(),
-            None => std::env::vars().collect(),
-        };
-        for (key, value) in environment_overrides(&environment) {
-            builder = if LIST_KEYS.contains(&key.as_str()) {
-                let items: Vec<String> = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|item| !item.is_empty())
-                    .map(String::from)
-                    .collect();
-                builder.set_override(key, items)?
-            } else {
-                builder.set_override(key, value)?
-            };
-        }
-
-        let mut settings: Settings = builder.build()?.try_deserialize()?;
-        settings.database.resolve()?;
-        settings.kafka.resolve()?;
-        settings.validate()?;
-        Ok(settings)
+        Layers::read(sources)?.settings()
     }
 }
 
-/// Turns `KAIROS__SECTION__KEY=value` variables into `(section.key, value)` overrides.
-fn environment_overrides(vars: &[(String, String)]) -> Vec<(String, String)> {
-    vars.iter()
+/// Turns `KAIROS__SECTION__KEY=value` variables into `(variable, section.key, value)`.
+fn environment_overrides(vars: &[(String, String)]) -> Vec<(String, String, String)> {
+    let mut overrides: Vec<_> = vars
+        .iter()
         .filter_map(|(name, value)| {
             let rest = name.strip_prefix(ENV_PREFIX)?;
             let key = rest
@@ -187,9 +155,13 @@ fn environment_overrides(vars: &[(String, String)]) -> Vec<(String, String)> {
                 .iter()
                 .find(|canonical| canonical.to_lowercase() == key)
                 .map_or(key, |canonical| (*canonical).to_owned());
-            Some((key, value.clone()))
+            Some((name.clone(), key, value.clone()))
         })
-        .collect()
+        .collect();
+    // The environment's order is arbitrary; sorted, two spellings of one key resolve the same
+    // way every time.
+    overrides.sort();
+    overrides
 }
 
 /// The folder of the crate's own `config/`, for tools and tests run from anywhere.

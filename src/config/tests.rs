@@ -336,3 +336,18 @@ fn https_needs_both_the_certificate_and_its_key() {
         .to_string();
     assert!(error.contains("http.tls_key"), "{error}");
 }
+
+#[test]
+fn the_compiled_defaults_are_the_reference_file_and_need_no_folder() {
+    let on_disk = std::fs::read_to_string(crate_config_dir().join("default.toml"))
+        .expect("config/default.toml");
+    assert_eq!(DEFAULTS, on_disk);
+    let without_files = Settings::load(&Sources {
+        directory: Some(std::env::temp_dir().join("kairos-no-such-folder")),
+        file: None,
+        environment: Some(Vec::new()),
+    })
+    .expect("the compiled defaults alone are valid");
+    let with_folder = load(&[]).expect("valid");
+    assert_eq!(format!("{without_files:?}"), format!("{with_folder:?}"));
+}

@@ -2,7 +2,7 @@
 //! flood of hostile connections can take from it. Each test starts its own standalone process
 //! (no servers needed) with the environment and the limits it is about.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use uuid::Uuid;
 
 mod access;
+mod install;
 
 /// A standalone `kairos serve` on free ports, its logs in `target/process/<id>/`.
 struct Server {
@@ -43,14 +44,32 @@ impl Server {
             .join("target")
             .join("process")
             .join(Uuid::new_v4().simple().to_string());
+        let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+        let binary = Path::new(env!("CARGO_BIN_EXE_kairos"));
+        Server::start_in(binary, Some(&config_dir), folder, prelude, env).await
+    }
+
+    /// Starts `binary serve` in `folder` (created when missing; its log goes there), with
+    /// `--config-dir` when given, as [`Server::start`] says.
+    async fn start_in(
+        binary: &Path,
+        config_dir: Option<&Path>,
+        folder: PathBuf,
+        prelude: &str,
+        env: &[(&str, &str)],
+    ) -> Server {
         std::fs::create_dir_all(&folder).expect("a folder");
         let (port, probe_port) = (free_port(), free_port());
         let log = std::fs::File::create(folder.join("kairos.log")).expect("log file");
+        let serve = match config_dir {
+            Some(_) => "exec \"$0\" --config-dir \"$1\" serve",
+            None => "exec \"$0\" serve",
+        };
         let child = Command::new("/bin/sh")
             .arg("-c")
-            .arg(format!("{prelude}; exec \"$0\" --config-dir \"$1\" serve"))
-            .arg(env!("CARGO_BIN_EXE_kairos"))
-            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"))
+            .arg(format!("{prelude}; {serve}"))
+            .arg(binary)
+            .args(config_dir)
             .current_dir(&folder)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

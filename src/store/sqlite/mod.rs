@@ -70,7 +70,8 @@ impl SqliteStore {
     /// [`StoreError::DataDirectory`] when the folder cannot be created or another process
     /// uses it; [`StoreError`] when a migration fails.
     pub async fn open(data_dir: &Path, instance: &str) -> Result<Self, StoreError> {
-        let data_dir = data_dir.to_path_buf();
+        // Relative to the working directory, as configured; logs and errors show it whole.
+        let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
         let instance: Arc<str> = instance.into();
         tokio::task::spawn_blocking(move || Self::open_blocking(&data_dir, instance))
             .await

@@ -1,0 +1,274 @@
+//! Kairos as an installed binary: copied alone into an installation root, run from a folder
+//! with no configuration (its defaults are compiled in), configured by variables alone; and
+//! `kairos config show|check`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::Server;
+
+/// A fresh folder under the system's temporary folder.
+fn scratch(what: &str) -> PathBuf {
+    let folder = std::env::temp_dir().join(format!("kairos-{what}-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&folder).expect("a folder");
+    folder
+}
+
+/// The built binary copied alone into `<root>/bin/kairos`, as `cargo install --root` lays it
+/// out (the test command also runs `cargo install` itself: scripts/check-deploy).
+fn installed() -> PathBuf {
+    let bin = scratch("install").join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let binary = bin.join("kairos");
+    std::fs::copy(env!("CARGO_BIN_EXE_kairos"), &binary).expect("copied");
+    binary
+}
+
+/// Runs `binary args` in `folder` with only `env` (and `PATH`) in its environment.
+fn run(binary: &Path, folder: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(binary)
+        .args(args)
+        .current_dir(folder)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .output()
+        .expect("kairos runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Standalone from an empty folder: no `config/`, no file, no variable but the ports. The
+/// data goes to `kairos-data` in that folder, and the start-up log names its absolute path.
+#[actix_web::test]
+async fn an_installed_binary_runs_a_job_standalone_from_any_folder() {
+    let binary = installed();
+    let folder = scratch("elsewhere");
+    let server = Server::start_in(&binary, None, folder.clone(), "true", &[]).await;
+    let job = server
+        .run_job(
+            &json!({"command": "echo from anywhere", "execute_at": "2020-01-01T00:00:00Z"}),
+            None,
+        )
+        .await;
+    assert_eq!(job["job"]["last_output"], "from anywhere\n");
+    let data = folder.join("kairos-data").join("kairos.db");
+    assert!(data.exists(), "no {}", data.display());
+    let log = server.log();
+    assert!(log.contains(&data.display().to_string()), "{log}");
+}
+
+/// The distributed mode configured by variables alone, from an empty folder.
+#[actix_web::test]
+async fn an_installed_binary_runs_a_job_distributed_from_variables_alone() {
+    let binary = installed();
+    let id = Uuid::new_v4().simple().to_string();
+    let database = format!("kairos_test_{id}");
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 user=kairos password=kairos dbname=postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL is up (scripts/services up)");
+    actix_web::rt::spawn(connection);
+    client
+        .batch_execute(&format!(r#"CREATE DATABASE "{database}""#))
+        .await
+        .expect("created");
+    let (jobs, results) = (format!("test-{id}-jobs"), format!("test-{id}-results"));
+    let (executors, writers) = (format!("test-{id}-executors"), format!("test-{id}-writers"));
+    let server = Server::start_in(
+        &binary,
+        None,
+        scratch("elsewhere"),
+        "true",
+        &[
+            ("KAIROS__DATABASE__HOST", "127.0.0.1"),
+            ("KAIROS__DATABASE__NAME", &database),
+            ("KAIROS__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            ("KAIROS__KAFKA__TOPIC__JOBS", &jobs),
+            ("KAIROS__KAFKA__TOPIC__UPDATEDJOBS", &results),
+            ("KAIROS__EXECUTOR__GROUP_ID", &executors),
+            ("KAIROS__RESULT_WRITER__GROUP_ID", &writers),
+        ],
+    )
+    .await;
+    let job = server
+        .run_job(
+            &json!({"command": "echo distributed", "execute_at": "2020-01-01T00:00:00Z"}),
+            None,
+        )
+        .await;
+    assert_eq!(job["job"]["last_output"], "distributed\n");
+    drop(server);
+    let (stored, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 user=kairos password=kairos dbname={database}"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("the test database");
+    actix_web::rt::spawn(connection);
+    let recorded: String = stored
+        .query_one("SELECT status FROM jobs", &[])
+        .await
+        .expect("the job is in PostgreSQL")
+        .get(0);
+    assert_eq!(recorded, "SUCCESS");
+    drop(stored);
+    client
+        .batch_execute(&format!(r#"DROP DATABASE "{database}" WITH (FORCE)"#))
+        .await
+        .expect("dropped");
+}
+
+/// `config show` prints every value with where it came from (default, the file, a variable),
+/// and redacts the secrets, wherever they came from.
+#[test]
+fn config_show_names_each_values_source_and_redacts_secrets() {
+    let binary = installed();
+    let folder = scratch("config-show");
+    let file = folder.join("site.toml");
+    std::fs::write(
+        &file,
+        "[http]\nport = 9000\n\n[database]\npassword = \"file-secret\"\n\n\
+         [kafka.properties]\n\"ssl.key.password\" = \"property-secret\"\n",
+    )
+    .expect("written");
+    let output = run(
+        &binary,
+        &folder,
+        &["--config", "site.toml", "config", "show"],
+        &[
+            ("KAIROS__HTTP__HOST", "127.0.0.2"),
+            ("KAIROS__KAFKA__SASL_PASSWORD", "variable-secret"),
+        ],
+    );
+    let shown = text(&output.stdout);
+    assert!(output.status.success(), "{shown}{}", text(&output.stderr));
+    // The line of `key` in the `[section]` of the output.
+    let line = |section: &str, key: &str| {
+        shown
+            .split("\n[")
+            .find(|part| part.starts_with(&format!("{section}]\n")))
+            .and_then(|part| {
+                part.lines()
+                    .find(|line| line.starts_with(&format!("{key} = ")))
+            })
+            .unwrap_or_else(|| panic!("no `{key}` in [{section}] of:\n{shown}"))
+            .to_owned()
+    };
+    assert_eq!(line("http", "port"), "port = 9000  # file site.toml");
+    assert_eq!(
+        line("http", "host"),
+        "host = \"127.0.0.2\"  # variable KAIROS__HTTP__HOST"
+    );
+    assert_eq!(line("http", "probe_port"), "probe_port = 8081  # default");
+    assert_eq!(
+        line("kafka.topic", "jobs"),
+        "jobs = \"scheduled-jobs-topic\"  # default"
+    );
+    for secret in ["file-secret", "property-secret", "variable-secret"] {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+    }
+    assert_eq!(
+        line("database", "password"),
+        "password = \"<redacted>\"  # file site.toml"
+    );
+    assert_eq!(
+        line("kafka", "sasl_password"),
+        "sasl_password = \"<redacted>\"  # variable KAIROS__KAFKA__SASL_PASSWORD"
+    );
+    assert_eq!(
+        line("kafka.properties", "\"ssl.key.password\""),
+        "\"ssl.key.password\" = \"<redacted>\"  # file site.toml"
+    );
+    // The printed configuration is itself a configuration Kairos reads.
+    let printed = folder.join("printed.toml");
+    std::fs::write(&printed, &shown).expect("written");
+    let reread = run(
+        &binary,
+        &folder,
+        &["--config", "printed.toml", "config", "check"],
+        &[],
+    );
+    assert!(reread.status.success(), "{}", text(&reread.stderr));
+}
+
+/// `config check` says a valid configuration is valid and in which mode; it refuses a bad
+/// value, or a named file that does not exist, with exit code 2 and the start-up message.
+#[test]
+fn config_check_validates_without_starting() {
+    let binary = installed();
+    let folder = scratch("config-check");
+    let valid = run(&binary, &folder, &["config", "check"], &[]);
+    assert!(valid.status.success(), "{}", text(&valid.stderr));
+    assert_eq!(
+        text(&valid.stdout),
+        "the configuration is valid (standalone mode)\n"
+    );
+
+    let bad = run(
+        &binary,
+        &folder,
+        &["config", "check"],
+        &[("KAIROS__SCANNER__BATCH_SIZE", "0")],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let served = run(
+        &binary,
+        &folder,
+        &["serve"],
+        &[("KAIROS__SCANNER__BATCH_SIZE", "0")],
+    );
+    assert_eq!(served.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("scanner.batch_size"),
+        "{}",
+        text(&bad.stderr)
+    );
+    assert_eq!(
+        text(&bad.stderr),
+        text(&served.stderr),
+        "the same message as start-up"
+    );
+
+    let missing = run(
+        &binary,
+        &folder,
+        &["--config", "absent.toml", "config", "check"],
+        &[],
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing.stderr).contains("absent.toml"),
+        "{}",
+        text(&missing.stderr)
+    );
+}
+
+/// `--version` names the version and the commit the binary was built from.
+#[test]
+fn the_version_names_the_commit() {
+    let output = run(&installed(), &scratch("version"), &["--version"], &[]);
+    let version = text(&output.stdout);
+    let expected = format!("kairos {} (commit ", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected), "{version}");
+    let commit = version
+        .trim_end()
+        .trim_end_matches(')')
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git");
+    assert_eq!(commit, text(&head.stdout).trim(), "{version}");
+}
