@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::body::{self, require_json};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::job_input::read_object;
 use crate::actors::ActorKind;
 use crate::actors::dispatcher::FailExecutor;
@@ -17,14 +17,14 @@ use crate::metrics::{KindLabel, Metrics};
 const MAX_FAIL_BODY: usize = 1024;
 
 /// The actors of this process: the answer of `GET /api/v1/admin/actors`.
-#[derive(Debug, Serialize)]
-pub struct ActorsReport<'a> {
-    pub instance: &'a str,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ActorsReport {
+    pub instance: String,
     pub actors: Actors,
 }
 
 /// One entry per actor kind.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Actors {
     pub scanner: ActorState,
     pub dispatcher: ActorState,
@@ -34,7 +34,7 @@ pub struct Actors {
 
 /// How many actors of a kind are alive, how often they were restarted, and their backlog
 /// where one is known.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActorState {
     pub alive: i64,
     pub restarts: u64,
@@ -43,7 +43,7 @@ pub struct ActorState {
 }
 
 /// Work waiting on an actor kind.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Backlog {
     Executor { waiting: i64, running: i64 },
@@ -68,6 +68,10 @@ impl ActorState {
 
 /// `GET /api/v1/admin/actors`: per actor kind, how many are alive, their restarts, and their
 /// backlog where known. The same figures are exported at `/metrics`.
+#[utoipa::path(
+    get, path = "/api/v1/admin/actors", tag = "admin",
+    responses((status = 200, description = "Per actor kind: alive, restarts, backlog", body = ActorsReport))
+)]
 pub async fn actors(state: web::Data<AppState>) -> HttpResponse {
     let metrics = &state.services.metrics;
     let executor = ActorState {
@@ -84,7 +88,7 @@ pub async fn actors(state: web::Data<AppState>) -> HttpResponse {
         ..ActorState::of(metrics, ActorKind::ResultWriter)
     };
     HttpResponse::Ok().json(ActorsReport {
-        instance: &state.services.instance,
+        instance: state.services.instance.to_string(),
         actors: Actors {
             scanner: ActorState::of(metrics, ActorKind::Scanner),
             dispatcher: ActorState::of(metrics, ActorKind::Dispatcher),
@@ -104,7 +108,7 @@ pub struct FailRequest {
 }
 
 /// The answer of a fault injection.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Failed {
     pub failed: &'static str,
     pub panic: bool,
@@ -117,6 +121,20 @@ pub struct Failed {
 /// # Errors
 /// 404 when fault injection is off or the kind is unknown; 400 for a malformed body; 409
 /// when there is no such actor to fail.
+#[utoipa::path(
+    post, path = "/api/v1/admin/actors/{kind}/fail", tag = "admin",
+    params(("kind" = String, Path, description = "`scanner`, `dispatcher`, `executor` or `result_writer`")),
+    request_body(content = Option<super::openapi::schemas::FailRequest>, content_type = "application/json"),
+    responses(
+        (status = 202, description = "The actor fails; its supervisor restarts it", body = Failed),
+        (status = 400, description = "A malformed body", body = ErrorBody),
+        (status = 404, description = "Fault injection is off (`admin.fault_injection`), or no such kind", body = ErrorBody),
+        (status = 409, description = "No such actor runs to fail", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
+    )
+)]
 pub async fn fail(
     request: HttpRequest,
     path: web::Path<String>,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::body::{self, require_json};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::job_input::{check_target, parse_instant, read_object};
 use super::jobs::{JobWithAttempts, created, parse_id};
 use crate::domain::NewJob;
@@ -25,6 +25,18 @@ const MAX_RERUN_BODY: usize = 4096;
 /// # Errors
 /// 400 for a malformed id, 404 for an unknown one, 409 `job_final` for a job that has ended
 /// (nothing changes), 503 when the database is unavailable.
+#[utoipa::path(
+    post, path = "/api/v1/jobs/{id}:cancel", tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The id")),
+    responses(
+        (status = 200, description = "Cancelled before it ran: it never will", body = JobWithAttempts),
+        (status = 202, description = "Running: its command is being stopped (SIGTERM, then SIGKILL after `executor.cancel_grace`)", body = JobWithAttempts),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`job_final`: the job has ended; nothing changes", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     request: HttpRequest,
     path: web::Path<String>,
@@ -61,6 +73,22 @@ pub async fn cancel(
 /// # Errors
 /// 400 for a malformed id or body, 404 for an unknown id, 409 `job_not_final` for a job that
 /// has not ended, 415 for a body that is not JSON, 503 when the database is unavailable.
+#[utoipa::path(
+    post, path = "/api/v1/jobs/{id}:rerun", tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The id")),
+    request_body(content = Option<super::openapi::schemas::RerunRequest>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "A new job with the same spec, `rerun_of` the original", body = JobWithAttempts,
+         headers(("Location" = String, description = "The new job's URL"))),
+        (status = 400, description = "`invalid_id`, or a wrong field", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`job_not_final`: the job has not ended", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn rerun(
     request: HttpRequest,
     path: web::Path<String>,

@@ -25,7 +25,7 @@ pub struct ApiError {
 }
 
 /// One refused item of a batch request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ItemProblem {
     /// The item's position in the request, from 0.
     pub index: usize,
@@ -35,20 +35,23 @@ pub struct ItemProblem {
 }
 
 /// The body of every error answer.
-#[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
-    pub error: ErrorDetail<'a>,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }
 
 /// What went wrong.
-#[derive(Debug, Serialize)]
-pub struct ErrorDetail<'a> {
-    pub code: &'a str,
-    pub message: &'a str,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable name of the problem (`invalid_field`, `not_found`, …).
+    pub code: &'static str,
+    pub message: String,
+    /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'a str>,
+    pub field: Option<String>,
+    /// A batch's refused jobs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub items: Option<&'a [ItemProblem]>,
+    pub items: Option<Vec<ItemProblem>>,
 }
 
 impl ApiError {
@@ -131,9 +134,9 @@ impl ResponseError for ApiError {
         response.json(ErrorBody {
             error: ErrorDetail {
                 code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
-                items: self.items.as_deref(),
+                message: self.message.clone(),
+                field: self.field.clone(),
+                items: self.items.clone(),
             },
         })
     }

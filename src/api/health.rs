@@ -7,13 +7,13 @@ use serde::Serialize;
 use super::AppState;
 
 /// The answer of `GET /healthz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     pub status: &'static str,
 }
 
 /// The answer of `GET /readyz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
     pub status: &'static str,
@@ -23,14 +23,14 @@ pub struct Readiness {
 }
 
 /// Each dependency's check.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checks {
     pub store: Check,
     pub bus: Check,
 }
 
 /// Whether a dependency answers, what and where it is, and why not.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
     pub ok: bool,
     pub location: String,
@@ -49,6 +49,10 @@ impl Check {
 }
 
 /// `GET /healthz`: the process is alive and serving HTTP.
+#[utoipa::path(
+    get, path = "/healthz", tag = "probes",
+    responses((status = 200, description = "The process serves HTTP", body = Health))
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
@@ -56,6 +60,13 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the store answers a query and the bus answers (a Kafka broker returns
 /// metadata). Otherwise 503, with the reason per dependency: `checks.store` and `checks.bus`,
 /// each naming what it is (`PostgreSQL at …`, `SQLite at …`, `Kafka at …`).
+#[utoipa::path(
+    get, path = "/readyz", tag = "probes",
+    responses(
+        (status = 200, description = "The store and the bus answer", body = Readiness),
+        (status = 503, description = "A dependency does not answer; `reason` says why", body = Readiness),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let services = &state.services;
     let bus = &services.bus;
@@ -78,6 +89,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /metrics`: every metric in the OpenMetrics text format (which Prometheus reads).
+#[utoipa::path(
+    get, path = "/metrics", tag = "probes",
+    responses((status = 200, description = "Every metric, in the OpenMetrics text format",
+               content_type = "application/openmetrics-text", body = String))
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let held = i64::try_from(state.bodies.held()).unwrap_or(i64::MAX);
     state.services.metrics.body_bytes_held.set(held);

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::body::{self, require_json};
-use super::error::{ApiError, ItemProblem};
+use super::error::{ApiError, ErrorBody, ItemProblem};
 use super::idempotency;
 use super::job_input::{check_target, parse_batch, parse_job, read_object};
 use crate::domain::{Job, JobStatus, NewJob};
@@ -18,20 +18,20 @@ use crate::scheduling;
 use crate::store::{Attempt, JobFilter, Keyed, KeyedCreate};
 
 /// A job and its attempts, oldest first: the answer of a create and of a read.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobWithAttempts {
     pub job: Job,
     pub attempts: Vec<Attempt>,
 }
 
 /// The answer of a batch create: the new jobs' ids, in the order given.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BatchCreated {
     pub ids: Vec<Uuid>,
 }
 
 /// A page of jobs, newest first; `next_cursor` fetches the next page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobPage {
     pub jobs: Vec<Job>,
     pub next_cursor: Option<Uuid>,
@@ -49,6 +49,23 @@ const MAX_PAGE: i64 = 500;
 /// 415 without a JSON content type, 413 for a body over `jobs.max_body_bytes`, 400 naming the
 /// field at fault, 409 `idempotency_key_reused` for a key given before with another job, 503
 /// when the database is unavailable.
+#[utoipa::path(
+    post, path = "/api/v1/jobs", tag = "jobs",
+    request_body(content = super::openapi::schemas::JobRequest, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "The same key and job within `jobs.idempotency_retention` answer 200 with the job first created")),
+    responses(
+        (status = 201, description = "Created", body = JobWithAttempts,
+         headers(("Location" = String, description = "The job's URL"))),
+        (status = 200, description = "The job first created with this `Idempotency-Key`", body = JobWithAttempts),
+        (status = 400, description = "A field is missing or wrong; `field` names it", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_reused`: the key was given before with another job", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn create(
     request: HttpRequest,
     body: web::Payload,
@@ -117,6 +134,20 @@ fn key_reused() -> ApiError {
 /// 415, 413 (over `jobs.max_batch_body_bytes`), 400 `invalid_batch` listing every invalid
 /// job (nothing is stored), 409 `idempotency_key_reused` naming the job whose key was given
 /// before with another job (nothing is stored), 503 when the database is unavailable.
+#[utoipa::path(
+    post, path = "/api/v1/jobs:batch", tag = "jobs",
+    request_body(content = super::openapi::schemas::BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, all of them; ids in the order given", body = BatchCreated),
+        (status = 200, description = "Every job stood for one created before with its key", body = BatchCreated),
+        (status = 400, description = "`invalid_batch`: `items` lists every invalid job; nothing is stored", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_reused`", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn create_batch(
     request: HttpRequest,
     body: web::Payload,
@@ -202,6 +233,16 @@ pub async fn create_batch(
 ///
 /// # Errors
 /// 400 for a malformed id, 404 for an unknown one, 503 when the database is unavailable.
+#[utoipa::path(
+    get, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = uuid::Uuid, Path, description = "The id")),
+    responses(
+        (status = 200, description = "The job and its attempts, oldest first", body = JobWithAttempts),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -229,6 +270,20 @@ pub struct ListQuery {
 /// # Errors
 /// 400 for an unknown status, a malformed schedule id, a limit outside 1 to 500 or a
 /// malformed cursor; 503 when the database is unavailable.
+#[utoipa::path(
+    get, path = "/api/v1/jobs", tag = "jobs",
+    params(
+        ("status" = Option<JobStatus>, Query, description = "Only jobs of this status"),
+        ("schedule_id" = Option<String>, Query, description = "Only the jobs of this schedule"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the page before"),
+    ),
+    responses(
+        (status = 200, description = "A page of jobs, newest first", body = JobPage),
+        (status = 400, description = "`invalid_query`: an unknown status or parameter, a bad limit or cursor", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,

@@ -1,5 +1,6 @@
 //! The HTTP API: health probes and metrics at the root, jobs and administration under
-//! `/api/v1`. The routes and their answers are documented in `docs/api.md`.
+//! `/api/v1`. The routes and their answers are documented in `docs/api.md`, and described in
+//! OpenAPI 3.1 (`openapi`) from the handlers' own attributes.
 //!
 //! Authentication is attached to the routes it guards, not decided from the request's path:
 //! the `/api/v1` scope is wrapped by [`auth::require_token`], so whatever spelling of a path
@@ -17,6 +18,8 @@ mod idempotency;
 mod job_fields;
 mod job_input;
 mod jobs;
+pub mod openapi;
+mod schedule_actions;
 mod schedule_input;
 mod schedules;
 
@@ -108,34 +111,43 @@ pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
             )
             .service(
                 Endpoint::new("/schedules/{id}:pause")
-                    .post(schedules::pause)
+                    .post(schedule_actions::pause)
                     .build(),
             )
             .service(
                 Endpoint::new("/schedules/{id}:resume")
-                    .post(schedules::resume)
+                    .post(schedule_actions::resume)
                     .build(),
             )
             .service(
                 Endpoint::new("/schedules/{id}:trigger")
-                    .post(schedules::trigger)
+                    .post(schedule_actions::trigger)
                     .build(),
             )
             .service(
                 Endpoint::new("/schedules/{id}:backfill")
-                    .post(schedules::backfill)
+                    .post(schedule_actions::backfill)
                     .build(),
             )
             .service(
                 Endpoint::new("/schedules/{id:[^/:]+}")
                     .get(schedules::get)
                     .patch(schedules::change)
-                    .delete(schedules::delete)
+                    .delete(schedule_actions::delete)
                     .build(),
             );
     }
     config
         .service(probes())
+        // The API's shape is no secret (clients are generated from it): open, and outside the
+        // scope whose every route authenticates.
+        .service(
+            Endpoint::new("/api/v1/openapi.json")
+                .open()
+                .get(openapi::openapi_json)
+                .build(),
+        )
+        .service(openapi::reference_page())
         .service(api)
         .default_service(web::to(not_found));
 }

@@ -1,6 +1,6 @@
-//! `/api/v1/schedules`: recurring schedules, their fires and their control.
+//! `/api/v1/schedules`: create, read, list and change recurring schedules, and preview a
+//! rule's fires (`schedule_actions` pauses, resumes, triggers, backfills and deletes them).
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
@@ -10,22 +10,20 @@ use uuid::Uuid;
 
 use super::AppState;
 use super::body::{self, require_json};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::job_input::{check_target, read_object};
 use super::jobs::{page_limit, parse_cursor, parse_id};
-use super::schedule_input::{
-    Body, backfill_fires, parse_change, parse_new, parse_preview, pause_note,
-};
+use super::schedule_input::{Body, parse_change, parse_new, parse_preview};
 use crate::domain::Schedule;
 use crate::domain::schedule::fires::Fires;
 use crate::scheduling;
-use crate::store::{FireRecord, fire_job};
+use crate::store::FireRecord;
 
 /// Fires shown by a read: the next ones, and the latest made.
 const SHOWN_FIRES: usize = 10;
 
 /// A schedule with its next fire times and its latest fires.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     pub schedule: Schedule,
     /// The next fire times (nominal, before jitter), from now.
@@ -35,33 +33,20 @@ pub struct ScheduleView {
 }
 
 /// A page of schedules, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SchedulePage {
     pub schedules: Vec<Schedule>,
     pub next_cursor: Option<Uuid>,
 }
 
 /// The answer of a preview.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PreviewAnswer {
     pub fires: Vec<DateTime<Utc>>,
 }
 
-/// The answer of a trigger or a backfill: each fire's job.
-#[derive(Debug, Serialize)]
-pub struct FiresMade {
-    pub fires: Vec<FireMade>,
-}
-
-/// A fire and its job.
-#[derive(Debug, Serialize)]
-pub struct FireMade {
-    pub scheduled_for: DateTime<Utc>,
-    pub job_id: Uuid,
-}
-
 /// Reads a JSON object body of at most the jobs' body limit; an empty body is `{}`.
-async fn object_body(
+pub(super) async fn object_body(
     request: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
@@ -75,7 +60,7 @@ async fn object_body(
     read_object(&body.bytes)
 }
 
-async fn view(state: &AppState, schedule: Schedule) -> Result<ScheduleView, ApiError> {
+pub(super) async fn view(state: &AppState, schedule: Schedule) -> Result<ScheduleView, ApiError> {
     let now = Utc::now();
     let next_fires = match Fires::new(
         &schedule.recurrence(),
@@ -101,7 +86,7 @@ async fn view(state: &AppState, schedule: Schedule) -> Result<ScheduleView, ApiE
     })
 }
 
-async fn found(state: &AppState, id: Uuid) -> Result<Schedule, ApiError> {
+pub(super) async fn found(state: &AppState, id: Uuid) -> Result<Schedule, ApiError> {
     state
         .services
         .store
@@ -115,6 +100,19 @@ async fn found(state: &AppState, id: Uuid) -> Result<Schedule, ApiError> {
 ///
 /// # Errors
 /// 400 naming the field at fault, 413, 415, 503.
+#[utoipa::path(
+    post, path = "/api/v1/schedules", tag = "schedules",
+    request_body(content = super::openapi::schemas::ScheduleRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created", body = ScheduleView,
+         headers(("Location" = String, description = "The schedule's URL"))),
+        (status = 400, description = "A field is missing or wrong (`never_fires` for a rule with no fire left); a fault in `job` names `job.<field>`", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn create(
     request: HttpRequest,
     payload: web::Payload,
@@ -152,6 +150,18 @@ pub struct ListQuery {
 ///
 /// # Errors
 /// 400 for a bad limit or cursor, 503.
+#[utoipa::path(
+    get, path = "/api/v1/schedules", tag = "schedules",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the page before"),
+    ),
+    responses(
+        (status = 200, description = "A page of schedules, newest first", body = SchedulePage),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn list(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
@@ -174,6 +184,16 @@ pub async fn list(
 ///
 /// # Errors
 /// 400 for a malformed id, 404, 503.
+#[utoipa::path(
+    get, path = "/api/v1/schedules/{id}", tag = "schedules",
+    params(("id" = uuid::Uuid, Path, description = "The id")),
+    responses(
+        (status = 200, description = "The schedule, its next fire times and its latest fires", body = ScheduleView),
+        (status = 400, description = "`invalid_id`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn get(
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -187,6 +207,20 @@ pub async fn get(
 ///
 /// # Errors
 /// 400 naming the field at fault, 404, 415, 503.
+#[utoipa::path(
+    patch, path = "/api/v1/schedules/{id}", tag = "schedules",
+    params(("id" = uuid::Uuid, Path, description = "The id")),
+    request_body(content = super::openapi::schemas::SchedulePatch, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Changed; a new rule, zone or job applies from the next fire not made yet", body = ScheduleView),
+        (status = 400, description = "A field is wrong; `field` names it", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn change(
     request: HttpRequest,
     path: web::Path<String>,
@@ -207,60 +241,10 @@ pub async fn change(
     Ok(HttpResponse::Ok().json(view(&state, schedule).await?))
 }
 
-/// `POST /api/v1/schedules/{id}:pause` (optional `{"note": "..."}`): no more fires until it
-/// is resumed; the jobs of fires made ahead that have not started are cancelled.
-///
-/// # Errors
-/// 400, 404, 503.
-pub async fn pause(
-    request: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    let note = pause_note(object_body(&request, payload, &state).await?)?;
-    set_paused(&state, id, true, note).await
-}
-
-/// `POST /api/v1/schedules/{id}:resume`: fires again; what the pause missed follows the
-/// catch-up rule.
-///
-/// # Errors
-/// 400, 404, 503.
-pub async fn resume(
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    set_paused(&state, parse_id(&path)?, false, None).await
-}
-
-async fn set_paused(
-    state: &AppState,
-    id: Uuid,
-    paused: bool,
-    note: Option<String>,
-) -> Result<HttpResponse, ApiError> {
-    let Some(schedule) = state
-        .services
-        .store
-        .pause_schedule(id, paused, note)
-        .await?
-    else {
-        return Err(ApiError::not_found(format!("no schedule has the id {id}")));
-    };
-    let schedule = if paused {
-        schedule
-    } else {
-        fire_soon(state, schedule).await?
-    };
-    Ok(HttpResponse::Ok().json(view(state, schedule).await?))
-}
-
 /// Makes the fires due within `schedules.lookahead` at once rather than at the scanner's next
 /// pass, which may come after the first of them; returns the schedule as it is then. If the
 /// pass fails, the scanner's next one makes them.
-async fn fire_soon(state: &AppState, schedule: Schedule) -> Result<Schedule, ApiError> {
+pub(super) async fn fire_soon(state: &AppState, schedule: Schedule) -> Result<Schedule, ApiError> {
     if let Err(error) = scheduling::fire_due(&state.services).await {
         tracing::warn!(%error, "fires left to the scanner's next pass");
         return Ok(schedule);
@@ -273,80 +257,23 @@ async fn fire_soon(state: &AppState, schedule: Schedule) -> Result<Schedule, Api
         .unwrap_or(schedule))
 }
 
-/// `POST /api/v1/schedules/{id}:trigger`: one fire now, outside the rule (its overlap rule
-/// applies); `201` with the fire and its job.
-///
-/// # Errors
-/// 400, 404, 503.
-pub async fn trigger(
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let schedule = found(&state, parse_id(&path)?).await?;
-    let at = Utc::now();
-    make_fires(&state, &schedule, vec![at]).await
-}
-
-/// `POST /api/v1/schedules/{id}:backfill` (`{"from": ..., "to": ...}`): the fires of a past
-/// range, at most 1,000, each once (a fire that has a job already keeps it), under the
-/// overlap rule; `201` with each fire and its job.
-///
-/// # Errors
-/// 400 for a bad or too large range, 404, 415, 503.
-pub async fn backfill(
-    request: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    require_json(&request)?;
-    let fields = object_body(&request, payload, &state).await?;
-    let schedule = found(&state, id).await?;
-    let times = backfill_fires(fields, &schedule, Utc::now())?;
-    make_fires(&state, &schedule, times).await
-}
-
-async fn make_fires(
-    state: &AppState,
-    schedule: &Schedule,
-    times: Vec<DateTime<Utc>>,
-) -> Result<HttpResponse, ApiError> {
-    let jobs = times.iter().map(|at| fire_job(schedule, *at)).collect();
-    let ids = scheduling::create_fires(&state.services, jobs).await?;
-    let fires = times
-        .into_iter()
-        .zip(ids)
-        .map(|(scheduled_for, job_id)| FireMade {
-            scheduled_for,
-            job_id,
-        })
-        .collect();
-    Ok(HttpResponse::Created().json(FiresMade { fires }))
-}
-
-/// `DELETE /api/v1/schedules/{id}`: no more fires (those made ahead and not started are
-/// cancelled); its jobs stay. `204`.
-///
-/// # Errors
-/// 400, 404, 503.
-pub async fn delete(
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&path)?;
-    if state.services.store.delete_schedule(id).await? {
-        Ok(HttpResponse::build(StatusCode::NO_CONTENT).finish())
-    } else {
-        Err(ApiError::not_found(format!("no schedule has the id {id}")))
-    }
-}
-
 /// `POST /api/v1/schedules:preview` (`{"cron" or "every", "timezone", "from", "count"}`): the
 /// next fire times, as RFC 3339 instants in UTC; nothing is stored.
 ///
 /// # Errors
 /// 400 naming the field at fault, 415.
+#[utoipa::path(
+    post, path = "/api/v1/schedules:preview", tag = "schedules",
+    request_body(content = super::openapi::schemas::PreviewRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The next fire times, RFC 3339 in UTC; nothing is stored", body = PreviewAnswer),
+        (status = 400, description = "A field is wrong; `field` names it", body = ErrorBody),
+        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
 pub async fn preview(
     request: HttpRequest,
     payload: web::Payload,

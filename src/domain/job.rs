@@ -11,7 +11,7 @@ use super::{Fire, JobSpec, RetryPolicy};
 /// `SCHEDULED → RUNNING → SUCCESS`, or `FAILED` once the retries are used up, as the seed
 /// describes; `DISPATCHED` (claimed and handed to an executor, waiting for its time) and
 /// `RETRYING` (an attempt failed, the next waits for its backoff) show what happens between.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     Scheduled,
@@ -109,7 +109,9 @@ impl JobStatus {
 }
 
 /// The kinds of job: what [`super::JobSpec`]'s variants are called.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum JobKind {
     #[default]
@@ -160,7 +162,7 @@ pub struct NewJob {
 }
 
 /// A stored job, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: Uuid,
     pub name: Option<String>,

@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 /// `[1 - jitter, 1 + jitter]` so that jobs failing together do not retry in lockstep. A job
 /// may carry its own (`retry_backoff`, durations written as the configuration writes them:
 /// `{"base": "100ms", "max": "1m", "jitter": 0.25}`); otherwise the configured one applies.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "100ms")]
     pub base: Duration,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String, example = "1m")]
     pub max: Duration,
     #[serde(default = "RetryPolicy::default_jitter")]
     pub jitter: f64,

@@ -12,7 +12,9 @@ use super::{JobSpec, RetryPolicy};
 pub mod fires;
 
 /// What a fire does when the job of an earlier fire of its schedule has not ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
     /// The fire's job is not run: it ends `SKIPPED`.
@@ -63,7 +65,7 @@ pub enum Recurrence {
 }
 
 /// The job each fire makes: what a create takes, but its time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -100,13 +102,14 @@ pub struct NewSchedule {
 }
 
 /// A stored schedule, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Schedule {
     pub id: Uuid,
     pub name: Option<String>,
     /// Exactly one of `cron` and `every`.
     pub cron: Option<String>,
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = Option<String>, example = "15m")]
     pub every: Option<Duration>,
     pub timezone: String,
     pub job: JobTemplate,

@@ -301,6 +301,70 @@ impl Serialize for JobSpec {
     }
 }
 
+/// The JSON of a spec, for the OpenAPI description: one object per kind, as [`Serialize`]
+/// writes it (a `noop` job shows an empty `command`).
+impl utoipa::PartialSchema for JobSpec {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Type};
+        let kind = |name: &str| {
+            ObjectBuilder::new()
+                .property(
+                    "kind",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([name])),
+                )
+                .required("kind")
+        };
+        let string = || ObjectBuilder::new().schema_type(Type::String);
+        let headers = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .additional_properties(Some(string()))
+        };
+        let nullable_string = || {
+            ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                Type::String,
+                Type::Null,
+            ]))
+        };
+        let shell = kind("shell")
+            .property("command", string())
+            .required("command");
+        let noop = kind("noop").property("command", string());
+        let http = kind("http")
+            .property("url", string())
+            .property("method", string())
+            .property("headers", headers())
+            .property("body", Object::new())
+            .property(
+                "success_status",
+                utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::Integer))
+                    .min_items(Some(2))
+                    .max_items(Some(2)),
+            )
+            .required("url");
+        let kafka = kind("kafka")
+            .property("topic", string())
+            .property("key", nullable_string())
+            .property("value", Object::new())
+            .property("headers", headers())
+            .required("topic");
+        OneOfBuilder::new()
+            .item(shell)
+            .item(noop)
+            .item(http)
+            .item(kafka)
+            .description(Some(
+                "What the job does: its `kind` and that kind's fields.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for JobSpec {}
+
 /// Reads a spec from its fields; a `kind` missing reads as `shell`, as records and rows of the
 /// releases before kinds existed were written. Fields of no kind are ignored, so that a record
 /// of a later release that adds one is still read.

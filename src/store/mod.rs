@@ -35,7 +35,7 @@ pub use schedules::{
 };
 
 /// One attempt of a job, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub attempt: i32,
     pub epoch: i64,

@@ -12,7 +12,7 @@ use crate::domain::schedule::fires::{self, Fires};
 use crate::domain::{Dispatch, Fire, JobStatus, NewJob, NewSchedule, Schedule};
 
 /// A fire of a schedule and the job it made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FireRecord {
     pub scheduled_for: DateTime<Utc>,
     pub job_id: Uuid,

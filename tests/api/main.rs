@@ -12,6 +12,7 @@ mod exposure;
 mod foundation;
 mod helpers;
 mod kinds;
+mod openapi;
 mod pipeline;
 mod plans;
 mod records;

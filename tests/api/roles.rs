@@ -28,7 +28,7 @@ fn hashed(token: &str, role: AccessRole) -> TokenEntry {
 }
 
 /// Every route, with the role its method needs.
-fn routes() -> Vec<(Method, String, AccessRole)> {
+pub fn routes() -> Vec<(Method, String, AccessRole)> {
     let id = uuid::Uuid::now_v7();
     let reader = AccessRole::Reader;
     let writer = AccessRole::Writer;
