@@ -23,6 +23,7 @@ pub const VERSION: &str = concat!(
 pub mod actors;
 pub mod api;
 pub mod bus;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod metrics;

@@ -29,6 +29,8 @@ struct Cli {
     /// <KAIROS_ENV>.toml is looked for (default: ./config).
     #[arg(long, global = true, env = "KAIROS_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
+    #[command(flatten)]
+    connection: kairos::client::Connection,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -49,6 +51,10 @@ enum Command {
         #[command(subcommand)]
         action: ConfigCommand,
     },
+    #[command(flatten)]
+    Client(kairos::client::ClientCommand),
+    /// Print a shell completion script: `kairos completions bash > /etc/bash_completion.d/kairos`.
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,13 +142,21 @@ fn main() -> ExitCode {
         file: cli.config.clone(),
         environment: None,
     };
-    match &cli.command {
+    // The commands that neither serve nor touch the store.
+    let migrate = match cli.command {
         Some(Command::Token {
             action: TokenCommand::New { name, role },
-        }) => return new_token(name, role),
-        Some(Command::Config { action }) => return config_command(action, &sources),
-        _ => {}
-    }
+        }) => return new_token(&name, &role),
+        Some(Command::Config { action }) => return config_command(&action, &sources),
+        Some(Command::Client(command)) => return kairos::client::run(&cli.connection, command),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "kairos", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Migrate) => true,
+        Some(Command::Serve) | None => false,
+    };
     let settings = match Settings::load(&sources) {
         Ok(mut settings) => {
             if let Some(roles) = &cli.roles {
@@ -174,10 +188,9 @@ fn main() -> ExitCode {
     telemetry::init(&settings.log);
 
     let result = actix_web::rt::System::new().block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(settings).await,
-            Command::Migrate => migrate(settings).await,
-            Command::Token { .. } | Command::Config { .. } => Ok(()),
+        match migrate {
+            true => migrate_store(settings).await,
+            false => serve(settings).await,
         }
     });
     match result {
@@ -245,7 +258,7 @@ async fn stop_signal() {
     tracing::info!(signal = name, "stopping");
 }
 
-async fn migrate(settings: Settings) -> anyhow::Result<()> {
+async fn migrate_store(settings: Settings) -> anyhow::Result<()> {
     let instance = format!("kairos-migrate-{}", std::process::id());
     let store = kairos::startup::open_store(&settings, &instance).await?;
     tracing::info!(store = %store.location(), "migrations applied");

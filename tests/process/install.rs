@@ -63,12 +63,27 @@ async fn an_installed_binary_runs_a_job_standalone_from_any_folder() {
     assert!(log.contains(&data.display().to_string()), "{log}");
 }
 
-/// The distributed mode configured by variables alone, from an empty folder.
-#[actix_web::test]
-async fn an_installed_binary_runs_a_job_distributed_from_variables_alone() {
-    let binary = installed();
-    let id = Uuid::new_v4().simple().to_string();
+/// Creates the database `kairos_test_<id>` on the services' PostgreSQL; its name.
+pub async fn create_test_database(id: &str) -> String {
     let database = format!("kairos_test_{id}");
+    maintenance()
+        .await
+        .batch_execute(&format!(r#"CREATE DATABASE "{database}""#))
+        .await
+        .expect("created");
+    database
+}
+
+/// Drops a database [`create_test_database`] made.
+pub async fn drop_test_database(database: &str) {
+    maintenance()
+        .await
+        .batch_execute(&format!(r#"DROP DATABASE "{database}" WITH (FORCE)"#))
+        .await
+        .expect("dropped");
+}
+
+async fn maintenance() -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(
         "host=127.0.0.1 user=kairos password=kairos dbname=postgres",
         tokio_postgres::NoTls,
@@ -77,27 +92,40 @@ async fn an_installed_binary_runs_a_job_distributed_from_variables_alone() {
     .expect("PostgreSQL is up (scripts/services up)");
     actix_web::rt::spawn(connection);
     client
-        .batch_execute(&format!(r#"CREATE DATABASE "{database}""#))
-        .await
-        .expect("created");
-    let (jobs, results) = (format!("test-{id}-jobs"), format!("test-{id}-results"));
-    let (executors, writers) = (format!("test-{id}-executors"), format!("test-{id}-writers"));
-    let server = Server::start_in(
-        &binary,
-        None,
-        scratch("elsewhere"),
-        "true",
-        &[
-            ("KAIROS__DATABASE__HOST", "127.0.0.1"),
-            ("KAIROS__DATABASE__NAME", &database),
-            ("KAIROS__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            ("KAIROS__KAFKA__TOPIC__JOBS", &jobs),
-            ("KAIROS__KAFKA__TOPIC__UPDATEDJOBS", &results),
-            ("KAIROS__EXECUTOR__GROUP_ID", &executors),
-            ("KAIROS__RESULT_WRITER__GROUP_ID", &writers),
-        ],
-    )
-    .await;
+}
+
+/// The variables that make a process distributed, on `database` and topics and groups of
+/// its own.
+pub fn distributed_env(id: &str, database: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("KAIROS__DATABASE__HOST", "127.0.0.1".into()),
+        ("KAIROS__DATABASE__NAME", database.into()),
+        ("KAIROS__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:9092".into()),
+        ("KAIROS__KAFKA__TOPIC__JOBS", format!("test-{id}-jobs")),
+        (
+            "KAIROS__KAFKA__TOPIC__UPDATEDJOBS",
+            format!("test-{id}-results"),
+        ),
+        ("KAIROS__EXECUTOR__GROUP_ID", format!("test-{id}-executors")),
+        (
+            "KAIROS__RESULT_WRITER__GROUP_ID",
+            format!("test-{id}-writers"),
+        ),
+    ]
+}
+
+/// The distributed mode configured by variables alone, from an empty folder.
+#[actix_web::test]
+async fn an_installed_binary_runs_a_job_distributed_from_variables_alone() {
+    let binary = installed();
+    let id = Uuid::new_v4().simple().to_string();
+    let database = create_test_database(&id).await;
+    let env = distributed_env(&id, &database);
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
+    let server = Server::start_in(&binary, None, scratch("elsewhere"), "true", &env).await;
     let job = server
         .run_job(
             &json!({"command": "echo distributed", "execute_at": "2020-01-01T00:00:00Z"}),
@@ -120,10 +148,7 @@ async fn an_installed_binary_runs_a_job_distributed_from_variables_alone() {
         .get(0);
     assert_eq!(recorded, "SUCCESS");
     drop(stored);
-    client
-        .batch_execute(&format!(r#"DROP DATABASE "{database}" WITH (FORCE)"#))
-        .await
-        .expect("dropped");
+    drop_test_database(&database).await;
 }
 
 /// `config show` prints every value with where it came from (default, the file, a variable),

@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use uuid::Uuid;
 
 mod access;
+mod cli;
 mod install;
 
 /// A standalone `kairos serve` on free ports, its logs in `target/process/<id>/`.
