@@ -213,7 +213,22 @@ impl Drop for Scratch {
 }
 
 async fn run_in(spec: &Command<'_>, environment: &Environment, folder: &Path) -> RunResult {
-    let mut command = tokio::process::Command::new("/bin/sh");
+    let run_as = environment.run_as.as_ref();
+    let mut command = match run_as.and_then(|run_as| Some((run_as, run_as.setpriv.as_ref()?))) {
+        // setpriv takes the user, its group and its supplementary groups, then becomes the
+        // shell (same process: the group and the kill below still apply).
+        Some((run_as, setpriv)) => {
+            let mut command = tokio::process::Command::new(setpriv);
+            command
+                .arg(format!("--reuid={}", run_as.uid))
+                .arg(format!("--regid={}", run_as.gid))
+                .arg("--init-groups")
+                .arg("--")
+                .arg("/bin/sh");
+            command
+        }
+        None => tokio::process::Command::new("/bin/sh"),
+    };
     command
         .arg("-c")
         .arg(spec.command)
@@ -231,7 +246,7 @@ async fn run_in(spec: &Command<'_>, environment: &Environment, folder: &Path) ->
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    if let Some(run_as) = &environment.run_as {
+    if let Some(run_as) = run_as.filter(|run_as| run_as.setpriv.is_none()) {
         // The child takes the group, then the user, before `exec`; as root, std drops its
         // supplementary groups first.
         command.gid(run_as.gid.as_raw()).uid(run_as.uid.as_raw());

@@ -116,3 +116,78 @@ async fn a_job_run_as_another_user_cannot_reach_the_server() {
         "{job}"
     );
 }
+
+/// Makes (once) the user `kairos-test-jobs`, whose supplementary group is `kairos-test-extra`;
+/// the gid of that group.
+fn user_with_a_supplementary_group() -> u32 {
+    let run = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .status()
+            .unwrap_or_else(|error| panic!("{program}: {error}"))
+    };
+    assert!(run("groupadd", &["--force", "--system", "kairos-test-extra"]).success());
+    if nix::unistd::User::from_name("kairos-test-jobs")
+        .expect("the user database")
+        .is_none()
+    {
+        let made = run(
+            "useradd",
+            &[
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--groups",
+                "kairos-test-extra",
+                "kairos-test-jobs",
+            ],
+        );
+        assert!(made.success(), "useradd kairos-test-jobs");
+    }
+    nix::unistd::Group::from_name("kairos-test-extra")
+        .expect("the group database")
+        .expect("the group")
+        .gid
+        .as_raw()
+}
+
+/// A job run as `runner.shell.user` has that user's groups, supplementary ones included, and
+/// none of root's.
+#[actix_web::test]
+async fn a_job_run_as_another_user_has_its_groups() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "this test runs Kairos as root, as the test command does"
+    );
+    let extra = user_with_a_supplementary_group();
+    let server = Server::start(
+        "true",
+        &[("KAIROS__RUNNER__SHELL__USER", "kairos-test-jobs")],
+    )
+    .await;
+    let job = server
+        .run_job(
+            &json!({"command": "id -u; id -G", "execute_at": "2020-01-01T00:00:00Z"}),
+            None,
+        )
+        .await;
+    let user = nix::unistd::User::from_name("kairos-test-jobs")
+        .expect("the user database")
+        .expect("the user");
+    let output = job["job"]["last_output"].as_str().expect("output");
+    let mut lines = output.lines();
+    assert_eq!(lines.next(), Some(user.uid.to_string().as_str()), "{job}");
+    let groups: Vec<u32> = lines
+        .next()
+        .expect("the groups")
+        .split_whitespace()
+        .map(|gid| gid.parse().expect("a gid"))
+        .collect();
+    assert!(groups.contains(&user.gid.as_raw()), "{groups:?}");
+    assert!(
+        groups.contains(&extra),
+        "no supplementary group: {groups:?}"
+    );
+    assert!(!groups.contains(&0), "root's group stayed: {groups:?}");
+}

@@ -1,9 +1,11 @@
 //! The Unix user commands run as (`runner.shell.user`), resolved once at start-up.
 //!
-//! The child takes the user's id and primary group before `exec` (std's `uid` and `gid`,
-//! which drop root's supplementary groups). The user's supplementary groups are not given:
-//! std sets them only through an unstable API or an `unsafe` hook, and Kairos has no unsafe
-//! code.
+//! Commands start through util-linux's `setpriv`, which takes the user's id, its primary group
+//! and its supplementary groups (`--init-groups`) and then executes the shell: std sets
+//! supplementary groups only through an unstable API or an `unsafe` hook, and Kairos has no
+//! unsafe code. Without `setpriv` (it is part of every Debian system), the child takes the
+//! user's id and primary group only (std's `uid` and `gid`, which drop root's supplementary
+//! groups), and Kairos says so at start-up.
 
 use std::path::PathBuf;
 
@@ -16,6 +18,8 @@ pub struct RunAs {
     pub uid: Uid,
     pub gid: Gid,
     pub home: PathBuf,
+    /// `setpriv`, when the system has it.
+    pub setpriv: Option<PathBuf>,
 }
 
 impl RunAs {
@@ -33,11 +37,23 @@ impl RunAs {
                 "runner.shell.user: Kairos must run as root to run commands as `{name}`"
             ));
         }
+        let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|path| path.exists());
+        if setpriv.is_none() {
+            tracing::warn!(
+                user = name,
+                "setpriv (util-linux) is missing: commands run with the user's primary group \
+                 only, without its supplementary groups"
+            );
+        }
         Ok(Self {
             name: name.to_owned(),
             uid: user.uid,
             gid: user.gid,
             home: user.dir,
+            setpriv,
         })
     }
 }
