@@ -10,21 +10,54 @@ use uuid::Uuid;
 
 use super::Server;
 
-/// A fresh folder under the system's temporary folder.
-fn scratch(what: &str) -> PathBuf {
-    let folder = std::env::temp_dir().join(format!("kairos-{what}-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&folder).expect("a folder");
-    folder
+/// A fresh folder under the system's temporary folder, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Self {
+        let folder =
+            std::env::temp_dir().join(format!("kairos-{what}-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&folder).expect("a folder");
+        Self(folder)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = PathBuf;
+
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The built binary copied alone into `<root>/bin/kairos`, as `cargo install --root` lays it
-/// out (the test command also runs `cargo install` itself: scripts/check-deploy).
-fn installed() -> PathBuf {
-    let bin = scratch("install").join("bin");
-    std::fs::create_dir_all(&bin).expect("bin");
-    let binary = bin.join("kairos");
-    std::fs::copy(env!("CARGO_BIN_EXE_kairos"), &binary).expect("copied");
-    binary
+/// out (the test command also runs `cargo install` itself: scripts/check-deploy). The root
+/// goes when the answer is dropped.
+struct Installed {
+    root: Scratch,
+}
+
+impl Installed {
+    fn new() -> Self {
+        let root = Scratch::new("install");
+        std::fs::create_dir_all(root.join("bin")).expect("bin");
+        std::fs::copy(
+            env!("CARGO_BIN_EXE_kairos"),
+            root.join("bin").join("kairos"),
+        )
+        .expect("copied");
+        Self { root }
+    }
+
+    fn binary(&self) -> PathBuf {
+        self.root.join("bin").join("kairos")
+    }
 }
 
 /// Runs `binary args` in `folder` with only `env` (and `PATH`) in its environment.
@@ -47,9 +80,10 @@ fn text(bytes: &[u8]) -> String {
 /// data goes to `kairos-data` in that folder, and the start-up log names its absolute path.
 #[actix_web::test]
 async fn an_installed_binary_runs_a_job_standalone_from_any_folder() {
-    let binary = installed();
-    let folder = scratch("elsewhere");
-    let server = Server::start_in(&binary, None, folder.clone(), "true", &[]).await;
+    let installed = Installed::new();
+    let folder = Scratch::new("elsewhere");
+    let server =
+        Server::start_in(&installed.binary(), None, folder.to_path_buf(), "true", &[]).await;
     let job = server
         .run_job(
             &json!({"command": "echo from anywhere", "execute_at": "2020-01-01T00:00:00Z"}),
@@ -117,7 +151,7 @@ pub fn distributed_env(id: &str, database: &str) -> Vec<(&'static str, String)> 
 /// The distributed mode configured by variables alone, from an empty folder.
 #[actix_web::test]
 async fn an_installed_binary_runs_a_job_distributed_from_variables_alone() {
-    let binary = installed();
+    let installed = Installed::new();
     let id = Uuid::new_v4().simple().to_string();
     let database = create_test_database(&id).await;
     let env = distributed_env(&id, &database);
@@ -125,7 +159,15 @@ async fn an_installed_binary_runs_a_job_distributed_from_variables_alone() {
         .iter()
         .map(|(key, value)| (*key, value.as_str()))
         .collect();
-    let server = Server::start_in(&binary, None, scratch("elsewhere"), "true", &env).await;
+    let folder = Scratch::new("elsewhere");
+    let server = Server::start_in(
+        &installed.binary(),
+        None,
+        folder.to_path_buf(),
+        "true",
+        &env,
+    )
+    .await;
     let job = server
         .run_job(
             &json!({"command": "echo distributed", "execute_at": "2020-01-01T00:00:00Z"}),
@@ -155,8 +197,9 @@ async fn an_installed_binary_runs_a_job_distributed_from_variables_alone() {
 /// and redacts the secrets, wherever they came from.
 #[test]
 fn config_show_names_each_values_source_and_redacts_secrets() {
-    let binary = installed();
-    let folder = scratch("config-show");
+    let installed = Installed::new();
+    let binary = installed.binary();
+    let folder = Scratch::new("config-show");
     let file = folder.join("site.toml");
     std::fs::write(
         &file,
@@ -228,8 +271,9 @@ fn config_show_names_each_values_source_and_redacts_secrets() {
 /// value, or a named file that does not exist, with exit code 2 and the start-up message.
 #[test]
 fn config_check_validates_without_starting() {
-    let binary = installed();
-    let folder = scratch("config-check");
+    let installed = Installed::new();
+    let binary = installed.binary();
+    let folder = Scratch::new("config-check");
     let valid = run(&binary, &folder, &["config", "check"], &[]);
     assert!(valid.status.success(), "{}", text(&valid.stderr));
     assert_eq!(
@@ -279,7 +323,13 @@ fn config_check_validates_without_starting() {
 /// `--version` names the version and the commit the binary was built from.
 #[test]
 fn the_version_names_the_commit() {
-    let output = run(&installed(), &scratch("version"), &["--version"], &[]);
+    let installed = Installed::new();
+    let output = run(
+        &installed.binary(),
+        &Scratch::new("version"),
+        &["--version"],
+        &[],
+    );
     let version = text(&output.stdout);
     let expected = format!("kairos {} (commit ", env!("CARGO_PKG_VERSION"));
     assert!(version.starts_with(&expected), "{version}");
