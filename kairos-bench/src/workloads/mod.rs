@@ -28,10 +28,12 @@ use crate::report::{Bar, Report};
 /// The deployment's counters a workload waits on, as they stood before it began.
 #[derive(Debug, Clone, Copy)]
 struct Counts {
-    /// Jobs ended (succeeded or failed).
+    /// Jobs ended (succeeded, failed, or skipped by their schedule's overlap rule).
     ended: f64,
     /// Reports the result writer has written.
     written: f64,
+    /// Fires skipped by their overlap rule: ended without a report.
+    skipped: f64,
 }
 
 /// Jobs per batch request.
@@ -163,8 +165,9 @@ impl Bench {
         Ok(started.elapsed())
     }
 
-    /// Waits until `count` more jobs have ended (by the deployment's `kairos_jobs_succeeded_total`
-    /// and `kairos_jobs_failed_total`, so that waiting costs the database nothing), counting
+    /// Waits until `count` more jobs have ended (by the deployment's `kairos_jobs_succeeded_total`,
+    /// `kairos_jobs_failed_total` and `kairos_fires_skipped_total`, so that waiting costs the
+    /// database nothing), counting
     /// from `before`, then until their results are recorded; returns completions per second
     /// sampled over time.
     async fn wait_finished(
@@ -211,7 +214,11 @@ impl Bench {
         // query below had to step over every dead in-flight entry of the listing index, up to
         // 1.9 s each after W6, and the result writer slowed to a few thousand results a
         // second beside it.)
-        while self.metric("kairos_reports_written_total").await? - before.written < count as f64 {
+        // A skipped fire ends without a report.
+        let skipped = self.metric(SKIPPED).await? - before.skipped;
+        while self.metric("kairos_reports_written_total").await? - before.written
+            < count as f64 - skipped
+        {
             if Instant::now() > deadline {
                 bail!("{tag}: fewer than {count} reports written in time");
             }
@@ -244,6 +251,7 @@ impl Bench {
         Ok(Counts {
             ended: ended_in(&text)?,
             written: metric_in(&text, "kairos_reports_written_total")?,
+            skipped: metric_in(&text, SKIPPED)?,
         })
     }
 
@@ -304,9 +312,14 @@ fn metric_in(text: &str, name: &str) -> anyhow::Result<f64> {
 }
 
 /// Jobs ended (succeeded or failed), in a `/metrics` text.
+/// Fires a schedule's overlap rule ended `SKIPPED` (at their time, without running).
+const SKIPPED: &str = "kairos_fires_skipped_total";
+
+/// Jobs ended: succeeded, failed, or skipped by their overlap rule (a final status too).
 fn ended_in(text: &str) -> anyhow::Result<f64> {
     Ok(metric_in(text, "kairos_jobs_succeeded_total")?
-        + metric_in(text, "kairos_jobs_failed_total")?)
+        + metric_in(text, "kairos_jobs_failed_total")?
+        + metric_in(text, SKIPPED)?)
 }
 
 /// Every progress bar of the run, so that two shown at once (W1 creates while its first jobs
