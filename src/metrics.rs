@@ -17,6 +17,9 @@ use prometheus_client::registry::Registry;
 use crate::actors::ActorKind;
 use crate::bus::Subscription;
 
+mod trends;
+pub use trends::{SLOT_SECS, TrendPoint, Trends};
+
 /// The label of the per-actor-kind metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
@@ -116,6 +119,8 @@ pub struct Metrics {
     pub fire_lateness: Histogram,
     /// Seconds an attempt's command ran.
     pub run_duration: Histogram,
+    /// The last hour of outcomes and lateness, for the dashboard.
+    pub trends: Trends,
 }
 
 impl Metrics {
@@ -159,6 +164,7 @@ impl Metrics {
             consumers: Consumers::default(),
             fire_lateness: Histogram::new(lateness_buckets),
             run_duration: Histogram::new(duration_buckets),
+            trends: Trends::default(),
             registry: Registry::default(),
         };
         registry.register(

@@ -224,10 +224,9 @@ impl ExecutorActor {
         // past counts as due at its creation.
         let due = self.due.max(self.dispatch.created_at.unwrap_or(self.due));
         if let Ok(lateness) = (started_at - due).to_std() {
-            self.services
-                .metrics
-                .fire_lateness
-                .observe(lateness.as_secs_f64());
+            let metrics = &self.services.metrics;
+            metrics.fire_lateness.observe(lateness.as_secs_f64());
+            metrics.trends.lateness(lateness.as_secs_f64());
         }
         self.enter(Phase::Running(started_at));
         let runners = Arc::clone(&self.services.runners);

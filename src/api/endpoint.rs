@@ -14,6 +14,10 @@ use super::error::ApiError;
 use crate::config::AccessRole;
 
 /// A resource being built, with the methods it serves so far and the role each needs.
+#[allow(
+    missing_debug_implementations,
+    reason = "holds an actix resource, which has no Debug"
+)]
 pub struct Endpoint {
     resource: Resource,
     allowed: Vec<Method>,

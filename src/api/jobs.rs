@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -260,27 +261,37 @@ pub async fn get(
 pub struct ListQuery {
     status: Option<String>,
     schedule_id: Option<String>,
+    name: Option<String>,
+    created_after: Option<String>,
+    created_before: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
 
-/// `GET /api/v1/jobs?status=&schedule_id=&limit=&cursor=`: jobs newest first, of one status
-/// and one schedule when given. `next_cursor`, when present, fetches the next page.
+/// The longest `name` a listing filters by: a job's name is at most this long.
+const MAX_NAME_FILTER: usize = 200;
+
+/// `GET /api/v1/jobs?status=&schedule_id=&name=&created_after=&created_before=&limit=&cursor=`:
+/// jobs newest first, of one status, one schedule, a name containing a text and created in a
+/// time range when given. `next_cursor`, when present, fetches the next page.
 ///
 /// # Errors
-/// 400 for an unknown status, a malformed schedule id, a limit outside 1 to 500 or a
-/// malformed cursor; 503 when the database is unavailable.
+/// 400 for an unknown status, a malformed schedule id or time, a name filter too long, a
+/// limit outside 1 to 500 or a malformed cursor; 503 when the database is unavailable.
 #[utoipa::path(
     get, path = "/api/v1/jobs", tag = "jobs",
     params(
         ("status" = Option<JobStatus>, Query, description = "Only jobs of this status"),
         ("schedule_id" = Option<String>, Query, description = "Only the jobs of this schedule"),
+        ("name" = Option<String>, Query, description = "Only jobs whose name contains this text, in any case (at most 200 characters)"),
+        ("created_after" = Option<String>, Query, description = "Only jobs created at or after this RFC 3339 time", example = "2026-12-07T09:00:00Z"),
+        ("created_before" = Option<String>, Query, description = "Only jobs created before this RFC 3339 time", example = "2026-12-07T10:00:00Z"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size (default 50)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the page before"),
     ),
     responses(
         (status = 200, description = "A page of jobs, newest first", body = JobPage),
-        (status = 400, description = "`invalid_query`: an unknown status or parameter, a bad limit or cursor", body = ErrorBody),
+        (status = 400, description = "`invalid_query`: an unknown status or parameter, a bad time, name, limit or cursor", body = ErrorBody),
         (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
@@ -314,9 +325,24 @@ pub async fn list(
     };
     let limit = page_limit(query.limit.as_deref())?;
     let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    if let Some(name) = &query.name
+        && (name.chars().count() > MAX_NAME_FILTER || name.contains('\0'))
+    {
+        return Err(ApiError::invalid(
+            "name",
+            "invalid_name",
+            format!(
+                "`name` filters by at most {MAX_NAME_FILTER} characters, none of them NUL (a \
+                 name has none)"
+            ),
+        ));
+    }
     let filter = JobFilter {
         status,
         schedule_id,
+        name: query.name.clone().filter(|name| !name.is_empty()),
+        created_after: time_bound("created_after", query.created_after.as_deref())?,
+        created_before: time_bound("created_before", query.created_before.as_deref())?,
     };
     let jobs = state
         .services
@@ -329,6 +355,28 @@ pub async fn list(
         None
     };
     Ok(HttpResponse::Ok().json(JobPage { jobs, next_cursor }))
+}
+
+/// A listing's time bound `field`: an RFC 3339 time with an offset.
+///
+/// # Errors
+/// 400 naming `field`.
+fn time_bound(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    text.map(|text| {
+        DateTime::parse_from_rfc3339(text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|error| {
+                ApiError::invalid(
+                    field,
+                    "invalid_time",
+                    format!(
+                        "`{field}` must be an RFC 3339 time with an offset, such as \
+                         2026-12-07T09:00:00Z ({error})"
+                    ),
+                )
+            })
+    })
+    .transpose()
 }
 
 /// A page's `limit`: 1 to 500, 50 when absent.

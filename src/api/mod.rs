@@ -22,11 +22,13 @@ pub mod openapi;
 mod schedule_actions;
 mod schedule_input;
 mod schedules;
+mod stats;
 
 use actix::Addr;
 use actix_web::web;
 
 pub use body::BodyBudget;
+pub use endpoint::Endpoint;
 pub use error::ApiError;
 
 use crate::actors::Services;
@@ -34,7 +36,6 @@ use crate::actors::dispatcher::DispatcherActor;
 use crate::actors::result_writer::ResultWriterActor;
 use crate::actors::scanner::ScannerActor;
 use crate::config::AccessRole;
-use endpoint::Endpoint;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -54,9 +55,20 @@ pub struct AppState {
     pub credentials: std::sync::Arc<Vec<crate::config::Credential>>,
 }
 
+/// Which routes a process serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Surfaces {
+    /// The jobs and schedules routes: the `api` role.
+    pub jobs: bool,
+    /// The dashboard at `/ui` (with the jobs routes, and `http.ui`); whether it asks for a
+    /// token.
+    pub dashboard: Option<bool>,
+}
+
 /// Registers every route; the jobs routes only with the `api` role. A path that exists but
 /// not for the request's method answers `405` with `Allow`.
-pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
+pub fn routes(config: &mut web::ServiceConfig, surfaces: Surfaces) {
+    let with_jobs = surfaces.jobs;
     let mut api = web::scope("/api/v1")
         .wrap(actix_web::middleware::from_fn(auth::authenticate))
         .service(
@@ -96,6 +108,7 @@ pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
             )
             // An id has no colon: `/jobs/{id}:anything-else` is no route.
             .service(Endpoint::new("/jobs/{id:[^/:]+}").get(jobs::get).build())
+            .service(Endpoint::new("/stats").get(stats::stats).build())
             .service(
                 Endpoint::new("/schedules")
                     .get(schedules::list)
@@ -148,8 +161,11 @@ pub fn routes(config: &mut web::ServiceConfig, with_jobs: bool) {
                 .build(),
         )
         .service(openapi::reference_page())
-        .service(api)
-        .default_service(web::to(not_found));
+        .service(api);
+    if let Some(token_required) = surfaces.dashboard {
+        crate::ui::routes(config, token_required);
+    }
+    config.default_service(web::to(not_found));
 }
 
 /// The probes and the metrics: open to every caller, on the API's listener and on the probe

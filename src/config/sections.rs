@@ -99,6 +99,8 @@ pub struct HttpSettings {
     pub body_timeout: Duration,
     /// Bytes of request bodies held in memory at once, over all requests.
     pub max_body_memory: usize,
+    /// The dashboard at `/ui`, on processes with the `api` role.
+    pub ui: bool,
     /// A PEM certificate chain and its private key: both set, the API and the probes are
     /// served over TLS only.
     #[serde(default)]

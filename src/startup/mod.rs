@@ -141,13 +141,17 @@ impl Application {
         let connections = limits::connections(&settings);
         let workers = limits::workers(connections);
         let with_jobs = settings.has_role(Role::Api);
+        let surfaces = api::Surfaces {
+            jobs: with_jobs,
+            dashboard: (with_jobs && settings.http.ui).then(|| !state.credentials.is_empty()),
+        };
         let server = {
             let state = state.clone();
             let server = HttpServer::new(move || {
                 App::new()
                     .app_data(web::Data::new(state.clone()))
                     .app_data(api::query_config())
-                    .configure(|config| api::routes(config, with_jobs))
+                    .configure(|config| api::routes(config, surfaces))
             })
             // Kairos handles SIGINT and SIGTERM itself and orders its shutdown (see
             // `run_until`): actix's own handling would stop every actor at once.

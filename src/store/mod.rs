@@ -96,12 +96,56 @@ pub struct Recovered {
 }
 
 /// Which jobs a listing shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {
     /// Of this status (as shown) only.
     pub status: Option<JobStatus>,
     /// Made by this schedule's fires only.
     pub schedule_id: Option<Uuid>,
+    /// Whose name contains this text, in any case (ASCII).
+    pub name: Option<String>,
+    /// Created at or after this time.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Created before this time.
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+impl JobFilter {
+    /// The `LIKE` pattern of `name` (with `\` as its escape), when there is one.
+    pub fn name_pattern(&self) -> Option<String> {
+        self.name.as_ref().map(|name| {
+            let mut pattern = String::with_capacity(name.len() + 2);
+            pattern.push('%');
+            for character in name.chars() {
+                if matches!(character, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(character);
+            }
+            pattern.push('%');
+            pattern
+        })
+    }
+
+    /// The ids a listing reads lie in `[low, high)`: job ids are UUIDv7, whose first 48 bits
+    /// are the creation time in milliseconds, so a creation time range is an id range (read
+    /// from the listing indexes), and the cursor `after` lowers the upper end.
+    pub fn id_range(&self, after: Option<Uuid>) -> (Uuid, Uuid) {
+        let low = self.created_after.map_or(Uuid::nil(), first_id_at);
+        let high = self
+            .created_before
+            .map_or(Uuid::max(), first_id_at)
+            .min(after.unwrap_or(Uuid::max()));
+        (low, high)
+    }
+}
+
+/// The smallest UUIDv7 made at `at`'s millisecond (none before the epoch).
+fn first_id_at(at: DateTime<Utc>) -> Uuid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    let mut bytes = [0_u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    Uuid::from_bytes(bytes)
 }
 
 /// What a cancel found.
@@ -212,6 +256,10 @@ pub trait Store: ScheduleStore + Send + Sync {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Job>, StoreError>;
+
+    /// How many jobs there are of each status (as shown: a claimed run is `RUNNING`); the
+    /// statuses without jobs are absent.
+    async fn count_jobs(&self) -> Result<Vec<(JobStatus, i64)>, StoreError>;
 
     /// Claims up to `limit` scheduled jobs due before `horizon`, earliest first: each becomes
     /// `DISPATCHED` under a new epoch with a lease until its time plus `grace`.

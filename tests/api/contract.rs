@@ -18,6 +18,7 @@ contract!(
     a_failing_job_is_retried_until_it_succeeds,
     an_always_failing_command_ends_failed_after_its_retries,
     listing_pages_newest_first,
+    listing_filters_by_name_and_creation_time,
     repeated_and_stale_results_change_nothing,
     bad_input_gets_a_clear_error,
     a_batch_runs_every_job,
@@ -264,4 +265,99 @@ async fn listing_pages_newest_first(backend: Backend) {
         .await
         .expect("JSON");
     assert_eq!(none["jobs"], json!([]));
+}
+
+/// The ids a listing at `path` shows, newest first.
+async fn listed_ids(app: &TestApp, path: &str) -> Vec<String> {
+    let response = app.get(path).await;
+    assert_eq!(response.status(), 200, "{path}");
+    let page: Value = response.json().await.expect("JSON");
+    page["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|job| job["id"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+async fn listing_filters_by_name_and_creation_time(backend: Backend) {
+    let app = spawn(backend).await;
+    let later = in_secs(3600.0);
+    let nightly = app
+        .create_job(&json!({"name": "Nightly-Report", "command": "true", "execute_at": later}))
+        .await
+        .to_string();
+    // Ids carry their creation time to the millisecond: the next job is made in a later one.
+    let mark = chrono::Utc::now() + chrono::Duration::milliseconds(1);
+    while chrono::Utc::now() <= mark + chrono::Duration::milliseconds(1) {
+        tokio::task::yield_now().await;
+    }
+    let weekly = app
+        .create_job(&json!({"name": "weekly_report", "command": "true", "execute_at": later}))
+        .await
+        .to_string();
+    let cleanup = app
+        .create_job(&json!({"name": "cleanup", "command": "true", "execute_at": later}))
+        .await
+        .to_string();
+
+    // A name filter matches a part of the name in any case; `_` and `%` are themselves.
+    let reports = listed_ids(&app, "/api/v1/jobs?name=REPORT").await;
+    assert_eq!(reports, [weekly.as_str(), nightly.as_str()]);
+    assert_eq!(
+        listed_ids(&app, "/api/v1/jobs?name=y_r").await,
+        [weekly.as_str()]
+    );
+    assert!(listed_ids(&app, "/api/v1/jobs?name=%25").await.is_empty());
+
+    // A creation time range, alone, with a name, and with paging.
+    let mark = mark.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let before = listed_ids(&app, &format!("/api/v1/jobs?created_before={mark}")).await;
+    assert_eq!(before, [nightly.as_str()]);
+    let after = listed_ids(&app, &format!("/api/v1/jobs?created_after={mark}")).await;
+    assert_eq!(after, [cleanup.as_str(), weekly.as_str()]);
+    let both = listed_ids(
+        &app,
+        &format!("/api/v1/jobs?created_after={mark}&name=report"),
+    )
+    .await;
+    assert_eq!(both, [weekly.as_str()]);
+    let page: Value = app
+        .get(&format!("/api/v1/jobs?created_after={mark}&limit=1"))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let cursor = page["next_cursor"].as_str().expect("a next page");
+    let rest = listed_ids(
+        &app,
+        &format!("/api/v1/jobs?created_after={mark}&limit=1&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(rest, [weekly.as_str()]);
+
+    let refused = app.get("/api/v1/jobs?created_after=yesterday").await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["error"]["field"], "created_after");
+    let long = "x".repeat(201);
+    let refused = app.get(&format!("/api/v1/jobs?name={long}")).await;
+    assert_eq!(refused.status(), 400);
+    let refused = app.get("/api/v1/jobs?name=a%00b").await;
+    assert_eq!(refused.status(), 400);
+
+    // The overview's counts: every status, those without jobs at zero.
+    let cancelled = app
+        .post(&format!("/api/v1/jobs/{cleanup}:cancel"), None)
+        .await;
+    assert!(cancelled.status().is_success());
+    let stats: Value = app.get("/api/v1/stats").await.json().await.expect("JSON");
+    assert_eq!(
+        stats["jobs"],
+        json!({"SCHEDULED": 2, "DISPATCHED": 0, "RUNNING": 0, "RETRYING": 0,
+               "SUCCESS": 0, "FAILED": 0, "CANCELLED": 1, "SKIPPED": 0})
+    );
+    assert_eq!(stats["mode"], backend.as_str());
+    assert_eq!(stats["slot_secs"], 10);
+    assert_eq!(stats["series"].as_array().map(Vec::len), Some(360));
 }

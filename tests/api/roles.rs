@@ -45,6 +45,8 @@ pub fn routes() -> Vec<(Method, String, AccessRole)> {
         (Method::HEAD, "/jobs".to_owned(), reader),
         (Method::POST, "/jobs".to_owned(), writer),
         (Method::POST, "/jobs:batch".to_owned(), writer),
+        (Method::GET, "/stats".to_owned(), reader),
+        (Method::HEAD, "/stats".to_owned(), reader),
         (Method::GET, format!("/jobs/{id}"), reader),
         (Method::POST, format!("/jobs/{id}:cancel"), writer),
         (Method::POST, format!("/jobs/{id}:rerun"), writer),

@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 mod access;
 mod cli;
+mod dashboard;
 mod install;
+mod webdriver;
 
 /// A standalone `kairos serve` on free ports, its logs in `target/process/<id>/`.
 struct Server {

@@ -53,8 +53,8 @@ fn pass(now: DateTime<Utc>, ahead_secs: i64) -> FirePass {
 
 async fn fire_times(store: &Arc<dyn Store>, schedule: Uuid) -> Vec<DateTime<Utc>> {
     let filter = JobFilter {
-        status: None,
         schedule_id: Some(schedule),
+        ..JobFilter::default()
     };
     let mut times: Vec<DateTime<Utc>> = store
         .list_jobs(filter, None, 500)

@@ -72,10 +72,18 @@ impl ExecutorActor {
             }
         } else {
             match status {
-                JobStatus::Success => self.services.metrics.jobs_succeeded.inc(),
-                JobStatus::Cancelled => self.services.metrics.attempts_cancelled.inc(),
-                _ => self.services.metrics.jobs_failed.inc(),
-            };
+                JobStatus::Success => {
+                    self.services.metrics.jobs_succeeded.inc();
+                    self.services.metrics.trends.succeeded();
+                }
+                JobStatus::Cancelled => {
+                    self.services.metrics.attempts_cancelled.inc();
+                }
+                _ => {
+                    self.services.metrics.jobs_failed.inc();
+                    self.services.metrics.trends.failed();
+                }
+            }
             self.enter(Phase::Finishing);
         }
     }

@@ -37,6 +37,7 @@ pub mod schemas;
         super::schedule_actions::trigger,
         super::schedule_actions::backfill,
         super::schedules::preview,
+        super::stats::stats,
         super::admin::actors,
         super::admin::fail,
         super::health::healthz,

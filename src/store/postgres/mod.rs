@@ -20,7 +20,7 @@ use super::{
     Store, StoreError,
 };
 use crate::config::DatabaseSettings;
-use crate::domain::{AttemptReport, Dispatch, Fire, Job, NewJob, NewSchedule, Schedule};
+use crate::domain::{AttemptReport, Dispatch, Fire, Job, JobStatus, NewJob, NewSchedule, Schedule};
 pub use connection::{client_config, connect, tls};
 use create_queue::CreateQueue;
 use run_claims::RunClaims;
@@ -197,6 +197,10 @@ impl Store for PostgresStore {
         limit: i64,
     ) -> Result<Vec<Job>, StoreError> {
         reads::list(&self.pool, filter, after, limit).await
+    }
+
+    async fn count_jobs(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+        reads::count(&self.pool).await
     }
 
     async fn claim_due(

@@ -2,6 +2,7 @@
 //! and pages of them.
 
 use deadpool_postgres::Pool;
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::rows::{ATTEMPT_COLUMNS, JOB_COLUMNS, attempt_row, job_row};
@@ -47,9 +48,9 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Job>, StoreError> {
-    // UUIDv7 ids grow with creation time: ordering by id is ordering by age. Each branch
-    // reads the listing index `(status, id)` backwards from the cursor, or a schedule's
-    // `(schedule_id, id)`; `RUNNING` merges two.
+    // UUIDv7 ids grow with creation time: ordering by id is ordering by age, and a creation
+    // time range is an id range. Each branch reads the listing index `(status, id)` backwards
+    // from the cursor, or a schedule's `(schedule_id, id)`; `RUNNING` merges two.
     let branches: Vec<String> = match filter.status {
         None => vec!["true".into()],
         Some(JobStatus::Running) => vec![
@@ -61,17 +62,24 @@ pub async fn list(
         }
         Some(other) => vec![format!("status = '{}'", other.as_str())],
     };
-    let schedule = if filter.schedule_id.is_some() {
-        "schedule_id = $3 AND "
-    } else {
-        ""
-    };
+    let (low, high) = filter.id_range(after);
+    let pattern = filter.name_pattern();
+    let mut parameters: Vec<&(dyn ToSql + Sync)> = vec![&high, &limit, &low];
+    let mut conditions = String::new();
+    if let Some(schedule_id) = &filter.schedule_id {
+        parameters.push(schedule_id);
+        conditions.push_str(&format!("schedule_id = ${} AND ", parameters.len()));
+    }
+    if let Some(pattern) = &pattern {
+        parameters.push(pattern);
+        conditions.push_str(&format!("name ILIKE ${} AND ", parameters.len()));
+    }
     let selects: Vec<String> = branches
         .iter()
         .map(|branch| {
             format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE {schedule}{branch} AND id < $1 \
-                 ORDER BY id DESC LIMIT $2"
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE {conditions}{branch} \
+                 AND id < $1 AND id >= $3 ORDER BY id DESC LIMIT $2"
             )
         })
         .collect();
@@ -84,14 +92,32 @@ pub async fn list(
     };
     let client = pool.get().await?;
     let statement = client.prepare_cached(&query).await?;
-    let after = after.unwrap_or(Uuid::max());
-    let rows = match filter.schedule_id {
-        Some(schedule_id) => {
-            client
-                .query(&statement, &[&after, &limit, &schedule_id])
-                .await?
-        }
-        None => client.query(&statement, &[&after, &limit]).await?,
-    };
+    let rows = client.query(&statement, &parameters).await?;
     rows.iter().map(|row| job_row(row)?.into_job()).collect()
+}
+
+/// How many jobs there are of each status, as shown (a claimed run is `RUNNING`).
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be reached.
+pub async fn count(pool: &Pool) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+    let client = pool.get().await?;
+    let statement = client
+        .prepare_cached(
+            "SELECT CASE WHEN status = 'DISPATCHED' AND run_lease_until IS NOT NULL \
+                 THEN 'RUNNING' ELSE status END AS shown, count(*) \
+             FROM jobs GROUP BY shown",
+        )
+        .await?;
+    client
+        .query(&statement, &[])
+        .await?
+        .iter()
+        .map(|row| {
+            let status: String = row.try_get(0)?;
+            let status = JobStatus::parse(&status)
+                .ok_or_else(|| StoreError::corrupt("jobs.status", status))?;
+            Ok((status, row.try_get(1)?))
+        })
+        .collect()
 }

@@ -111,11 +111,13 @@ pub(super) fn get(
 /// Up to `limit` jobs, newest first, those `filter` lets through, after the job `after`.
 pub(super) fn list(
     connection: &Connection,
-    filter: JobFilter,
+    filter: &JobFilter,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Job>, StoreError> {
-    // As PostgreSQL's: a claimed run shows `RUNNING` whatever its row's status.
+    // As PostgreSQL's: a claimed run shows `RUNNING` whatever its row's status, and a creation
+    // time range is an id range. Ids are stored as lowercase hyphenated text, which orders as
+    // their bytes do.
     let status = match filter.status {
         None => "1".to_owned(),
         Some(JobStatus::Running) => "(status = 'RUNNING' OR (status = 'DISPATCHED' \
@@ -126,20 +128,42 @@ pub(super) fn list(
         }
         Some(other) => format!("status = '{}'", other.as_str()),
     };
+    let (low, high) = filter.id_range(after);
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {} FROM jobs WHERE {status} AND (?1 IS NULL OR id < ?1) \
+        "SELECT {} FROM jobs WHERE {status} AND id < ?1 AND id >= ?4 \
              AND (?3 IS NULL OR schedule_id = ?3) \
+             AND (?5 IS NULL OR name LIKE ?5 ESCAPE '\\') \
          ORDER BY id DESC LIMIT ?2",
         job_columns()
     ))?;
     let mut rows = statement.query(params![
-        after.map(|id| id.to_string()),
+        high.to_string(),
         limit,
-        filter.schedule_id.map(|id| id.to_string())
+        filter.schedule_id.map(|id| id.to_string()),
+        low.to_string(),
+        filter.name_pattern(),
     ])?;
     let mut jobs = Vec::new();
     while let Some(row) = rows.next()? {
         jobs.push(job_row(row)?.into_job()?);
     }
     Ok(jobs)
+}
+
+/// How many jobs there are of each status, as shown (a claimed run is `RUNNING`).
+pub(super) fn count(connection: &Connection) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "SELECT CASE WHEN status = 'DISPATCHED' AND run_lease_until IS NOT NULL \
+             THEN 'RUNNING' ELSE status END AS shown, count(*) \
+         FROM jobs GROUP BY shown",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut counts = Vec::new();
+    while let Some(row) = rows.next()? {
+        let status: String = row.get(0)?;
+        let status =
+            JobStatus::parse(&status).ok_or_else(|| StoreError::corrupt("jobs.status", status))?;
+        counts.push((status, row.get(1)?));
+    }
+    Ok(counts)
 }

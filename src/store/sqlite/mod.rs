@@ -41,7 +41,7 @@ use super::{
     IdempotencyKey, JobFilter, KeyedCreate, Liveness, LostScope, Recovered, RunKey, ScheduleStore,
     Store, StoreError,
 };
-use crate::domain::{AttemptReport, Dispatch, Fire, Job, NewJob, NewSchedule, Schedule};
+use crate::domain::{AttemptReport, Dispatch, Fire, Job, JobStatus, NewJob, NewSchedule, Schedule};
 
 mod embedded {
     refinery::embed_migrations!("migrations/sqlite");
@@ -231,8 +231,12 @@ impl Store for SqliteStore {
         after: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<Job>, StoreError> {
-        self.call(move |connection, _| jobs::list(connection, filter, after, limit))
+        self.call(move |connection, _| jobs::list(connection, &filter, after, limit))
             .await
+    }
+
+    async fn count_jobs(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+        self.call(|connection, _| jobs::count(connection)).await
     }
 
     async fn claim_due(

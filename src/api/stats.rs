@@ -1,0 +1,61 @@
+//! `GET /api/v1/stats`: what the dashboard's overview shows. Jobs by status come from the
+//! store, so they are the cluster's; the series are this process's own (`metrics::Trends`).
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use serde::Serialize;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use crate::domain::JobStatus;
+use crate::metrics::{SLOT_SECS, TrendPoint};
+
+/// The answer of `GET /api/v1/stats`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    /// The process that answered.
+    pub instance: String,
+    /// `standalone` or `distributed`.
+    pub mode: &'static str,
+    /// Jobs of each status now, over every process (every status is present).
+    #[schema(example = json!({"SCHEDULED": 12, "DISPATCHED": 0, "RUNNING": 2, "RETRYING": 0,
+        "SUCCESS": 340, "FAILED": 3, "CANCELLED": 1, "SKIPPED": 0}))]
+    pub jobs: BTreeMap<&'static str, i64>,
+    /// The seconds each point of `series` covers.
+    pub slot_secs: i64,
+    /// The last hour of this process's runs, oldest first, one point per slot; the last is
+    /// the slot in progress. In the distributed mode, other processes' runs are not in it.
+    pub series: Vec<TrendPoint>,
+}
+
+/// `GET /api/v1/stats`: jobs by status, and the last hour of this process's completions,
+/// failures and fire lateness.
+///
+/// # Errors
+/// 503 when the database is unavailable.
+#[utoipa::path(
+    get, path = "/api/v1/stats", tag = "jobs",
+    responses(
+        (status = 200, description = "Jobs by status, and this process's last hour", body = Stats),
+        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
+    )
+)]
+pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let mut jobs: BTreeMap<&'static str, i64> = JobStatus::ALL
+        .iter()
+        .map(|status| (status.as_str(), 0))
+        .collect();
+    for (status, count) in state.services.store.count_jobs().await? {
+        jobs.insert(status.as_str(), count);
+    }
+    let services = &state.services;
+    Ok(HttpResponse::Ok().json(Stats {
+        instance: services.instance.to_string(),
+        mode: services.settings.backend().as_str(),
+        jobs,
+        slot_secs: SLOT_SECS,
+        series: services.metrics.trends.series(Utc::now()),
+    }))
+}
