@@ -161,6 +161,28 @@ async fn drive_the_dashboard(server: &Server, mode: &str) {
     browser.screenshot(&shots.join("job.png")).await;
     assert_quiet(&browser, "creating a job", &[]).await;
 
+    // Run again from its page: a new job, which succeeds too.
+    browser.click("#job-rerun").await;
+    browser.confirm().await;
+    let again = browser
+        .until(
+            "the new job's page shows SUCCESS",
+            "const status = document.getElementById('job-status'); \
+             return !location.hash.endsWith(arguments[0]) && status \
+                 && status.textContent === 'SUCCESS' && location.hash",
+            json!([made]),
+        )
+        .await;
+    let again = again
+        .as_str()
+        .and_then(|hash| hash.strip_prefix("#/jobs/"))
+        .expect("the new job's page")
+        .to_owned();
+    let stored = get(server, &format!("/api/v1/jobs/{again}")).await;
+    assert_eq!(stored["job"]["rerun_of"], made.as_str());
+    assert_eq!(stored["job"]["command"], "echo hello-from-the-browser");
+    assert_quiet(&browser, "re-running a job", &[]).await;
+
     // A waiting job, cancelled from its page after a confirmation.
     let in_an_hour = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let waiting = api(
@@ -234,26 +256,35 @@ async fn drive_the_dashboard(server: &Server, mode: &str) {
     browser.open(&format!("{ui}#/jobs")).await;
     browser
         .until(
-            "the whole list shows both jobs",
-            "return document.querySelectorAll('#jobs-table tbody tr').length === 2",
+            "the whole list shows the three jobs",
+            "return document.querySelectorAll('#jobs-table tbody tr').length === 3",
             json!([]),
         )
         .await;
     browser.screenshot(&shots.join("jobs.png")).await;
     assert_quiet(&browser, "filtering the list", &[]).await;
 
-    // A schedule: its page lists its next fires, and it is paused from there.
-    let schedule = api(
-        server,
-        reqwest::Method::POST,
-        "/api/v1/schedules",
-        Some(json!({"name": "hourly-digest", "cron": "0 * * * *",
-                    "job": {"command": "echo digest"}})),
-    )
-    .await["schedule"]["id"]
+    // A schedule made with its form: its page lists its next fires, and it is paused from
+    // there.
+    browser.open(&format!("{ui}#/new?what=schedule")).await;
+    browser.type_into("#field-name", "hourly-digest").await;
+    browser.type_into("#field-cron", "0 * * * *").await;
+    browser.type_into("#field-job-command", "echo digest").await;
+    browser.click("#schedule-form-submit").await;
+    let schedule = browser
+        .until(
+            "the new schedule's page is shown",
+            "return location.hash.startsWith('#/schedules/') && location.hash",
+            json!([]),
+        )
+        .await
         .as_str()
-        .expect("an id")
+        .and_then(|hash| hash.strip_prefix("#/schedules/"))
+        .expect("the schedule's page")
         .to_owned();
+    let stored = get(server, &format!("/api/v1/schedules/{schedule}")).await;
+    assert_eq!(stored["schedule"]["cron"], "0 * * * *");
+    assert_eq!(stored["schedule"]["job"]["command"], "echo digest");
     browser.open(&format!("{ui}#/schedules")).await;
     browser
         .find(&format!(
@@ -281,9 +312,9 @@ async fn drive_the_dashboard(server: &Server, mode: &str) {
     browser.open(&ui).await;
     browser
         .until(
-            "the overview counts one success and one cancel",
+            "the overview counts two successes and one cancel",
             "const count = (status) => document.querySelector(`.count[data-status=\"${status}\"] .number`)?.textContent; \
-             return count('SUCCESS') === '1' && count('CANCELLED') === '1'",
+             return count('SUCCESS') === '2' && count('CANCELLED') === '1'",
             json!([]),
         )
         .await;
