@@ -73,29 +73,35 @@ impl ActorState {
     responses((status = 200, description = "Per actor kind: alive, restarts, backlog", body = ActorsReport))
 )]
 pub async fn actors(state: web::Data<AppState>) -> HttpResponse {
-    let metrics = &state.services.metrics;
-    let executor = ActorState {
-        backlog: Some(Backlog::Executor {
-            waiting: metrics.executors_waiting.get(),
-            running: metrics.executors_running.get(),
-        }),
-        ..ActorState::of(metrics, ActorKind::Executor)
-    };
-    let result_writer = ActorState {
-        backlog: Some(Backlog::ResultWriter {
-            pending_reports: metrics.writer_pending.get(),
-        }),
-        ..ActorState::of(metrics, ActorKind::ResultWriter)
-    };
     HttpResponse::Ok().json(ActorsReport {
         instance: state.services.instance.to_string(),
-        actors: Actors {
+        actors: Actors::of(&state.services.metrics),
+    })
+}
+
+impl Actors {
+    /// The state of each actor kind, as this process's metrics hold it.
+    pub fn of(metrics: &Metrics) -> Self {
+        let executor = ActorState {
+            backlog: Some(Backlog::Executor {
+                waiting: metrics.executors_waiting.get(),
+                running: metrics.executors_running.get(),
+            }),
+            ..ActorState::of(metrics, ActorKind::Executor)
+        };
+        let result_writer = ActorState {
+            backlog: Some(Backlog::ResultWriter {
+                pending_reports: metrics.writer_pending.get(),
+            }),
+            ..ActorState::of(metrics, ActorKind::ResultWriter)
+        };
+        Self {
             scanner: ActorState::of(metrics, ActorKind::Scanner),
             dispatcher: ActorState::of(metrics, ActorKind::Dispatcher),
             executor,
             result_writer,
-        },
-    })
+        }
+    }
 }
 
 /// The body of a fault injection.

@@ -8,6 +8,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::AppState;
+use super::admin::Actors;
 use super::error::{ApiError, ErrorBody};
 use crate::domain::JobStatus;
 use crate::metrics::{SLOT_SECS, TrendPoint};
@@ -28,10 +29,12 @@ pub struct Stats {
     /// The last hour of this process's runs, oldest first, one point per slot; the last is
     /// the slot in progress. In the distributed mode, other processes' runs are not in it.
     pub series: Vec<TrendPoint>,
+    /// This process's actors, as `GET /api/v1/admin/actors` shows them.
+    pub actors: Actors,
 }
 
-/// `GET /api/v1/stats`: jobs by status, and the last hour of this process's completions,
-/// failures and fire lateness.
+/// `GET /api/v1/stats`: jobs by status, the last hour of this process's completions,
+/// failures and fire lateness, and its actors.
 ///
 /// # Errors
 /// 503 when the database is unavailable.
@@ -57,5 +60,6 @@ pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         jobs,
         slot_secs: SLOT_SECS,
         series: services.metrics.trends.series(Utc::now()),
+        actors: Actors::of(&services.metrics),
     }))
 }

@@ -360,4 +360,5 @@ async fn listing_filters_by_name_and_creation_time(backend: Backend) {
     assert_eq!(stats["mode"], backend.as_str());
     assert_eq!(stats["slot_secs"], 10);
     assert_eq!(stats["series"].as_array().map(Vec::len), Some(360));
+    assert_eq!(stats["actors"]["scanner"]["alive"], 1);
 }

@@ -1,7 +1,7 @@
 // The overview: jobs by status, this process's last hour as charts, its actors, and the
 // readiness of the store and the bus.
 
-import { api, ApiFailure } from "../api.js";
+import { api } from "../api.js";
 import { el, svg, fill, badge, STATUSES } from "../dom.js";
 
 export function render(main, context) {
@@ -20,11 +20,7 @@ export function render(main, context) {
       el("section", {}, el("h2", {}, "Readiness"), readiness)));
 
   context.every(5000, async () => {
-    const [stats, ready, actorReport] = await Promise.all([
-      api("GET", "/api/v1/stats"),
-      readinessOf(),
-      api("GET", "/api/v1/admin/actors").catch((error) => error),
-    ]);
+    const [stats, ready] = await Promise.all([api("GET", "/api/v1/stats"), readinessOf()]);
     if (context.left) return;
     fill(counts, STATUSES.map((status) =>
       el("a", { class: "count", href: `#/jobs?status=${status}`, "data-status": status },
@@ -42,7 +38,7 @@ export function render(main, context) {
         { name: "p50", values: stats.series.map((p) => p.lateness_p50_ms), cls: "line-ok" },
         { name: "p99", values: stats.series.map((p) => p.lateness_p99_ms), cls: "line-warn" },
       ]));
-    fill(actors, actorsTable(actorReport));
+    fill(actors, actorsTable(stats.actors));
     fill(readiness, readinessList(ready));
   });
 }
@@ -53,13 +49,8 @@ async function readinessOf() {
   return response.json();
 }
 
-function actorsTable(report) {
-  if (report instanceof ApiFailure) {
-    return el("p", { class: "muted" }, report.status === 403
-      ? "Only an admin token may read the actors."
-      : report.message);
-  }
-  const rows = Object.entries(report.actors).map(([kind, state]) => {
+function actorsTable(actors) {
+  const rows = Object.entries(actors).map(([kind, state]) => {
     const backlog = state.backlog
       ? Object.entries(state.backlog).map(([key, value]) => `${key.replace("_", " ")} ${value}`).join(", ")
       : "—";
