@@ -136,9 +136,6 @@ pub struct Failed {
         (status = 400, description = "A malformed body", body = ErrorBody),
         (status = 404, description = "Fault injection is off (`admin.fault_injection`), or no such kind", body = ErrorBody),
         (status = 409, description = "No such actor runs to fail", body = ErrorBody),
-        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
     )
 )]
 pub async fn fail(

@@ -34,7 +34,6 @@ const MAX_RERUN_BODY: usize = 4096;
         (status = 400, description = "`invalid_id`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`job_final`: the job has ended; nothing changes", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn cancel(
@@ -83,10 +82,6 @@ pub async fn cancel(
         (status = 400, description = "`invalid_id`, or a wrong field", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`job_not_final`: the job has not ended", body = ErrorBody),
-        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn rerun(

@@ -61,10 +61,6 @@ const MAX_PAGE: i64 = 500;
         (status = 200, description = "The job first created with this `Idempotency-Key`", body = JobWithAttempts),
         (status = 400, description = "A field is missing or wrong; `field` names it", body = ErrorBody),
         (status = 409, description = "`idempotency_key_reused`: the key was given before with another job", body = ErrorBody),
-        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -143,10 +139,6 @@ fn key_reused() -> ApiError {
         (status = 200, description = "Every job stood for one created before with its key", body = BatchCreated),
         (status = 400, description = "`invalid_batch`: `items` lists every invalid job; nothing is stored", body = ErrorBody),
         (status = 409, description = "`idempotency_key_reused`", body = ErrorBody),
-        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn create_batch(
@@ -241,7 +233,6 @@ pub async fn create_batch(
         (status = 200, description = "The job and its attempts, oldest first", body = JobWithAttempts),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn get(
@@ -292,7 +283,6 @@ const MAX_NAME_FILTER: usize = 200;
     responses(
         (status = 200, description = "A page of jobs, newest first", body = JobPage),
         (status = 400, description = "`invalid_query`: an unknown status or parameter, a bad time, name, limit or cursor", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn list(

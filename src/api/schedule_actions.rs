@@ -43,10 +43,6 @@ pub struct FireMade {
         (status = 200, description = "Paused", body = ScheduleView),
         (status = 400, description = "`invalid_id`, or a wrong `note`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn pause(
@@ -72,7 +68,6 @@ pub async fn pause(
         (status = 200, description = "Firing again", body = ScheduleView),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn resume(
@@ -116,7 +111,6 @@ async fn set_paused(
         (status = 201, description = "One fire now, and its job", body = FiresMade),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn trigger(
@@ -142,10 +136,6 @@ pub async fn trigger(
         (status = 201, description = "The range's fires and their jobs", body = FiresMade),
         (status = 400, description = "`backfill_too_large`, `invalid_field`, `missing_field`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn backfill(
@@ -192,7 +182,6 @@ async fn make_fires(
         (status = 204, description = "Gone; its jobs stay"),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn delete(

@@ -107,10 +107,6 @@ pub(super) async fn found(state: &AppState, id: Uuid) -> Result<Schedule, ApiErr
         (status = 201, description = "Created", body = ScheduleView,
          headers(("Location" = String, description = "The schedule's URL"))),
         (status = 400, description = "A field is missing or wrong (`never_fires` for a rule with no fire left); a fault in `job` names `job.<field>`", body = ErrorBody),
-        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -159,7 +155,6 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "A page of schedules, newest first", body = SchedulePage),
         (status = 400, description = "`invalid_query`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn list(
@@ -191,7 +186,6 @@ pub async fn list(
         (status = 200, description = "The schedule, its next fire times and its latest fires", body = ScheduleView),
         (status = 400, description = "`invalid_id`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn get(
@@ -215,10 +209,6 @@ pub async fn get(
         (status = 200, description = "Changed; a new rule, zone or job applies from the next fire not made yet", body = ScheduleView),
         (status = 400, description = "A field is wrong; `field` names it", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
-        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn change(
@@ -268,10 +258,6 @@ pub(super) async fn fire_soon(state: &AppState, schedule: Schedule) -> Result<Sc
     responses(
         (status = 200, description = "The next fire times, RFC 3339 in UTC; nothing is stored", body = PreviewAnswer),
         (status = 400, description = "A field is wrong; `field` names it", body = ErrorBody),
-        (status = 408, description = "`body_timeout`: the body did not arrive within `http.body_timeout`", body = ErrorBody),
-        (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/json`", body = ErrorBody),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn preview(

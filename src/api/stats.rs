@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::admin::Actors;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use crate::domain::JobStatus;
 use crate::metrics::{SLOT_SECS, TrendPoint};
 
@@ -42,7 +42,6 @@ pub struct Stats {
     get, path = "/api/v1/stats", tag = "jobs",
     responses(
         (status = 200, description = "Jobs by status, and this process's last hour", body = Stats),
-        (status = 503, description = "`database_unavailable` (or `server_busy`, `shutting_down`); `Retry-After` says when to try again", body = ErrorBody),
     )
 )]
 pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

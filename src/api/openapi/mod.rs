@@ -56,8 +56,10 @@ pub mod schemas;
 )]
 pub struct ApiDoc;
 
-/// Adds the bearer token scheme, and the `401` and `403` answers of every route it guards
-/// (under `/api/v1/`, but the description itself).
+/// Adds the bearer token scheme, and the answers every route it guards (under `/api/v1/`, but
+/// the description itself) shares: `401` and `403`; `503` where a store or a body budget is
+/// involved (every route but the admin ones without a body); `408`, `413` and `415` for every
+/// route that reads a body.
 struct Guarded;
 
 impl Modify for Guarded {
@@ -113,6 +115,29 @@ impl Modify for Guarded {
                     "403".into(),
                     error("`forbidden`: the token's role does not cover this route"),
                 );
+                let reads_body = operation.request_body.is_some();
+                if reads_body || !path.starts_with("/api/v1/admin/") {
+                    responses.insert(
+                        "503".into(),
+                        error(
+                            "`database_unavailable` (or `server_busy`, `shutting_down`); \
+                             `Retry-After` says when to try again",
+                        ),
+                    );
+                }
+                if reads_body {
+                    responses.insert(
+                        "408".into(),
+                        error(
+                            "`body_timeout`: the body did not arrive within `http.body_timeout`",
+                        ),
+                    );
+                    responses.insert("413".into(), error("`body_too_large`"));
+                    responses.insert(
+                        "415".into(),
+                        error("`unsupported_media_type`: the body is not `application/json`"),
+                    );
+                }
             }
         }
     }
