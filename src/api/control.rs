@@ -45,7 +45,7 @@ pub async fn cancel(
     let services = &state.services;
     let by = super::auth::caller_name(&request);
     let status = match services.store.cancel(id, by).await? {
-        None => return Err(ApiError::not_found(format!("no job has the id {id}"))),
+        None => return Err(ApiError::no_job(id)),
         Some(Cancelled::AlreadyFinal) => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -61,7 +61,7 @@ pub async fn cancel(
         .store
         .get_job(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no job has the id {id}")))?;
+        .ok_or_else(|| ApiError::no_job(id))?;
     Ok(HttpResponse::build(status).json(JobWithAttempts { job, attempts }))
 }
 
@@ -101,7 +101,7 @@ pub async fn rerun(
     drop(body);
     let services = &state.services;
     let Some((original, _)) = services.store.get_job(id).await? else {
-        return Err(ApiError::not_found(format!("no job has the id {id}")));
+        return Err(ApiError::no_job(id));
     };
     if !original.status.is_final() {
         return Err(ApiError::new(

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use uuid::Uuid;
 
 use crate::store::StoreError;
 
@@ -64,6 +65,16 @@ impl ApiError {
             items: None,
             retry_after: None,
         }
+    }
+
+    /// `404`: no job has the id `id`.
+    pub fn no_job(id: Uuid) -> Self {
+        Self::not_found(format!("no job has the id {id}"))
+    }
+
+    /// `404`: no schedule has the id `id`.
+    pub fn no_schedule(id: Uuid) -> Self {
+        Self::not_found(format!("no schedule has the id {id}"))
     }
 
     /// A 400 about `field`.

@@ -92,7 +92,7 @@ pub async fn create(
                 None => return Err(ApiError::not_found("the job created is gone")),
             };
             let Some((job, attempts)) = services.store.get_job(id).await? else {
-                return Err(ApiError::not_found(format!("no job has the id {id}")));
+                return Err(ApiError::no_job(id));
             };
             if fresh {
                 services.metrics.jobs_created.inc();
@@ -242,7 +242,7 @@ pub async fn get(
     let id = parse_id(&path)?;
     match state.services.store.get_job(id).await? {
         Some((job, attempts)) => Ok(HttpResponse::Ok().json(JobWithAttempts { job, attempts })),
-        None => Err(ApiError::not_found(format!("no job has the id {id}"))),
+        None => Err(ApiError::no_job(id)),
     }
 }
 

@@ -8,11 +8,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::AppState;
-use super::body::require_json;
 use super::error::{ApiError, ErrorBody};
 use super::jobs::parse_id;
 use super::schedule_input::{backfill_fires, pause_note};
-use super::schedules::{ScheduleView, fire_soon, found, object_body, view};
+use super::schedules::{ScheduleView, fire_soon, found, json_object, object_body, view};
 use crate::domain::Schedule;
 use crate::scheduling;
 use crate::store::fire_job;
@@ -89,7 +88,7 @@ async fn set_paused(
         .pause_schedule(id, paused, note)
         .await?
     else {
-        return Err(ApiError::not_found(format!("no schedule has the id {id}")));
+        return Err(ApiError::no_schedule(id));
     };
     let schedule = if paused {
         schedule
@@ -145,8 +144,7 @@ pub async fn backfill(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    require_json(&request)?;
-    let fields = object_body(&request, payload, &state).await?;
+    let fields = json_object(&request, payload, &state).await?;
     let schedule = found(&state, id).await?;
     let times = backfill_fires(fields, &schedule, Utc::now())?;
     make_fires(&state, &schedule, times).await
@@ -192,6 +190,6 @@ pub async fn delete(
     if state.services.store.delete_schedule(id).await? {
         Ok(HttpResponse::build(StatusCode::NO_CONTENT).finish())
     } else {
-        Err(ApiError::not_found(format!("no schedule has the id {id}")))
+        Err(ApiError::no_schedule(id))
     }
 }

@@ -60,6 +60,17 @@ pub(super) async fn object_body(
     read_object(&body.bytes)
 }
 
+/// Reads a body that must be a JSON object (with its content type even when empty) of at
+/// most the jobs' body limit.
+pub(super) async fn json_object(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Map<String, Value>, ApiError> {
+    require_json(request)?;
+    object_body(request, payload, state).await
+}
+
 pub(super) async fn view(state: &AppState, schedule: Schedule) -> Result<ScheduleView, ApiError> {
     let now = Utc::now();
     let next_fires = match Fires::new(
@@ -92,7 +103,7 @@ pub(super) async fn found(state: &AppState, id: Uuid) -> Result<Schedule, ApiErr
         .store
         .get_schedule(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no schedule has the id {id}")))
+        .ok_or_else(|| ApiError::no_schedule(id))
 }
 
 /// `POST /api/v1/schedules`: checks the body (its job as a create would), stores the
@@ -114,8 +125,7 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_json(&request)?;
-    let fields = object_body(&request, payload, &state).await?;
+    let fields = json_object(&request, payload, &state).await?;
     let settings = &state.services.settings;
     let mut schedule = parse_new(&Body::new(fields)?, &settings.jobs, Utc::now())?;
     schedule.created_by = super::auth::caller_name(&request);
@@ -218,14 +228,13 @@ pub async fn change(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&path)?;
-    require_json(&request)?;
-    let fields = object_body(&request, payload, &state).await?;
+    let fields = json_object(&request, payload, &state).await?;
     let current = found(&state, id).await?;
     let settings = &state.services.settings;
     let schedule = parse_change(&Body::new(fields)?, &current, &settings.jobs, Utc::now())?;
     check_target(&schedule.job.spec, settings).map_err(in_job)?;
     let Some(schedule) = state.services.store.replace_schedule(schedule).await? else {
-        return Err(ApiError::not_found(format!("no schedule has the id {id}")));
+        return Err(ApiError::no_schedule(id));
     };
     let schedule = fire_soon(&state, schedule).await?;
     Ok(HttpResponse::Ok().json(view(&state, schedule).await?))
@@ -265,8 +274,7 @@ pub async fn preview(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_json(&request)?;
-    let preview = parse_preview(object_body(&request, payload, &state).await?, Utc::now())?;
+    let preview = parse_preview(json_object(&request, payload, &state).await?, Utc::now())?;
     Ok(HttpResponse::Ok().json(PreviewAnswer {
         fires: preview.fires.upcoming(preview.from, preview.count),
     }))

@@ -128,9 +128,7 @@ impl Modify for Guarded {
                 if reads_body {
                     responses.insert(
                         "408".into(),
-                        error(
-                            "`body_timeout`: the body did not arrive within `http.body_timeout`",
-                        ),
+                        error("`body_timeout`: the body did not arrive within `http.body_timeout`"),
                     );
                     responses.insert("413".into(), error("`body_too_large`"));
                     responses.insert(
