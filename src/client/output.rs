@@ -31,6 +31,14 @@ fn print_items(format: Format, items: &Value) {
     }
 }
 
+/// A row per item of the array `items` (none when it is not one).
+fn rows(items: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    items
+        .as_array()
+        .map(|items| items.iter().map(row).collect())
+        .unwrap_or_default()
+}
+
 /// Prints rows under a header, each column as wide as its widest cell.
 fn table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
@@ -113,25 +121,21 @@ pub fn job(format: Format, answer: &Value) {
         return print_json(format, answer);
     }
     table(&JOB_COLUMNS, &[job_row(&answer["job"])]);
-    let attempts = answer["attempts"].as_array().cloned().unwrap_or_default();
+    let attempts = rows(&answer["attempts"], |attempt| {
+        vec![
+            text(&attempt["attempt"]),
+            text(&attempt["status"]),
+            relative(&attempt["started_at"]),
+            relative(&attempt["finished_at"]),
+            text(&attempt["exit_code"]),
+            text(&attempt["error"]),
+        ]
+    });
     if !attempts.is_empty() {
         println!();
-        let rows: Vec<Vec<String>> = attempts
-            .iter()
-            .map(|attempt| {
-                vec![
-                    text(&attempt["attempt"]),
-                    text(&attempt["status"]),
-                    relative(&attempt["started_at"]),
-                    relative(&attempt["finished_at"]),
-                    text(&attempt["exit_code"]),
-                    text(&attempt["error"]),
-                ]
-            })
-            .collect();
         table(
             &["ATTEMPT", "STATUS", "STARTED", "FINISHED", "EXIT", "ERROR"],
-            &rows,
+            &attempts,
         );
     }
 }
@@ -141,11 +145,7 @@ pub fn jobs(format: Format, jobs: &Value) {
     if format != Format::Table {
         return print_items(format, jobs);
     }
-    let rows: Vec<Vec<String>> = jobs
-        .as_array()
-        .map(|jobs| jobs.iter().map(job_row).collect())
-        .unwrap_or_default();
-    table(&JOB_COLUMNS, &rows);
+    table(&JOB_COLUMNS, &rows(jobs, job_row));
 }
 
 /// The stdout and stderr of a job's attempts (of one, when `only` is given).
@@ -229,30 +229,21 @@ pub fn schedule(format: Format, view: &Value) {
         return print_json(format, view);
     }
     table(&SCHEDULE_COLUMNS, &[schedule_row(&view["schedule"])]);
-    if let Some(next) = view["next_fires"]
-        .as_array()
-        .filter(|next| !next.is_empty())
-    {
+    let next = rows(&view["next_fires"], |at| vec![text(at), relative(at)]);
+    if !next.is_empty() {
         println!();
-        let rows: Vec<Vec<String>> = next.iter().map(|at| vec![text(at), relative(at)]).collect();
-        table(&["NEXT FIRES", ""], &rows);
+        table(&["NEXT FIRES", ""], &next);
     }
-    if let Some(last) = view["last_fires"]
-        .as_array()
-        .filter(|last| !last.is_empty())
-    {
+    let last = rows(&view["last_fires"], |fire| {
+        vec![
+            relative(&fire["scheduled_for"]),
+            text(&fire["job_id"]),
+            text(&fire["status"]),
+        ]
+    });
+    if !last.is_empty() {
         println!();
-        let rows: Vec<Vec<String>> = last
-            .iter()
-            .map(|fire| {
-                vec![
-                    relative(&fire["scheduled_for"]),
-                    text(&fire["job_id"]),
-                    text(&fire["status"]),
-                ]
-            })
-            .collect();
-        table(&["FIRED", "JOB", "STATUS"], &rows);
+        table(&["FIRED", "JOB", "STATUS"], &last);
     }
 }
 
@@ -261,11 +252,7 @@ pub fn schedules(format: Format, schedules: &Value) {
     if format != Format::Table {
         return print_items(format, schedules);
     }
-    let rows: Vec<Vec<String>> = schedules
-        .as_array()
-        .map(|schedules| schedules.iter().map(schedule_row).collect())
-        .unwrap_or_default();
-    table(&SCHEDULE_COLUMNS, &rows);
+    table(&SCHEDULE_COLUMNS, &rows(schedules, schedule_row));
 }
 
 /// Fires made and their jobs.
@@ -273,16 +260,10 @@ pub fn fires(format: Format, fires: &Value) {
     if format != Format::Table {
         return print_items(format, fires);
     }
-    let rows: Vec<Vec<String>> = fires
-        .as_array()
-        .map(|fires| {
-            fires
-                .iter()
-                .map(|fire| vec![text(&fire["scheduled_for"]), text(&fire["job_id"])])
-                .collect()
-        })
-        .unwrap_or_default();
-    table(&["SCHEDULED FOR", "JOB"], &rows);
+    let fires = rows(fires, |fire| {
+        vec![text(&fire["scheduled_for"]), text(&fire["job_id"])]
+    });
+    table(&["SCHEDULED FOR", "JOB"], &fires);
 }
 
 /// Instants, as a preview answers them.
@@ -290,16 +271,10 @@ pub fn times(format: Format, times: &Value) {
     if format != Format::Table {
         return print_items(format, times);
     }
-    let rows: Vec<Vec<String>> = times
-        .as_array()
-        .map(|times| {
-            times
-                .iter()
-                .map(|at| vec![text(at), relative(at)])
-                .collect()
-        })
-        .unwrap_or_default();
-    table(&["FIRE", ""], &rows);
+    table(
+        &["FIRE", ""],
+        &rows(times, |at| vec![text(at), relative(at)]),
+    );
 }
 
 /// What a command did, when the server answers nothing.
