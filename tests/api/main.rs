@@ -8,6 +8,7 @@ mod macros;
 mod api_input;
 mod contract;
 mod control;
+mod dashboard;
 mod exposure;
 mod foundation;
 mod helpers;
