@@ -10,8 +10,11 @@ use serde::Serialize;
 use super::AppState;
 use super::admin::Actors;
 use super::error::ApiError;
-use crate::domain::JobStatus;
 use crate::metrics::{SLOT_SECS, TrendPoint};
+
+/// Where each status's count stops: counting reads one index entry per job, so a count is
+/// bounded however many jobs the store holds (a dashboard asks every few seconds).
+const COUNT_LIMIT: i64 = 10_000;
 
 /// The answer of `GET /api/v1/stats`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -20,10 +23,14 @@ pub struct Stats {
     pub instance: String,
     /// `standalone` or `distributed`.
     pub mode: &'static str,
-    /// Jobs of each status now, over every process (every status is present).
+    /// Jobs of each status now, over every process (every status is present), each counted
+    /// up to `count_limit`: a count of `count_limit` means at least that many.
     #[schema(example = json!({"SCHEDULED": 12, "DISPATCHED": 0, "RUNNING": 2, "RETRYING": 0,
         "SUCCESS": 340, "FAILED": 3, "CANCELLED": 1, "SKIPPED": 0}))]
     pub jobs: BTreeMap<&'static str, i64>,
+    /// Where a count stops.
+    #[schema(example = 10000)]
+    pub count_limit: i64,
     /// The seconds each point of `series` covers.
     pub slot_secs: i64,
     /// The last hour of this process's runs, oldest first, one point per slot; the last is
@@ -45,18 +52,19 @@ pub struct Stats {
     )
 )]
 pub async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let mut jobs: BTreeMap<&'static str, i64> = JobStatus::ALL
-        .iter()
-        .map(|status| (status.as_str(), 0))
-        .collect();
-    for (status, count) in state.services.store.count_jobs().await? {
-        jobs.insert(status.as_str(), count);
-    }
     let services = &state.services;
+    let jobs = services
+        .store
+        .count_jobs(COUNT_LIMIT)
+        .await?
+        .into_iter()
+        .map(|(status, count)| (status.as_str(), count))
+        .collect();
     Ok(HttpResponse::Ok().json(Stats {
         instance: services.instance.to_string(),
         mode: services.settings.backend().as_str(),
         jobs,
+        count_limit: COUNT_LIMIT,
         slot_secs: SLOT_SECS,
         series: services.metrics.trends.series(Utc::now()),
         actors: Actors::of(&services.metrics),

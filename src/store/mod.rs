@@ -257,9 +257,10 @@ pub trait Store: ScheduleStore + Send + Sync {
         limit: i64,
     ) -> Result<Vec<Job>, StoreError>;
 
-    /// How many jobs there are of each status (as shown: a claimed run is `RUNNING`); the
-    /// statuses without jobs are absent.
-    async fn count_jobs(&self) -> Result<Vec<(JobStatus, i64)>, StoreError>;
+    /// How many jobs there are of each status (as shown: a claimed run is `RUNNING`), in the
+    /// order of [`JobStatus::ALL`], each counted up to `up_to` at most: the cost of a count is
+    /// bounded by `up_to` entries of the listing index per status, whatever the table holds.
+    async fn count_jobs(&self, up_to: i64) -> Result<Vec<(JobStatus, i64)>, StoreError>;
 
     /// Claims up to `limit` scheduled jobs due before `horizon`, earliest first: each becomes
     /// `DISPATCHED` under a new epoch with a lease until its time plus `grace`.

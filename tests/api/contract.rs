@@ -357,6 +357,7 @@ async fn listing_filters_by_name_and_creation_time(backend: Backend) {
         json!({"SCHEDULED": 2, "DISPATCHED": 0, "RUNNING": 0, "RETRYING": 0,
                "SUCCESS": 0, "FAILED": 0, "CANCELLED": 1, "SKIPPED": 0})
     );
+    assert_eq!(stats["count_limit"], 10_000);
     assert_eq!(stats["mode"], backend.as_str());
     assert_eq!(stats["slot_secs"], 10);
     assert_eq!(stats["series"].as_array().map(Vec::len), Some(360));

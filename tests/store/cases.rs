@@ -170,6 +170,13 @@ pub async fn a_claimed_run_shows_running_and_a_released_claim_leaves_it_alone(
             .expect("answered")
     );
     assert_eq!(status(&store, job.id).await, JobStatus::Running);
+    let counts = store.count_jobs(10).await.expect("counted");
+    assert!(
+        counts
+            .iter()
+            .all(|(status, count)| *count == i64::from(*status == JobStatus::Running)),
+        "{counts:?}"
+    );
     let running = store
         .list_jobs(
             JobFilter {
@@ -334,7 +341,7 @@ pub async fn a_retry_is_recorded_as_its_own_attempt(store: Arc<dyn Store>) {
 }
 
 /// Pages list jobs newest first, each after the cursor of the one before; a status filter
-/// keeps to the status shown.
+/// keeps to the status shown; counts by status stop where they are told to.
 pub async fn pages_list_newest_first_and_filter_by_the_status_shown(store: Arc<dyn Store>) {
     let mut ids = Vec::new();
     for _ in 0..5 {
@@ -352,6 +359,18 @@ pub async fn pages_list_newest_first_and_filter_by_the_status_shown(store: Arc<d
         .expect("stored");
     ids.push(claimed.id);
     ids.reverse();
+    let count_of = |counts: &[(JobStatus, i64)], wanted: JobStatus| {
+        counts
+            .iter()
+            .find(|(status, _)| *status == wanted)
+            .map(|(_, count)| *count)
+    };
+    let counts = store.count_jobs(100).await.expect("counted");
+    assert_eq!(count_of(&counts, JobStatus::Scheduled), Some(5));
+    assert_eq!(count_of(&counts, JobStatus::Dispatched), Some(1));
+    let counts = store.count_jobs(3).await.expect("counted");
+    assert_eq!(count_of(&counts, JobStatus::Scheduled), Some(3));
+    assert_eq!(counts.len(), JobStatus::ALL.len());
     let mut listed = Vec::new();
     let mut cursor = None;
     loop {

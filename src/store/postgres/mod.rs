@@ -199,8 +199,8 @@ impl Store for PostgresStore {
         reads::list(&self.pool, filter, after, limit).await
     }
 
-    async fn count_jobs(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
-        reads::count(&self.pool).await
+    async fn count_jobs(&self, up_to: i64) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+        reads::count(&self.pool, up_to).await
     }
 
     async fn claim_due(

@@ -50,18 +50,8 @@ pub async fn list(
 ) -> Result<Vec<Job>, StoreError> {
     // UUIDv7 ids grow with creation time: ordering by id is ordering by age, and a creation
     // time range is an id range. Each branch reads the listing index `(status, id)` backwards
-    // from the cursor, or a schedule's `(schedule_id, id)`; `RUNNING` merges two.
-    let branches: Vec<String> = match filter.status {
-        None => vec!["true".into()],
-        Some(JobStatus::Running) => vec![
-            "status = 'RUNNING'".into(),
-            "status = 'DISPATCHED' AND run_lease_until IS NOT NULL".into(),
-        ],
-        Some(JobStatus::Dispatched) => {
-            vec!["status = 'DISPATCHED' AND run_lease_until IS NULL".into()]
-        }
-        Some(other) => vec![format!("status = '{}'", other.as_str())],
-    };
+    // from the cursor, or a schedule's `(schedule_id, id)`.
+    let branches = status_branches(filter.status);
     let (low, high) = filter.id_range(after);
     let pattern = filter.name_pattern();
     let mut parameters: Vec<&(dyn ToSql + Sync)> = vec![&high, &limit, &low];
@@ -96,28 +86,53 @@ pub async fn list(
     rows.iter().map(|row| job_row(row)?.into_job()).collect()
 }
 
-/// How many jobs there are of each status, as shown (a claimed run is `RUNNING`).
+/// The conditions whose rows, together, are the jobs showing `status` (all of them for
+/// `None`); each reads the listing index `(status, id)`. `RUNNING` merges two: a claimed run
+/// keeps its row `DISPATCHED`.
+fn status_branches(status: Option<JobStatus>) -> Vec<String> {
+    match status {
+        None => vec!["true".into()],
+        Some(JobStatus::Running) => vec![
+            "status = 'RUNNING'".into(),
+            "status = 'DISPATCHED' AND run_lease_until IS NOT NULL".into(),
+        ],
+        Some(JobStatus::Dispatched) => {
+            vec!["status = 'DISPATCHED' AND run_lease_until IS NULL".into()]
+        }
+        Some(other) => vec![format!("status = '{}'", other.as_str())],
+    }
+}
+
+/// How many jobs there are of each status, as shown, in the order of [`JobStatus::ALL`],
+/// each counted up to `up_to` (one statement; each count reads at most `up_to` entries of
+/// the listing index per branch).
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached.
-pub async fn count(pool: &Pool) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+pub async fn count(pool: &Pool, up_to: i64) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+    let columns: Vec<String> = JobStatus::ALL
+        .iter()
+        .map(|status| {
+            status_branches(Some(*status))
+                .iter()
+                .map(|branch| {
+                    format!(
+                        "(SELECT count(*) FROM (SELECT 1 FROM jobs WHERE {branch} LIMIT $1) \
+                         AS counted)"
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" + ")
+        })
+        .collect();
     let client = pool.get().await?;
     let statement = client
-        .prepare_cached(
-            "SELECT CASE WHEN status = 'DISPATCHED' AND run_lease_until IS NOT NULL \
-                 THEN 'RUNNING' ELSE status END AS shown, count(*) \
-             FROM jobs GROUP BY shown",
-        )
+        .prepare_cached(&format!("SELECT {}", columns.join(", ")))
         .await?;
-    client
-        .query(&statement, &[])
-        .await?
+    let row = client.query_one(&statement, &[&up_to]).await?;
+    JobStatus::ALL
         .iter()
-        .map(|row| {
-            let status: String = row.try_get(0)?;
-            let status = JobStatus::parse(&status)
-                .ok_or_else(|| StoreError::corrupt("jobs.status", status))?;
-            Ok((status, row.try_get(1)?))
-        })
+        .enumerate()
+        .map(|(column, status)| Ok((*status, row.try_get::<_, i64>(column)?.min(up_to))))
         .collect()
 }

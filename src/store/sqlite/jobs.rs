@@ -115,19 +115,9 @@ pub(super) fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Job>, StoreError> {
-    // As PostgreSQL's: a claimed run shows `RUNNING` whatever its row's status, and a creation
-    // time range is an id range. Ids are stored as lowercase hyphenated text, which orders as
-    // their bytes do.
-    let status = match filter.status {
-        None => "1".to_owned(),
-        Some(JobStatus::Running) => "(status = 'RUNNING' OR (status = 'DISPATCHED' \
-             AND run_lease_until IS NOT NULL))"
-            .to_owned(),
-        Some(JobStatus::Dispatched) => {
-            "status = 'DISPATCHED' AND run_lease_until IS NULL".to_owned()
-        }
-        Some(other) => format!("status = '{}'", other.as_str()),
-    };
+    // As PostgreSQL's: a creation time range is an id range. Ids are stored as lowercase
+    // hyphenated text, which orders as their bytes do.
+    let status = shown_as(filter.status);
     let (low, high) = filter.id_range(after);
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {} FROM jobs WHERE {status} AND id < ?1 AND id >= ?4 \
@@ -150,20 +140,43 @@ pub(super) fn list(
     Ok(jobs)
 }
 
-/// How many jobs there are of each status, as shown (a claimed run is `RUNNING`).
-pub(super) fn count(connection: &Connection) -> Result<Vec<(JobStatus, i64)>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT CASE WHEN status = 'DISPATCHED' AND run_lease_until IS NOT NULL \
-             THEN 'RUNNING' ELSE status END AS shown, count(*) \
-         FROM jobs GROUP BY shown",
-    )?;
-    let mut rows = statement.query([])?;
-    let mut counts = Vec::new();
-    while let Some(row) = rows.next()? {
-        let status: String = row.get(0)?;
-        let status =
-            JobStatus::parse(&status).ok_or_else(|| StoreError::corrupt("jobs.status", status))?;
-        counts.push((status, row.get(1)?));
+/// The condition of the jobs showing `status` (all for `None`): as PostgreSQL's, a claimed
+/// run shows `RUNNING` whatever its row's status.
+fn shown_as(status: Option<JobStatus>) -> String {
+    match status {
+        None => "1".to_owned(),
+        Some(JobStatus::Running) => "(status = 'RUNNING' OR (status = 'DISPATCHED' \
+             AND run_lease_until IS NOT NULL))"
+            .to_owned(),
+        Some(JobStatus::Dispatched) => {
+            "status = 'DISPATCHED' AND run_lease_until IS NULL".to_owned()
+        }
+        Some(other) => format!("status = '{}'", other.as_str()),
     }
+}
+
+/// How many jobs there are of each status, as shown, in the order of [`JobStatus::ALL`],
+/// each counted up to `up_to`.
+pub(super) fn count(
+    connection: &Connection,
+    up_to: i64,
+) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+    let columns: Vec<String> = JobStatus::ALL
+        .iter()
+        .map(|status| {
+            format!(
+                "(SELECT count(*) FROM (SELECT 1 FROM jobs WHERE {} LIMIT ?1))",
+                shown_as(Some(*status))
+            )
+        })
+        .collect();
+    let mut statement = connection.prepare_cached(&format!("SELECT {}", columns.join(", ")))?;
+    let counts = statement.query_row(params![up_to], |row| {
+        JobStatus::ALL
+            .iter()
+            .enumerate()
+            .map(|(column, status)| Ok((*status, row.get::<_, i64>(column)?.min(up_to))))
+            .collect::<Result<Vec<_>, rusqlite::Error>>()
+    })?;
     Ok(counts)
 }

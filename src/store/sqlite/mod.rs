@@ -235,8 +235,9 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn count_jobs(&self) -> Result<Vec<(JobStatus, i64)>, StoreError> {
-        self.call(|connection, _| jobs::count(connection)).await
+    async fn count_jobs(&self, up_to: i64) -> Result<Vec<(JobStatus, i64)>, StoreError> {
+        self.call(move |connection, _| jobs::count(connection, up_to))
+            .await
     }
 
     async fn claim_due(

@@ -24,7 +24,8 @@ export function render(main, context) {
     if (context.left) return;
     fill(counts, STATUSES.map((status) =>
       el("a", { class: "count", href: `#/jobs?status=${status}`, "data-status": status },
-        el("span", { class: "number" }, String(stats.jobs[status] ?? 0)), badge(status))));
+        el("span", { class: "number" }, countText(stats.jobs[status] ?? 0, stats.count_limit)),
+        badge(status))));
     fill(scope, stats.mode === "distributed"
       ? `This process's view (${stats.instance}): runs other processes made are not in these charts.`
       : `This process (${stats.instance}), in ${stats.slot_secs}-second steps.`);
@@ -41,6 +42,11 @@ export function render(main, context) {
     fill(actors, actorsTable(stats.actors));
     fill(readiness, readinessList(ready));
   });
+}
+
+// A count; the server stops counting at `limit`.
+function countText(count, limit) {
+  return count >= limit ? `${limit.toLocaleString()}+` : count.toLocaleString();
 }
 
 // `/readyz` answers 503 with the same body when a dependency is down.
