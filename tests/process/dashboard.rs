@@ -253,6 +253,25 @@ async fn drive_the_dashboard(server: &Server, mode: &str) {
         rows.iter().all(|(_, status)| status == "SUCCESS"),
         "{rows:?}"
     );
+    // A creation time range starting tomorrow (in the browser's zone) holds none of them.
+    browser
+        .run(
+            "const at = new Date(Date.now() + 86400000); \
+             const pad = (n) => String(n).padStart(2, '0'); \
+             document.getElementById('filter-after').value = \
+                 `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}T00:00`",
+            json!([]),
+        )
+        .await;
+    browser.click("#filter-apply").await;
+    browser
+        .until(
+            "a range from tomorrow lists nothing",
+            "return location.hash.includes('created_after=') \
+                 && document.getElementById('no-jobs') !== null",
+            json!([]),
+        )
+        .await;
     browser.open(&format!("{ui}#/jobs")).await;
     browser
         .until(
