@@ -226,7 +226,7 @@ impl ExecutorActor {
         if let Ok(lateness) = (started_at - due).to_std() {
             let metrics = &self.services.metrics;
             metrics.fire_lateness.observe(lateness.as_secs_f64());
-            metrics.trends.lateness(lateness.as_secs_f64());
+            metrics.trends.lateness(started_at, lateness.as_secs_f64());
         }
         self.enter(Phase::Running(started_at));
         let runners = Arc::clone(&self.services.runners);

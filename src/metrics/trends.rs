@@ -117,10 +117,10 @@ impl Trends {
         self.with_slot(Utc::now(), |slot| slot.failed += 1);
     }
 
-    /// An attempt started `seconds` after its time.
-    pub fn lateness(&self, seconds: f64) {
+    /// An attempt started at `at`, `seconds` after its time.
+    pub fn lateness(&self, at: DateTime<Utc>, seconds: f64) {
         let bucket = bucket_of(seconds);
-        self.with_slot(Utc::now(), |slot| slot.lateness[bucket] += 1);
+        self.with_slot(at, |slot| slot.lateness[bucket] += 1);
     }
 
     fn with_slot(&self, now: DateTime<Utc>, change: impl FnOnce(&mut Slot)) {

@@ -69,14 +69,14 @@ pub fn routes(config: &mut web::ServiceConfig, token_required: bool) {
         if token_required { "true" } else { "false" },
     );
     config
-        .app_data(web::Data::new(Index(index)))
+        .app_data(web::Data::new(Index(web::Bytes::from(index))))
         .service(Endpoint::new("/ui").open().get(redirect).build())
         .service(Endpoint::new("/ui/").open().get(page).build())
         .service(Endpoint::new("/ui/{file:.+}").open().get(asset).build());
 }
 
 /// The page, with whether a token is needed written in.
-struct Index(String);
+struct Index(web::Bytes);
 
 async fn redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect()
@@ -93,11 +93,17 @@ async fn asset(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     ASSETS
         .iter()
         .find(|asset| asset.path == file)
-        .map(|asset| served(asset.content_type, asset.body.to_owned()))
+        .map(|asset| {
+            served(
+                asset.content_type,
+                web::Bytes::from_static(asset.body.as_bytes()),
+            )
+        })
         .ok_or_else(|| ApiError::not_found(format!("the dashboard has no file `{file}`")))
 }
 
-fn served(content_type: &'static str, body: String) -> HttpResponse {
+/// Answers with `body`, which is shared, not copied: the files live in the binary.
+fn served(content_type: &'static str, body: web::Bytes) -> HttpResponse {
     let mut response = HttpResponse::Ok()
         .content_type(content_type)
         // The files change with the binary: the browser asks again each time (and the

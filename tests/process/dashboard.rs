@@ -55,6 +55,18 @@ async fn get(server: &Server, path: &str) -> Value {
     api(server, reqwest::Method::GET, path, None).await
 }
 
+/// Filters the jobs list by `status` and `name` through its form.
+async fn filter_list(browser: &Browser, status: &str, name: &str) {
+    browser
+        .run(
+            "document.getElementById('filter-status').value = arguments[0]",
+            json!([status]),
+        )
+        .await;
+    browser.type_into("#filter-name", name).await;
+    browser.click("#filter-apply").await;
+}
+
 /// The ids of the jobs the list shows, with their statuses.
 async fn listed(browser: &Browser) -> Vec<(String, String)> {
     let rows = browser
@@ -207,14 +219,7 @@ async fn drive_the_dashboard(server: &Server, mode: &str) {
     // The list, filtered by status and name through the filter form.
     browser.open(&format!("{ui}#/jobs")).await;
     browser.find("#jobs-table").await;
-    browser
-        .run(
-            "document.getElementById('filter-status').value = arguments[0]",
-            json!(["CANCELLED"]),
-        )
-        .await;
-    browser.type_into("#filter-name", "WAITS").await;
-    browser.click("#filter-apply").await;
+    filter_list(&browser, "CANCELLED", "WAITS").await;
     browser
         .until(
             "the list shows only the cancelled job",
@@ -231,14 +236,7 @@ async fn drive_the_dashboard(server: &Server, mode: &str) {
             .is_some_and(|hash| hash.contains("status=CANCELLED") && hash.contains("name=WAITS")),
         "the filter is in the address"
     );
-    browser
-        .run(
-            "document.getElementById('filter-status').value = arguments[0]",
-            json!(["SUCCESS"]),
-        )
-        .await;
-    browser.type_into("#filter-name", "").await;
-    browser.click("#filter-apply").await;
+    filter_list(&browser, "SUCCESS", "").await;
     browser
         .until(
             "the list shows the succeeded job",
