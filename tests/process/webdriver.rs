@@ -3,11 +3,14 @@
 //! the browser's console, and emulate a colour scheme (a DevTools command chromedriver
 //! forwards).
 
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use serde_json::{Value, json};
 
 /// The key under which WebDriver names an element.
@@ -25,8 +28,11 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The session's browser ends with its driver.
-        let _ = self.driver.kill();
+        // Chromium outlives a killed chromedriver: the driver leads a process group of its
+        // own, which its browser joins, and the whole group goes (also when a test panics).
+        if let Ok(group) = i32::try_from(self.driver.id()) {
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        }
         let _ = self.driver.wait();
     }
 }
@@ -38,6 +44,7 @@ impl Browser {
         let port = super::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
