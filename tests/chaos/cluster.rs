@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, slowest_attempts};
 
 /// Chaos scenarios change the shared broker and database: one at a time.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -53,6 +53,11 @@ impl Instance {
         }
     }
 
+    /// The process's id, which its instance name in the store carries (`kairos-<pid>-…`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL: no shutdown of any kind.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
@@ -83,6 +88,8 @@ pub struct Cluster {
     logs: PathBuf,
     http: reqwest::Client,
     started: usize,
+    /// The kills and restarts so far, with their times.
+    timeline: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -202,6 +209,7 @@ impl Cluster {
             logs,
             http: reqwest::Client::new(),
             started: 0,
+            timeline: Vec::new(),
         };
         for roles in roles {
             let instance = cluster.spawn_with_roles(free_port(), roles).await;
@@ -302,8 +310,17 @@ impl Cluster {
     /// Kills instance `index` with SIGKILL and starts a new process on its port.
     pub async fn kill_and_restart(&mut self, index: usize) {
         let port = self.instances[index].port;
+        let at = || chrono::Utc::now().format("%H:%M:%S%.3f");
+        let killed = self.instances[index].pid();
         self.instances[index].kill_hard();
+        self.timeline
+            .push(format!("{} killed kairos-{killed} (port {port})", at()));
         let replacement = self.spawn(port).await;
+        self.timeline.push(format!(
+            "{} kairos-{} ready on port {port}",
+            at(),
+            replacement.pid()
+        ));
         self.instances[index] = replacement;
     }
 
@@ -430,6 +447,8 @@ impl Cluster {
             lost_attempts: usize::try_from(lost_attempts).expect("count"),
             lateness,
             recovery: Duration::from_secs_f64(row.get::<_, f64>(2).max(0.0)),
+            slowest: slowest_attempts(&client).await,
+            timeline: self.timeline.clone(),
         }
     }
 }
