@@ -1,10 +1,11 @@
 //! A fresh store of each kind, and the jobs and reports the cases use.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kairos::config::{Settings, Sources, crate_config_dir};
+use kairos::config::{DatabaseSettings, Settings, Sources, crate_config_dir};
 use kairos::domain::{
     AttemptOutcome, AttemptReport, Dispatch, JobSpec, JobStatus, NewJob, ShellSpec,
 };
@@ -17,27 +18,54 @@ use uuid::Uuid;
 /// The instance the stores are opened for.
 pub const INSTANCE: &str = "kairos-contract";
 
-/// A store in a fresh SQLite file.
-pub async fn sqlite() -> Arc<dyn Store> {
-    let folder = std::env::temp_dir().join(format!("kairos-store-{}", Uuid::new_v4().simple()));
-    Arc::new(
-        SqliteStore::open(&folder, INSTANCE)
-            .await
-            .expect("the SQLite store opens"),
-    )
+/// A fresh store for one case, and where it lives.
+pub struct Fresh {
+    pub store: Arc<dyn Store>,
+    place: Place,
 }
 
-/// A store in a fresh PostgreSQL database.
-pub async fn postgres() -> Arc<dyn Store> {
-    let mut settings = Settings::load(&Sources {
-        directory: Some(crate_config_dir().to_path_buf()),
-        file: Some(crate_config_dir().join("distributed.toml")),
-        ..Sources::default()
-    })
-    .expect("the test configuration is valid");
-    settings.database.name = format!("kairos_store_{}", Uuid::new_v4().simple());
-    settings.database.pool_size = 4;
-    let database = &settings.database;
+enum Place {
+    Folder(PathBuf),
+    Database(DatabaseSettings),
+}
+
+impl Fresh {
+    /// Removes the store's folder or database once its case has passed (a failed case leaves
+    /// it to be looked at; `scripts/services up` drops the databases left).
+    pub async fn remove(self) {
+        drop(self.store);
+        match self.place {
+            Place::Folder(folder) => {
+                std::fs::remove_dir_all(&folder).expect("the store's folder is removed");
+            }
+            Place::Database(database) => {
+                admin(&database)
+                    .await
+                    .batch_execute(&format!(
+                        r#"DROP DATABASE "{}" WITH (FORCE)"#,
+                        database.name
+                    ))
+                    .await
+                    .expect("the test database is dropped");
+            }
+        }
+    }
+}
+
+/// A store in a fresh SQLite file.
+pub async fn sqlite() -> Fresh {
+    let folder = std::env::temp_dir().join(format!("kairos-store-{}", Uuid::new_v4().simple()));
+    let store = SqliteStore::open(&folder, INSTANCE)
+        .await
+        .expect("the SQLite store opens");
+    Fresh {
+        store: Arc::new(store),
+        place: Place::Folder(folder),
+    }
+}
+
+/// A connection to the server of `database`, on its `postgres` database.
+async fn admin(database: &DatabaseSettings) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::Config::new()
         .host(database.host())
         .port(database.port)
@@ -48,16 +76,33 @@ pub async fn postgres() -> Arc<dyn Store> {
         .await
         .expect("PostgreSQL is up (scripts/services up)");
     tokio::spawn(connection);
-    // An identifier cannot be a bind parameter; the name is generated above.
     client
+}
+
+/// A store in a fresh PostgreSQL database.
+pub async fn postgres() -> Fresh {
+    let mut settings = Settings::load(&Sources {
+        directory: Some(crate_config_dir().to_path_buf()),
+        file: Some(crate_config_dir().join("distributed.toml")),
+        ..Sources::default()
+    })
+    .expect("the test configuration is valid");
+    settings.database.name = format!("kairos_store_{}", Uuid::new_v4().simple());
+    settings.database.pool_size = 4;
+    let database = settings.database;
+    // An identifier cannot be a bind parameter; the name is generated above.
+    admin(&database)
+        .await
         .batch_execute(&format!(r#"CREATE DATABASE "{}""#, database.name))
         .await
         .expect("the test database is created");
-    Arc::new(
-        PostgresStore::open(database, INSTANCE)
-            .await
-            .expect("the PostgreSQL store opens"),
-    )
+    let store = PostgresStore::open(&database, INSTANCE)
+        .await
+        .expect("the PostgreSQL store opens");
+    Fresh {
+        store: Arc::new(store),
+        place: Place::Database(database),
+    }
 }
 
 /// A shell job due at `at`, with up to `max_retries` retries.

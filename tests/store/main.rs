@@ -22,7 +22,9 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    crate::$name(crate::fixtures::sqlite().await).await;
+                    let fresh = crate::fixtures::sqlite().await;
+                    crate::$name(std::sync::Arc::clone(&fresh.store)).await;
+                    fresh.remove().await;
                 }
             )*
         }
@@ -30,7 +32,9 @@ macro_rules! contract {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    crate::$name(crate::fixtures::postgres().await).await;
+                    let fresh = crate::fixtures::postgres().await;
+                    crate::$name(std::sync::Arc::clone(&fresh.store)).await;
+                    fresh.remove().await;
                 }
             )*
         }
