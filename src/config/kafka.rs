@@ -7,131 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::kafka_security::{OWN_CLUSTER, SaslMechanism, Security, SecurityProtocol};
 use super::secrets::read_secret;
-
-/// How Kairos's clients talk to the brokers (librdkafka's `security.protocol`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum SecurityProtocol {
-    #[default]
-    #[serde(rename = "plaintext", alias = "PLAINTEXT")]
-    Plaintext,
-    #[serde(rename = "ssl", alias = "SSL")]
-    Ssl,
-    #[serde(rename = "sasl_plaintext", alias = "SASL_PLAINTEXT")]
-    SaslPlaintext,
-    #[serde(rename = "sasl_ssl", alias = "SASL_SSL")]
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Plaintext => "plaintext",
-            Self::Ssl => "ssl",
-            Self::SaslPlaintext => "sasl_plaintext",
-            Self::SaslSsl => "sasl_ssl",
-        }
-    }
-
-    fn uses_sasl(self) -> bool {
-        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
-    }
-}
-
-/// How a SASL client proves who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum SaslMechanism {
-    #[serde(rename = "PLAIN")]
-    Plain,
-    #[serde(rename = "SCRAM-SHA-256")]
-    ScramSha256,
-    #[serde(rename = "SCRAM-SHA-512")]
-    ScramSha512,
-}
-
-impl SaslMechanism {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Plain => "PLAIN",
-            Self::ScramSha256 => "SCRAM-SHA-256",
-            Self::ScramSha512 => "SCRAM-SHA-512",
-        }
-    }
-}
-
-/// librdkafka settings that Kairos sets itself, so `kafka.properties` may not: its delivery
-/// and offset guarantees rest on them, or a key of Kairos's own configures them.
-const OWNED_PROPERTIES: &[(&str, &str)] = &[
-    ("bootstrap.servers", "set `kafka.bootstrap_servers`"),
-    ("client.id", "Kairos names its clients"),
-    ("security.protocol", "set `kafka.security_protocol`"),
-    ("sasl.mechanism", "set `kafka.sasl_mechanism`"),
-    ("sasl.mechanisms", "set `kafka.sasl_mechanism`"),
-    ("sasl.username", "set `kafka.sasl_username`"),
-    (
-        "sasl.password",
-        "set `kafka.sasl_password` or `kafka.sasl_password_file`",
-    ),
-    ("ssl.ca.location", "set `kafka.ssl_ca_location`"),
-    ("socket.timeout.ms", "set `kafka.request_timeout_ms`"),
-    ("session.timeout.ms", "set `kafka.session_timeout_ms`"),
-    (
-        "heartbeat.interval.ms",
-        "it follows `kafka.session_timeout_ms`",
-    ),
-    ("linger.ms", "set `kafka.linger_ms`"),
-    ("queue.buffering.max.ms", "set `kafka.linger_ms`"),
-    (
-        "enable.idempotence",
-        "no record may be lost or written twice",
-    ),
-    ("acks", "no record may be lost or written twice"),
-    (
-        "request.required.acks",
-        "no record may be lost or written twice",
-    ),
-    (
-        "max.in.flight.requests.per.connection",
-        "no record may be lost or written twice",
-    ),
-    ("max.in.flight", "no record may be lost or written twice"),
-    ("retries", "no record may be lost or written twice"),
-    (
-        "message.send.max.retries",
-        "no record may be lost or written twice",
-    ),
-    ("transactional.id", "no record may be lost or written twice"),
-    (
-        "group.id",
-        "set `executor.group_id` or `result_writer.group_id`",
-    ),
-    (
-        "group.instance.id",
-        "a process that dies must give its partitions up",
-    ),
-    (
-        "enable.auto.commit",
-        "offsets are committed once records are handled",
-    ),
-    (
-        "auto.commit.interval.ms",
-        "offsets are committed once records are handled",
-    ),
-    (
-        "enable.auto.offset.store",
-        "offsets are committed once records are handled",
-    ),
-    ("auto.offset.reset", "no record may be skipped"),
-    ("isolation.level", "no record may be skipped"),
-    (
-        "partition.assignment.strategy",
-        "Kairos's hand-over relies on it",
-    ),
-    (
-        "enable.partition.eof",
-        "Kairos's readers set it where they need it",
-    ),
-];
 
 /// The Kafka cluster and the topics Kairos uses.
 #[derive(Clone, Deserialize)]
@@ -204,34 +81,23 @@ impl KafkaSettings {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    /// How Kairos's clients reach the cluster: its security keys, read together.
+    pub fn security(&self) -> Security<'_> {
+        Security {
+            keys: &OWN_CLUSTER,
+            protocol: self.security_protocol,
+            mechanism: self.sasl_mechanism,
+            username: self.sasl_username.as_deref(),
+            password: self.sasl_password.as_deref(),
+            ca: self.ssl_ca_location.as_deref(),
+            properties: &self.properties,
+        }
+    }
+
     /// The librdkafka settings of the connection: protocol, SASL, trusted authorities and
     /// the pass-through `properties`.
     pub fn connection_properties(&self) -> Vec<(String, String)> {
-        let mut properties = vec![(
-            "security.protocol".to_owned(),
-            self.security_protocol.as_str().to_owned(),
-        )];
-        if let Some(mechanism) = self.sasl_mechanism {
-            properties.push(("sasl.mechanism".into(), mechanism.as_str().into()));
-        }
-        if let Some(username) = &self.sasl_username {
-            properties.push(("sasl.username".into(), username.clone()));
-        }
-        if let Some(password) = &self.sasl_password {
-            properties.push(("sasl.password".into(), password.clone()));
-        }
-        if let Some(authorities) = &self.ssl_ca_location {
-            properties.push((
-                "ssl.ca.location".into(),
-                authorities.to_string_lossy().into_owned(),
-            ));
-        }
-        properties.extend(
-            self.properties
-                .iter()
-                .map(|(key, value)| (key.clone(), value.clone())),
-        );
-        properties
+        self.security().connection_properties()
     }
 
     /// Reads `sasl_password_file`.
@@ -240,59 +106,7 @@ impl KafkaSettings {
     /// [`ConfigError::Invalid`] when the file cannot be read.
     pub(super) fn resolve(&mut self) -> Result<(), ConfigError> {
         if let Some(file) = &self.sasl_password_file {
-            self.sasl_password = Some(read_secret("kafka.sasl_password_file", file)?);
-        }
-        Ok(())
-    }
-
-    /// Checks the security keys and the pass-through properties.
-    ///
-    /// # Errors
-    /// [`ConfigError::Invalid`] naming the first key that is not acceptable.
-    pub(super) fn validate_security(&self) -> Result<(), ConfigError> {
-        let invalid =
-            |key: &'static str, problem: String| Err(ConfigError::Invalid { key, problem });
-        let protocol = self.security_protocol;
-        if protocol.uses_sasl() {
-            if self.sasl_mechanism.is_none() {
-                return invalid(
-                    "kafka.sasl_mechanism",
-                    format!(
-                        "must be set with `kafka.security_protocol = \"{}\"`: PLAIN, \
-                         SCRAM-SHA-256 or SCRAM-SHA-512",
-                        protocol.as_str()
-                    ),
-                );
-            }
-            if self.sasl_username.as_deref().is_none_or(str::is_empty) {
-                return invalid(
-                    "kafka.sasl_username",
-                    format!(
-                        "must be set with `kafka.security_protocol = \"{}\"`",
-                        protocol.as_str()
-                    ),
-                );
-            }
-            if self.sasl_password.as_deref().is_none_or(str::is_empty) {
-                return invalid(
-                    "kafka.sasl_password",
-                    format!(
-                        "(or `kafka.sasl_password_file`) must be set with \
-                         `kafka.security_protocol = \"{}\"`",
-                        protocol.as_str()
-                    ),
-                );
-            }
-        } else if self.sasl_mechanism.is_some() || self.sasl_username.is_some() {
-            return invalid(
-                "kafka.security_protocol",
-                "must be sasl_plaintext or sasl_ssl when SASL credentials are set".into(),
-            );
-        }
-        for key in self.properties.keys() {
-            if let Some((_, reason)) = OWNED_PROPERTIES.iter().find(|(owned, _)| owned == key) {
-                return invalid("kafka.properties", format!("may not set `{key}`: {reason}"));
-            }
+            self.sasl_password = Some(read_secret(OWN_CLUSTER.password_file, file)?);
         }
         Ok(())
     }

@@ -117,6 +117,7 @@ impl Layers {
         let mut settings: Settings = self.merged()?.try_deserialize()?;
         settings.database.resolve()?;
         settings.kafka.resolve()?;
+        settings.runner.kafka.resolve()?;
         settings.validate()?;
         Ok(settings)
     }

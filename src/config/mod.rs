@@ -15,6 +15,7 @@ use serde::Deserialize;
 mod auth;
 mod database;
 mod kafka;
+mod kafka_security;
 mod layers;
 mod secrets;
 mod sections;
@@ -24,7 +25,8 @@ mod validate;
 
 pub use auth::{AccessRole, AuthSettings, Credential, TokenEntry, hash_token};
 pub use database::{DatabaseSettings, SslMode};
-pub use kafka::{KafkaSettings, SaslMechanism, SecurityProtocol, TopicSettings};
+pub use kafka::{KafkaSettings, TopicSettings};
+pub use kafka_security::{SaslMechanism, Security, SecurityProtocol};
 pub use layers::{DEFAULTS, Layers, Origin};
 pub use sections::*;
 pub use shell::{CommandPatterns, ShellSettings};

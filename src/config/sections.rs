@@ -1,11 +1,15 @@
 //! The sections of the configuration, one type each, with their documentation; the keys and
 //! their defaults are in `config/default.toml`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::ConfigError;
+use super::kafka_security::{JOBS_CLUSTER, SaslMechanism, Security, SecurityProtocol};
+use super::secrets::read_secret;
 use super::shell::ShellSettings;
 
 /// What a process does. Several processes with different roles share one PostgreSQL and one
@@ -281,17 +285,83 @@ impl std::fmt::Debug for HttpRunnerSettings {
     }
 }
 
-/// The Kafka cluster `kafka` jobs publish to.
-#[derive(Debug, Clone, Deserialize)]
+/// The Kafka cluster `kafka` jobs publish to, and how it is reached when it is not Kairos's
+/// own (whose `[kafka]` security keys apply otherwise).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaRunnerSettings {
     /// Unset: Kairos's own cluster (`kafka.bootstrap_servers`) in the distributed mode; in
     /// the standalone mode `kafka` jobs are refused.
     #[serde(default)]
     pub bootstrap_servers: Option<String>,
+    #[serde(default)]
+    pub security_protocol: SecurityProtocol,
+    #[serde(default)]
+    pub sasl_mechanism: Option<SaslMechanism>,
+    #[serde(default)]
+    pub sasl_username: Option<String>,
+    #[serde(default)]
+    pub sasl_password: Option<String>,
+    /// A file holding the SASL password; it replaces `sasl_password`.
+    #[serde(default)]
+    pub sasl_password_file: Option<PathBuf>,
+    /// PEM certificates of the authorities that sign the brokers' certificates; unset, the
+    /// system's roots.
+    #[serde(default)]
+    pub ssl_ca_location: Option<PathBuf>,
+    /// Any other librdkafka setting of the jobs' producer (the ones Kairos owns are refused).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
     /// How long a publish may wait for the broker's acknowledgement.
     #[serde(with = "humantime_serde")]
     pub delivery_timeout: Duration,
+}
+
+// Written by hand so that the SASL password, and the values of pass-through properties (which
+// may be keys or passwords), never reach a log.
+impl std::fmt::Debug for KafkaRunnerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaRunnerSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("security_protocol", &self.security_protocol)
+            .field("sasl_mechanism", &self.sasl_mechanism)
+            .field("sasl_username", &self.sasl_username)
+            .field(
+                "sasl_password",
+                &self.sasl_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("sasl_password_file", &self.sasl_password_file)
+            .field("ssl_ca_location", &self.ssl_ca_location)
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .field("delivery_timeout", &self.delivery_timeout)
+            .finish()
+    }
+}
+
+impl KafkaRunnerSettings {
+    /// How the jobs' producer reaches a cluster of its own: these security keys, read together.
+    pub fn security(&self) -> Security<'_> {
+        Security {
+            keys: &JOBS_CLUSTER,
+            protocol: self.security_protocol,
+            mechanism: self.sasl_mechanism,
+            username: self.sasl_username.as_deref(),
+            password: self.sasl_password.as_deref(),
+            ca: self.ssl_ca_location.as_deref(),
+            properties: &self.properties,
+        }
+    }
+
+    /// Reads `sasl_password_file`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when the file cannot be read.
+    pub(super) fn resolve(&mut self) -> Result<(), ConfigError> {
+        if let Some(file) = &self.sasl_password_file {
+            self.sasl_password = Some(read_secret(JOBS_CLUSTER.password_file, file)?);
+        }
+        Ok(())
+    }
 }
 
 /// Administration switches.

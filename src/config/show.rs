@@ -8,9 +8,15 @@ use config::{Map, Value, ValueKind};
 use super::{ConfigError, Layers};
 
 /// Keys whose values are secrets, printed as `<redacted>`.
-const SECRET_KEYS: &[&str] = &["database.password", "database.url", "kafka.sasl_password"];
+const SECRET_KEYS: &[&str] = &[
+    "database.password",
+    "database.url",
+    "kafka.sasl_password",
+    "runner.http.signing_secret",
+    "runner.kafka.sasl_password",
+];
 /// Tables whose every value may be a secret (librdkafka's keys and passwords).
-const SECRET_TABLES: &[&str] = &["kafka.properties"];
+const SECRET_TABLES: &[&str] = &["kafka.properties", "runner.kafka.properties"];
 
 impl Layers {
     /// The merged configuration as TOML, every value followed by `# <origin>`.

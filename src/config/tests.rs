@@ -247,6 +247,84 @@ fn sasl_needs_a_mechanism_and_credentials() {
 }
 
 #[test]
+fn the_jobs_cluster_has_security_keys_of_its_own() {
+    let file = std::env::temp_dir().join(format!("kairos-secret-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&file, "jobs-secret\n").expect("written");
+    let path = file.display().to_string();
+    let jobs_cluster = [
+        (
+            "KAIROS__RUNNER__KAFKA__BOOTSTRAP_SERVERS",
+            "jobs-broker:9093",
+        ),
+        ("KAIROS__RUNNER__KAFKA__SECURITY_PROTOCOL", "sasl_ssl"),
+        ("KAIROS__RUNNER__KAFKA__SASL_MECHANISM", "SCRAM-SHA-512"),
+        ("KAIROS__RUNNER__KAFKA__SASL_USERNAME", "jobs"),
+        ("KAIROS__RUNNER__KAFKA__SASL_PASSWORD_FILE", path.as_str()),
+        ("KAIROS__RUNNER__KAFKA__SSL_CA_LOCATION", "/etc/jobs-ca.pem"),
+    ];
+    let settings = load(&jobs_cluster).expect("valid");
+    std::fs::remove_file(&file).expect("removed");
+    let properties = settings.runner.kafka.security().connection_properties();
+    for expected in [
+        ("security.protocol", "sasl_ssl"),
+        ("sasl.mechanism", "SCRAM-SHA-512"),
+        ("sasl.username", "jobs"),
+        ("sasl.password", "jobs-secret"),
+        ("ssl.ca.location", "/etc/jobs-ca.pem"),
+    ] {
+        assert!(
+            properties.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} in {:?}",
+            settings.runner.kafka
+        );
+    }
+    // Kairos's own cluster keeps its own keys.
+    assert_eq!(
+        settings.kafka.security().connection_properties(),
+        [("security.protocol".to_owned(), "plaintext".to_owned())]
+    );
+    assert!(!format!("{settings:?}").contains("jobs-secret"));
+
+    // Errors name the keys of [runner.kafka].
+    let error = load(&jobs_cluster[..3])
+        .expect_err("no username")
+        .to_string();
+    assert!(error.contains("runner.kafka.sasl_username"), "{error}");
+    let error = load(&[
+        (
+            "KAIROS__RUNNER__KAFKA__BOOTSTRAP_SERVERS",
+            "jobs-broker:9093",
+        ),
+        ("KAIROS__RUNNER__KAFKA__SASL_USERNAME", "jobs"),
+    ])
+    .expect_err("credentials without SASL")
+    .to_string();
+    assert!(error.contains("runner.kafka.security_protocol"), "{error}");
+    // Security keys without a cluster of its own would be ignored: refused.
+    let error = load(&jobs_cluster[1..2])
+        .expect_err("no cluster of its own")
+        .to_string();
+    assert!(error.contains("runner.kafka.bootstrap_servers"), "{error}");
+    // Its producer's settings that Kairos owns are refused, with the section's reasons.
+    for (property, reason) in [
+        ("sasl.password", "runner.kafka.sasl_password"),
+        ("message.timeout.ms", "runner.kafka.delivery_timeout"),
+        ("acks", "no record may be lost"),
+    ] {
+        let error = load_toml(&format!(
+            "[runner.kafka]\nbootstrap_servers = \"b:9092\"\n\
+             [runner.kafka.properties]\n\"{property}\" = \"x\"\n"
+        ))
+        .expect_err("owned")
+        .to_string();
+        assert!(
+            error.contains("runner.kafka.properties") && error.contains(reason),
+            "{error}"
+        );
+    }
+}
+
+#[test]
 fn secrets_come_from_files_and_are_never_printed() {
     let file = std::env::temp_dir().join(format!("kairos-secret-{}", uuid::Uuid::new_v4()));
     std::fs::write(&file, "from-a-file\n").expect("written");

@@ -161,7 +161,23 @@ impl Settings {
                 &format!("must be at most {MAX_LINGER_MS}"),
             );
         }
-        self.kafka.validate_security()?;
+        self.kafka.security().validate()?;
+        let jobs_kafka = &self.runner.kafka;
+        if jobs_kafka.bootstrap_servers.is_none()
+            && (jobs_kafka.security_protocol != SecurityProtocol::Plaintext
+                || jobs_kafka.sasl_mechanism.is_some()
+                || jobs_kafka.sasl_username.is_some()
+                || jobs_kafka.sasl_password.is_some()
+                || jobs_kafka.ssl_ca_location.is_some()
+                || !jobs_kafka.properties.is_empty())
+        {
+            return invalid(
+                "runner.kafka.bootstrap_servers",
+                "must be set with the other keys of [runner.kafka]: without it, `kafka` jobs \
+                 publish to Kairos's own cluster, reached with the keys of [kafka]",
+            );
+        }
+        jobs_kafka.security().validate()?;
         if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
             return invalid(
                 "http.tls_cert",

@@ -13,7 +13,7 @@ use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
+use rdkafka::message::{Headers, OwnedMessage};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -208,14 +208,34 @@ fn verify_signature(request: &Seen) {
 }
 
 /// The broker of `scripts/services`, as the distributed test configuration names it.
-fn broker() -> String {
+pub fn broker() -> String {
     settings_for(Backend::Distributed)
         .kafka
         .bootstrap_servers
         .expect("a broker")
 }
 
-async fn create_topic(servers: &str, topic: &str) {
+/// The first message of `topic`, read from its start (within [`WAIT_LIMIT`]).
+pub async fn first_message(servers: &str, topic: &str) -> OwnedMessage {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set(
+            "group.id",
+            format!("test-reader-{}", Uuid::new_v4().simple()),
+        )
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&[topic]).expect("subscribed");
+    tokio::time::timeout(WAIT_LIMIT, consumer.recv())
+        .await
+        .expect("a message within the wait")
+        .expect("no consumer error")
+        .detach()
+}
+
+/// Creates `topic`, of one partition, on the brokers at `servers`.
+pub async fn create_topic(servers: &str, topic: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", servers)
         .create()
@@ -253,20 +273,7 @@ async fn a_kafka_job_publishes_its_message(backend: Backend) {
     assert_eq!(delivered["partition"], 0);
     assert_eq!(delivered["offset"], 0);
 
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &servers)
-        .set(
-            "group.id",
-            format!("test-reader-{}", Uuid::new_v4().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("a consumer");
-    consumer.subscribe(&[&topic]).expect("subscribed");
-    let message = tokio::time::timeout(WAIT_LIMIT, consumer.recv())
-        .await
-        .expect("a message within the wait")
-        .expect("no consumer error");
+    let message = first_message(&servers, &topic).await;
     assert_eq!(message.key(), Some(&b"order-17"[..]));
     assert_eq!(message.payload(), Some(&br#"{"amount":3}"#[..]));
     let headers: HashMap<String, String> = message

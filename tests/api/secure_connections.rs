@@ -5,11 +5,13 @@
 use kairos::config::{Backend, SaslMechanism, SecurityProtocol, Settings, Sources, SslMode};
 use kairos::startup::Application;
 use kairos::store::{StoreError, postgres};
+use rdkafka::Message;
 use serde_json::json;
 
 use crate::helpers::{
     create_database, drop_database, in_secs, settings_for, spawn_app_with, test_settings, tls_file,
 };
+use crate::kinds::{broker, create_topic, first_message};
 
 /// The SASL_SSL listener of `scripts/services` and its user.
 const SASL_SSL_SERVERS: &str = "127.0.0.1:9094";
@@ -169,6 +171,34 @@ async fn sasl_plain_over_tls_reaches_the_brokers() {
     kairos::bus::Bus::ping(&bus)
         .await
         .expect("the brokers answer");
+}
+
+/// `kafka` jobs publish to a cluster of their own that requires SASL_SSL, reached with the keys
+/// of `[runner.kafka]` (here from a standalone process, which has no Kafka of its own), and the
+/// message is there when read back.
+#[actix_web::test]
+async fn a_kafka_job_publishes_to_a_secured_cluster_of_its_own() {
+    let mut settings = settings_for(Backend::Standalone);
+    let jobs_kafka = &mut settings.runner.kafka;
+    jobs_kafka.bootstrap_servers = Some(SASL_SSL_SERVERS.into());
+    jobs_kafka.security_protocol = SecurityProtocol::SaslSsl;
+    jobs_kafka.sasl_mechanism = Some(SaslMechanism::ScramSha512);
+    jobs_kafka.sasl_username = Some(SASL_USER.into());
+    jobs_kafka.sasl_password = Some(SASL_PASSWORD.into());
+    jobs_kafka.ssl_ca_location = Some(tls_file("ca.pem"));
+    let app = spawn_app_with(settings).await;
+    let topic = format!("test-secured-{}", uuid::Uuid::new_v4().simple());
+    let plain = broker();
+    create_topic(&plain, &topic).await;
+    let id = app
+        .create_job(&json!({"kind": "kafka", "topic": topic, "key": "k",
+            "value": "over SASL_SSL", "execute_at": in_secs(0.0)}))
+        .await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS", "{done}");
+    // The same broker, read through its plain listener.
+    let message = first_message(&plain, &topic).await;
+    assert_eq!(message.payload(), Some(&b"over SASL_SSL"[..]));
 }
 
 /// With `http.tls_cert` and `http.tls_key`, the API speaks HTTPS (as does the probe port), verified

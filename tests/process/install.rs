@@ -193,6 +193,9 @@ async fn an_installed_binary_runs_a_job_distributed_from_variables_alone() {
     drop_test_database(&database).await;
 }
 
+/// A signing secret of the length `runner.http.signing_secret` asks.
+const SIGNING_SECRET: &str = "signing-secret-4711-0815";
+
 /// `config show` prints every value with where it came from (default, the file, a variable),
 /// and redacts the secrets, wherever they came from.
 #[test]
@@ -204,7 +207,10 @@ fn config_show_names_each_values_source_and_redacts_secrets() {
     std::fs::write(
         &file,
         "[http]\nport = 9000\n\n[database]\npassword = \"file-secret\"\n\n\
-         [kafka.properties]\n\"ssl.key.password\" = \"property-secret\"\n",
+         [kafka.properties]\n\"ssl.key.password\" = \"property-secret\"\n\n\
+         [runner.kafka]\nbootstrap_servers = \"jobs-broker:9093\"\n\
+         security_protocol = \"sasl_ssl\"\nsasl_mechanism = \"PLAIN\"\n\
+         sasl_username = \"jobs\"\nsasl_password = \"jobs-cluster-secret\"\n",
     )
     .expect("written");
     let output = run(
@@ -214,6 +220,7 @@ fn config_show_names_each_values_source_and_redacts_secrets() {
         &[
             ("KAIROS__HTTP__HOST", "127.0.0.2"),
             ("KAIROS__KAFKA__SASL_PASSWORD", "variable-secret"),
+            ("KAIROS__RUNNER__HTTP__SIGNING_SECRET", SIGNING_SECRET),
         ],
     );
     let shown = text(&output.stdout);
@@ -240,7 +247,13 @@ fn config_show_names_each_values_source_and_redacts_secrets() {
         line("kafka.topic", "jobs"),
         "jobs = \"scheduled-jobs-topic\"  # default"
     );
-    for secret in ["file-secret", "property-secret", "variable-secret"] {
+    for secret in [
+        "file-secret",
+        "property-secret",
+        "variable-secret",
+        "jobs-cluster-secret",
+        SIGNING_SECRET,
+    ] {
         assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
     }
     assert_eq!(
@@ -255,14 +268,23 @@ fn config_show_names_each_values_source_and_redacts_secrets() {
         line("kafka.properties", "\"ssl.key.password\""),
         "\"ssl.key.password\" = \"<redacted>\"  # file site.toml"
     );
-    // The printed configuration is itself a configuration Kairos reads.
+    assert_eq!(
+        line("runner.http", "signing_secret"),
+        "signing_secret = \"<redacted>\"  # variable KAIROS__RUNNER__HTTP__SIGNING_SECRET"
+    );
+    assert_eq!(
+        line("runner.kafka", "sasl_password"),
+        "sasl_password = \"<redacted>\"  # file site.toml"
+    );
+    // The printed configuration is itself a configuration Kairos reads, given the secrets
+    // that are too short as `<redacted>` again.
     let printed = folder.join("printed.toml");
     std::fs::write(&printed, &shown).expect("written");
     let reread = run(
         &binary,
         &folder,
         &["--config", "printed.toml", "config", "check"],
-        &[],
+        &[("KAIROS__RUNNER__HTTP__SIGNING_SECRET", SIGNING_SECRET)],
     );
     assert!(reread.status.success(), "{}", text(&reread.stderr));
 }
