@@ -213,6 +213,17 @@ impl Security<'_> {
         properties
     }
 
+    /// Whether any key differs from its default (plain text, no SASL, the system's roots, no
+    /// properties).
+    pub(super) fn is_set(&self) -> bool {
+        self.protocol != SecurityProtocol::Plaintext
+            || self.mechanism.is_some()
+            || self.username.is_some()
+            || self.password.is_some()
+            || self.ca.is_some()
+            || !self.properties.is_empty()
+    }
+
     /// Checks the security keys and the pass-through properties.
     ///
     /// # Errors

@@ -163,14 +163,7 @@ impl Settings {
         }
         self.kafka.security().validate()?;
         let jobs_kafka = &self.runner.kafka;
-        if jobs_kafka.bootstrap_servers.is_none()
-            && (jobs_kafka.security_protocol != SecurityProtocol::Plaintext
-                || jobs_kafka.sasl_mechanism.is_some()
-                || jobs_kafka.sasl_username.is_some()
-                || jobs_kafka.sasl_password.is_some()
-                || jobs_kafka.ssl_ca_location.is_some()
-                || !jobs_kafka.properties.is_empty())
-        {
+        if jobs_kafka.bootstrap_servers.is_none() && jobs_kafka.security().is_set() {
             return invalid(
                 "runner.kafka.bootstrap_servers",
                 "must be set with the other keys of [runner.kafka]: without it, `kafka` jobs \

@@ -1,7 +1,8 @@
 //! The `kafka` kind: each attempt publishes the job's message, with an idempotent producer
-//! (`acks=all`), to `runner.kafka.bootstrap_servers` (Kairos's own cluster when unset in the
-//! distributed mode). The attempt succeeds once the broker acknowledges the message and
-//! records its partition and offset; Kairos's own topics are never a target.
+//! (`acks=all`), to `runner.kafka.bootstrap_servers`, reached with `[runner.kafka]`'s security
+//! keys (Kairos's own cluster, reached as Kairos reaches it, when unset in the distributed
+//! mode). The attempt succeeds once the broker acknowledges the message and records its
+//! partition and offset; Kairos's own topics are never a target.
 //!
 //! Besides the job's headers, the message carries `Kairos-Job-Id`, `Kairos-Attempt` and
 //! `Kairos-Scheduled-At`, so that a consumer can deduplicate a message published again by a
@@ -50,11 +51,14 @@ impl KafkaRunner {
             .job_kafka_servers()
             .map(|servers| {
                 let mut config = ClientConfig::new();
-                // Kairos's own cluster is reached as Kairos reaches it; another one is plain.
-                if settings.runner.kafka.bootstrap_servers.is_none() {
-                    for (key, value) in settings.kafka.connection_properties() {
-                        config.set(key, value);
-                    }
+                // Kairos's own cluster is reached as Kairos reaches it; another one with the
+                // security keys of `[runner.kafka]`.
+                let security = match settings.runner.kafka.bootstrap_servers {
+                    None => settings.kafka.security(),
+                    Some(_) => settings.runner.kafka.security(),
+                };
+                for (key, value) in security.connection_properties() {
+                    config.set(key, value);
                 }
                 config
                     .set("bootstrap.servers", servers)
