@@ -36,16 +36,29 @@ pub struct TestApp {
     handle: ServerHandle,
     /// The application's run, which ends once it has shut down.
     running: Option<tokio::task::JoinHandle<Result<(), kairos::startup::RunError>>>,
-    /// Whether its standalone data outlives it (it is restarted).
+    /// Whether its store outlives it (it is restarted).
     keep_data: bool,
+    /// Whether it made its PostgreSQL database (a peer shares another's).
+    owns_database: bool,
 }
 
 impl Drop for TestApp {
+    /// Stops the server, and removes the store it made unless the test failed (its store is
+    /// left to be looked at; `scripts/services up` drops the databases left).
     fn drop(&mut self) {
         // Stop the server without waiting; the test's runtime is ending anyway.
         drop(self.handle.stop(false));
-        if self.settings.backend() == Backend::Standalone && !self.keep_data {
-            let _ = std::fs::remove_dir_all(&self.settings.standalone.data_dir);
+        if self.keep_data || std::thread::panicking() {
+            return;
+        }
+        match self.settings.backend() {
+            Backend::Standalone => {
+                let _ = std::fs::remove_dir_all(&self.settings.standalone.data_dir);
+            }
+            Backend::Distributed if self.owns_database => {
+                services::drop_database_now(&self.settings.database);
+            }
+            Backend::Distributed => {}
         }
     }
 }
@@ -97,10 +110,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the application with `settings`, first creating its database.
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
-    if settings.backend() == Backend::Distributed {
+    let owns_database = settings.backend() == Backend::Distributed;
+    if owns_database {
         create_database(&settings.database).await;
     }
-    start_app(settings).await
+    start_app(settings, owns_database).await
 }
 
 /// Starts a second process of `app`'s distributed deployment: the same database, topics and
@@ -111,12 +125,12 @@ pub async fn spawn_peer(app: &TestApp) -> TestApp {
         Backend::Distributed,
         "a peer shares Kafka"
     );
-    start_app(app.settings.clone()).await
+    start_app(app.settings.clone(), false).await
 }
 
-/// Starts the application with `settings` on its existing database, and waits for its
-/// consumers.
-async fn start_app(settings: Settings) -> TestApp {
+/// Starts the application with `settings` on its existing database (which it drops when it
+/// ends if it `owns_database`), and waits for its consumers.
+async fn start_app(settings: Settings, owns_database: bool) -> TestApp {
     // `TEST_LOG=1 cargo test` shows the application's logs.
     if std::env::var_os("TEST_LOG").is_some() {
         kairos::telemetry::init(&settings.log);
@@ -151,6 +165,7 @@ async fn start_app(settings: Settings) -> TestApp {
         handle,
         running: Some(running),
         keep_data: false,
+        owns_database,
     };
     app.wait_for_consumers().await;
     app
@@ -290,11 +305,12 @@ impl TestApp {
         self.stop().await;
         self.keep_data = true;
         let settings = self.settings.clone();
+        let owns_database = self.owns_database;
         drop(self);
         if let Ok(down) = (at - chrono::Utc::now()).to_std() {
             tokio::time::sleep(down).await;
         }
-        start_app(settings).await
+        start_app(settings, owns_database).await
     }
 
     /// Waits until the dispatcher and the result writer each hold a partition of their topic:

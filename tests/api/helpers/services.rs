@@ -60,14 +60,21 @@ pub async fn read_until(
     records
 }
 
-/// A connection to the server's maintenance database, as the configured role.
-async fn maintenance_client(settings: &DatabaseSettings) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::Config::new()
+/// How to reach the server's maintenance database, as the configured role.
+fn maintenance(settings: &DatabaseSettings) -> tokio_postgres::Config {
+    let mut config = tokio_postgres::Config::new();
+    config
         .host(settings.host())
         .port(settings.port)
         .user(&settings.user)
         .password(&settings.password)
-        .dbname("postgres")
+        .dbname("postgres");
+    config
+}
+
+/// A connection to the server's maintenance database.
+async fn maintenance_client(settings: &DatabaseSettings) -> tokio_postgres::Client {
+    let (client, connection) = maintenance(settings)
         .connect(NoTls)
         .await
         .expect("PostgreSQL is up (scripts/services up)");
@@ -95,6 +102,32 @@ pub async fn drop_database(settings: &DatabaseSettings) {
         ))
         .await
         .expect("the test database is dropped");
+}
+
+/// Drops the database `settings.name` if it exists, from a thread of its own: for a `Drop`,
+/// which cannot wait for a future on the runtime it runs on. Errors are ignored (the test is
+/// over; `scripts/services up` drops what is left).
+pub fn drop_database_now(settings: &DatabaseSettings) {
+    let settings = settings.clone();
+    let dropping = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let Ok((client, connection)) = maintenance(&settings).connect(NoTls).await else {
+                return;
+            };
+            tokio::spawn(connection);
+            let _ = client
+                .batch_execute(&format!(
+                    r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
+                    settings.name
+                ))
+                .await;
+        });
+    });
+    let _ = dropping.join();
 }
 
 /// A file of the TLS material `scripts/services` made: `ca.pem` (the authority that signed the
