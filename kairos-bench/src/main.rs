@@ -73,8 +73,9 @@ pub struct Options {
     /// not run again).
     #[arg(long, default_value_t = 1_000_000)]
     pub old_jobs: i64,
-    /// W8: `http` jobs burnt down against a local HTTP server.
-    #[arg(long, default_value_t = 5_000)]
+    /// W8: `http` jobs burnt down against a local HTTP server (and requests of the plain
+    /// client beside them).
+    #[arg(long, default_value_t = 20_000)]
     pub http_jobs: usize,
     /// W8: `kafka` jobs burnt down.
     #[arg(long, default_value_t = 20_000)]

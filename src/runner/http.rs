@@ -10,6 +10,11 @@
 //! the backoff's cap); any other status fails the job at once. The attempt records the
 //! status (as its `exit_code`), the start of the answer's body (`runner.http.max_response_bytes`)
 //! and its duration.
+//!
+//! The calls run on threads of their own (one per core, up to [`MAX_CALL_THREADS`]), not on
+//! the executors' thread: the client's work per call (its connections, the request and the
+//! answer) is most of an `http` job's, and on the executors' one thread it capped the jobs at
+//! what one core calls (docs/performance.md, W8).
 
 use std::time::Duration;
 
@@ -22,19 +27,84 @@ use super::{AttemptContext, RunResult, Runner};
 use crate::config::HttpRunnerSettings;
 use crate::domain::{AttemptOutcome, HttpSpec, Payload};
 
+/// The most threads the calls of `http` jobs run on.
+pub const MAX_CALL_THREADS: usize = 4;
+
 /// Runs `http` jobs with one client, whose connections are reused across jobs.
 #[derive(Debug)]
 pub struct HttpRunner {
     client: reqwest::Client,
     settings: HttpRunnerSettings,
+    calls: CallThreads,
+}
+
+/// The runtime the calls run on. Let go without waiting for its threads: the runner may be
+/// dropped on a thread that must not block.
+#[derive(Debug)]
+struct CallThreads(Option<tokio::runtime::Runtime>);
+
+impl CallThreads {
+    fn start() -> std::io::Result<Self> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(MAX_CALL_THREADS);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("kairos-http")
+            .enable_all()
+            .build()
+            .map(|runtime| Self(Some(runtime)))
+    }
+
+    fn spawn<F>(&self, call: F) -> Call<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let runtime = self
+            .0
+            .as_ref()
+            .expect("the runtime lives as long as the runner");
+        Call(runtime.spawn(call))
+    }
+}
+
+impl Drop for CallThreads {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A call running on [`CallThreads`]; dropping it (the attempt was cancelled, or its executor
+/// let go of it) stops the call.
+struct Call<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for Call<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for Call<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl HttpRunner {
     /// A runner calling the hosts `settings` allow.
     ///
     /// # Errors
-    /// When the HTTP client cannot be built (its TLS roots cannot be read).
-    pub fn new(settings: &HttpRunnerSettings) -> Result<Self, reqwest::Error> {
+    /// When the HTTP client cannot be built (its TLS roots cannot be read), or its threads
+    /// cannot start.
+    pub fn new(settings: &HttpRunnerSettings) -> Result<Self, super::RunnerError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("kairos/", env!("CARGO_PKG_VERSION")))
             // A job names where it calls: a redirect elsewhere is its answer, not followed.
@@ -44,6 +114,7 @@ impl HttpRunner {
         Ok(Self {
             client,
             settings: settings.clone(),
+            calls: CallThreads::start().map_err(super::RunnerError::Threads)?,
         })
     }
 }
@@ -91,13 +162,20 @@ impl Runner for HttpRunner {
             Ok(request) => request,
             Err(problem) => return RunResult::not_retried(problem),
         };
+        let client = self.client.clone();
+        let (limit, success) = (self.settings.max_response_bytes, spec.success_status);
+        let timeout = attempt.timeout;
+        let call = self.calls.spawn(async move {
+            tokio::time::timeout(timeout, exchange(&client, request, success, limit)).await
+        });
         let answer = tokio::select! {
-            answer = tokio::time::timeout(attempt.timeout, self.exchange(request, spec)) => answer,
+            answer = call => answer,
             () = attempt.cancelled() => return RunResult::cancelled(),
         };
         match answer {
-            Ok(result) => result,
-            Err(_) => RunResult {
+            Ok(Ok(result)) => result,
+            Err(error) => RunResult::failed(format!("the call stopped: {error}")),
+            Ok(Err(_)) => RunResult {
                 outcome: AttemptOutcome::TimedOut,
                 ..RunResult::failed(format!(
                     "timed out after {} s",
@@ -160,60 +238,65 @@ impl HttpRunner {
         }
         Ok(request)
     }
+}
 
-    /// Sends `request` and reads the answer's status and the start of its body.
-    async fn exchange(&self, request: reqwest::Request, spec: &HttpSpec) -> RunResult {
-        let mut response = match self.client.execute(request).await {
-            Ok(response) => response,
-            Err(error) => return RunResult::failed(format!("the request failed: {error}")),
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(retry_after);
-        let mut body = Vec::new();
-        let limit = self.settings.max_response_bytes;
-        let mut cut = false;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = limit.saturating_sub(body.len());
-                    if chunk.len() > room {
-                        body.extend_from_slice(&chunk[..room]);
-                        cut = true;
-                        break;
-                    }
-                    body.extend_from_slice(&chunk);
+/// Sends `request` and reads the answer's status and the start of its body (`limit` bytes),
+/// judged by `success_status`.
+async fn exchange(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    success_status: [u16; 2],
+    limit: usize,
+) -> RunResult {
+    let mut response = match client.execute(request).await {
+        Ok(response) => response,
+        Err(error) => return RunResult::failed(format!("the request failed: {error}")),
+    };
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(retry_after);
+    let mut body = Vec::new();
+    let mut cut = false;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit.saturating_sub(body.len());
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    cut = true;
+                    break;
                 }
-                Ok(None) => break,
-                Err(error) => {
-                    return RunResult::failed(format!("the answer's body broke off: {error}"));
-                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(error) => {
+                return RunResult::failed(format!("the answer's body broke off: {error}"));
             }
         }
-        let mut stdout = String::from_utf8_lossy(&body).into_owned();
-        if cut {
-            stdout.push_str(&format!("\n[kept the first {limit} bytes of the answer]"));
-        }
-        let [low, high] = spec.success_status;
-        let mut result = if (low..=high).contains(&status) {
-            RunResult::succeeded()
-        } else if status >= 500 || status == 429 {
-            RunResult {
-                retry_after,
-                ..RunResult::failed(format!("HTTP {status}; retried"))
-            }
-        } else {
-            RunResult::not_retried(format!(
-                "HTTP {status} is outside success_status [{low}, {high}]; not retried"
-            ))
-        };
-        result.exit_code = Some(i32::from(status));
-        result.stdout = stdout;
-        result
     }
+    let mut stdout = String::from_utf8_lossy(&body).into_owned();
+    if cut {
+        stdout.push_str(&format!("\n[kept the first {limit} bytes of the answer]"));
+    }
+    let [low, high] = success_status;
+    let mut result = if (low..=high).contains(&status) {
+        RunResult::succeeded()
+    } else if status >= 500 || status == 429 {
+        RunResult {
+            retry_after,
+            ..RunResult::failed(format!("HTTP {status}; retried"))
+        }
+    } else {
+        RunResult::not_retried(format!(
+            "HTTP {status} is outside success_status [{low}, {high}]; not retried"
+        ))
+    };
+    result.exit_code = Some(i32::from(status));
+    result.stdout = stdout;
+    result
 }
 
 /// A `Retry-After` value: seconds, or an HTTP date (a date past is no wait).

@@ -133,6 +133,8 @@ pub enum RunnerError {
     Shell(String),
     #[error("the HTTP client of `http` jobs: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("the threads of `http` jobs' calls: {0}")]
+    Threads(std::io::Error),
     #[error("the Kafka producer of `kafka` jobs: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
 }

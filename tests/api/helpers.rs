@@ -1,5 +1,6 @@
 //! `spawn_app()` and the helpers every test shares.
 
+pub mod kafka;
 pub mod schedules;
 mod services;
 

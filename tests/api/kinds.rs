@@ -8,19 +8,23 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use hmac::{Hmac, KeyInit, Mac};
 use kairos::config::{Backend, Settings};
-use rdkafka::ClientConfig;
 use rdkafka::Message;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, OwnedMessage};
+use rdkafka::message::Headers;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::helpers::kafka::{broker, create_topic, first_message};
 use crate::helpers::{TestApp, WAIT_LIMIT, in_secs, settings_for, spawn_app_with, time};
 
-contract!(an_http_job_calls_its_url, a_kafka_job_publishes_its_message);
+contract!(
+    an_http_job_calls_its_url,
+    a_cancelled_http_job_stops_its_call,
+    a_kafka_job_publishes_its_message
+);
 
 const SECRET: &str = "a-test-signing-secret";
 
@@ -182,6 +186,76 @@ async fn an_http_job_calls_its_url(backend: Backend) {
     assert_eq!(done["attempts"][0]["status"], "TIMED_OUT", "{done}");
 }
 
+/// What a server that never answers saw of its one connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Connection {
+    /// A request came in.
+    Request,
+    /// The client closed the connection.
+    Closed,
+}
+
+/// A loopback server that reads requests and never answers, telling what its connections do.
+async fn silent_server() -> (String, mpsc::UnboundedReceiver<Connection>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let address = format!("http://{}", listener.local_addr().expect("an address"));
+    let (tell, events) = mpsc::unbounded_channel();
+    actix_web::rt::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let tell = tell.clone();
+            actix_web::rt::spawn(async move {
+                let mut buffer = [0_u8; 4096];
+                let mut told = false;
+                loop {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => {
+                            let _ = tell.send(Connection::Closed);
+                            return;
+                        }
+                        Ok(_) if !told => {
+                            told = true;
+                            let _ = tell.send(Connection::Request);
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    (address, events)
+}
+
+/// What the silent server tells next, within [`WAIT_LIMIT`].
+async fn next_event(events: &mut mpsc::UnboundedReceiver<Connection>) -> Option<Connection> {
+    tokio::time::timeout(WAIT_LIMIT, events.recv())
+        .await
+        .expect("the server hears from Kairos within the wait")
+}
+
+async fn a_cancelled_http_job_stops_its_call(backend: Backend) {
+    let app = spawn_app_with(settings_for(backend)).await;
+    let (server, mut events) = silent_server().await;
+    let id = app
+        .create_job(
+            &json!({"kind": "http", "url": server, "execute_at": in_secs(0.0),
+            "timeout_secs": 600}),
+        )
+        .await;
+    assert_eq!(next_event(&mut events).await, Some(Connection::Request));
+    app.wait_for_job(id, |job| job["job"]["status"] == "RUNNING")
+        .await;
+
+    let response = app.post(&format!("/api/v1/jobs/{id}:cancel"), None).await;
+    assert_eq!(response.status(), 202);
+    // The call stops with its attempt: its connection is closed, not left waiting for the
+    // answer until the job's timeout.
+    assert_eq!(next_event(&mut events).await, Some(Connection::Closed));
+    let job = app
+        .wait_for_job(id, |job| job["attempts"][0]["status"] == "CANCELLED")
+        .await;
+    assert_eq!(job["job"]["status"], "CANCELLED", "{job}");
+}
+
 /// Checks `Kairos-Signature` as a receiver would: `t=<seconds>,v1=<hex HMAC-SHA256 of
 /// "<t>.<body>">`.
 fn verify_signature(request: &Seen) {
@@ -205,51 +279,6 @@ fn verify_signature(request: &Seen) {
         (chrono::Utc::now().timestamp() - sent).abs() < 300,
         "a stale timestamp"
     );
-}
-
-/// The broker of `scripts/services`, as the distributed test configuration names it.
-pub fn broker() -> String {
-    settings_for(Backend::Distributed)
-        .kafka
-        .bootstrap_servers
-        .expect("a broker")
-}
-
-/// The first message of `topic`, read from its start (within [`WAIT_LIMIT`]).
-pub async fn first_message(servers: &str, topic: &str) -> OwnedMessage {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set(
-            "group.id",
-            format!("test-reader-{}", Uuid::new_v4().simple()),
-        )
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("a consumer");
-    consumer.subscribe(&[topic]).expect("subscribed");
-    tokio::time::timeout(WAIT_LIMIT, consumer.recv())
-        .await
-        .expect("a message within the wait")
-        .expect("no consumer error")
-        .detach()
-}
-
-/// Creates `topic`, of one partition, on the brokers at `servers`.
-pub async fn create_topic(servers: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .create()
-        .expect("an admin client");
-    let created = admin
-        .create_topics(
-            &[NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .expect("the broker answers");
-    for result in created {
-        result.expect("the topic is created");
-    }
 }
 
 async fn a_kafka_job_publishes_its_message(backend: Backend) {

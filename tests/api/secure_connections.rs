@@ -8,10 +8,10 @@ use kairos::store::{StoreError, postgres};
 use rdkafka::Message;
 use serde_json::json;
 
+use crate::helpers::kafka::{broker, create_topic, first_message};
 use crate::helpers::{
     create_database, drop_database, in_secs, settings_for, spawn_app_with, test_settings, tls_file,
 };
-use crate::kinds::{broker, create_topic, first_message};
 
 /// The SASL_SSL listener of `scripts/services` and its user.
 const SASL_SSL_SERVERS: &str = "127.0.0.1:9094";

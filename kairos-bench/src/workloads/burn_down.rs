@@ -7,7 +7,7 @@ pub(super) struct Throughput {
     /// To the last result recorded in PostgreSQL.
     pub(super) recorded: f64,
     /// To the last attempt's end, as its executor reported it.
-    finished: f64,
+    pub(super) finished: f64,
 }
 
 /// A burn-down's outcome.

@@ -68,53 +68,53 @@ impl Bench {
     async fn http_jobs(&self, report: &mut Report) -> anyhow::Result<()> {
         let (server, served) = serve().await?;
         let count = self.options.http_jobs;
-        // The baseline: a plain client, with the executors' concurrency, on the same server.
+        // The baseline: a plain client, with the executors' concurrency, on the same server;
+        // the median of three runs, as short runs move with the machine.
         let client = reqwest::Client::new();
-        let started = Instant::now();
-        let answered = stream::iter(0..count)
-            .map(|_| {
-                let request = client.post(&server).body("{}").send();
-                async move {
-                    request
-                        .await
-                        .is_ok_and(|response| response.status().is_success())
-                }
-            })
-            .buffer_unordered(CLIENT_CONCURRENCY)
-            .filter(|ok| std::future::ready(*ok))
-            .count()
-            .await;
-        let baseline = answered as f64 / started.elapsed().as_secs_f64();
+        let mut rates = Vec::with_capacity(3);
+        for _ in 0..3 {
+            let started = Instant::now();
+            let answered = stream::iter(0..count)
+                .map(|_| {
+                    let request = client.post(&server).body("{}").send();
+                    async move {
+                        request
+                            .await
+                            .is_ok_and(|response| response.status().is_success())
+                    }
+                })
+                .buffer_unordered(CLIENT_CONCURRENCY)
+                .filter(|ok| std::future::ready(*ok))
+                .count()
+                .await;
+            rates.push(answered as f64 / started.elapsed().as_secs_f64());
+        }
+        rates.sort_by(f64::total_cmp);
+        let baseline = rates[1];
         report.add(
             "baseline",
-            "HTTP client, 64 requests at a time, to a local server",
+            "HTTP client, 64 requests at a time, to a local server (median of 3)",
             baseline,
             "requests/s",
             None,
             None,
         );
 
-        let tag = self.tag("w8-http");
-        println!("W8: {count} http jobs due now, against a local server");
-        let now = Utc::now().to_rfc3339();
-        let before = self.counts().await?;
         let served_before = served.load(Ordering::Relaxed);
-        tokio::try_join!(
-            self.create_batched(count, |_| json!({"kind": "http", "url": server,
-                "body": {"order": 17}, "name": tag, "execute_at": now})),
-            self.wait_finished(&tag, count, before, burn_down_limit(count)),
-        )?;
-        let rate = self.throughput(&tag, count).await?;
+        let body = json!({"order": 17});
+        let rates = self
+            .kind_burn_downs("w8-http", "http", count, |tag, _, due| {
+                json!({"kind": "http", "url": server, "body": body, "name": tag, "execute_at": due})
+            })
+            .await?;
         anyhow::ensure!(
-            served.load(Ordering::Relaxed) - served_before >= count as u64,
+            served.load(Ordering::Relaxed) - served_before >= 2 * count as u64,
             "the server saw fewer requests than jobs"
         );
-        report.add(
-            "W8 kinds",
-            "http jobs/s to the last result recorded (bar: half the plain client's rate)",
-            rate.recorded,
-            "jobs/s",
-            Some(Bar::AtLeast(baseline * 0.5)),
+        rates.report(
+            report,
+            "http",
+            "half the plain client's rate",
             Some(baseline),
         );
         Ok(())
@@ -126,29 +126,60 @@ impl Bench {
             .await
             .context("the target topic")?;
         let count = self.options.kafka_jobs;
-        let tag = self.tag("w8-kafka");
-        println!("W8: {count} kafka jobs due now");
-        let now = Utc::now().to_rfc3339();
-        let before = self.counts().await?;
-        tokio::try_join!(
-            self.create_batched(count, |n| json!({"kind": "kafka", "topic": topic,
-                "key": n.to_string(), "value": {"order": n}, "name": tag, "execute_at": now})),
-            self.wait_finished(&tag, count, before, burn_down_limit(count)),
-        )?;
-        let rate = self.throughput(&tag, count).await?;
+        let rates = self
+            .kind_burn_downs("w8-kafka", "kafka", count, |tag, n, due| {
+                json!({"kind": "kafka", "topic": topic, "key": n.to_string(),
+                    "value": {"order": n}, "name": tag, "execute_at": due})
+            })
+            .await?;
         let produce = report.value("baseline", "Kafka produce (idempotent, acks=all)");
-        report.add(
-            "W8 kinds",
-            "kafka jobs/s to the last result recorded (bar: half the produce baseline)",
-            rate.recorded,
-            "jobs/s",
-            produce.map(|produce| Bar::AtLeast(produce * 0.5)),
-            produce,
-        );
+        rates.report(report, "kafka", "half the produce baseline", produce);
         Ok(())
     }
 
-    /// Cancels running commands one after another: from the `202` to their process group
+    /// Burns `count` jobs of `kind` down twice: created due now (the creates share the cores
+    /// with the runs), then created ahead, all falling due at the same instant (a backlog
+    /// that comes due, as delayed deliveries do). `make(tag, n, due)` builds job n.
+    async fn kind_burn_downs(
+        &self,
+        workload: &str,
+        kind: &str,
+        count: usize,
+        make: impl Fn(&str, usize, &str) -> serde_json::Value,
+    ) -> anyhow::Result<KindRates> {
+        let tag = self.tag(&format!("{workload}-now"));
+        println!("W8: {count} {kind} jobs due now");
+        let now = Utc::now().to_rfc3339();
+        let before = self.counts().await?;
+        tokio::try_join!(
+            self.create_batched(count, |n| make(&tag, n, &now)),
+            self.wait_finished(&tag, count, before, burn_down_limit(count)),
+        )?;
+        let created_meanwhile = self.throughput(&tag, count).await?.recorded;
+
+        let tag = self.tag(&format!("{workload}-due"));
+        let lead = due_lead(count);
+        println!("W8: {count} {kind} jobs created ahead, all due in {lead:?}");
+        let due = Utc::now() + chrono::Duration::from_std(lead)?;
+        let due_text = due.to_rfc3339();
+        let before = self.counts().await?;
+        self.create_batched(count, |n| make(&tag, n, &due_text))
+            .await?;
+        anyhow::ensure!(
+            Utc::now() < due,
+            "creating {count} jobs took longer than their lead of {lead:?}"
+        );
+        self.wait_finished(&tag, count, before, lead + burn_down_limit(count))
+            .await?;
+        let due_together = self.throughput(&tag, count).await?;
+        Ok(KindRates {
+            created_meanwhile,
+            due_together: due_together.recorded,
+            due_together_ended: due_together.finished,
+        })
+    }
+
+    /// Cancels running commands    /// Cancels running commands one after another: from the `202` to their process group
     /// gone (the shell and its child), p50, p99, max.
     async fn cancel_latency(&self, report: &mut Report) -> anyhow::Result<()> {
         println!("W8: {CANCELS} running commands cancelled");
@@ -220,6 +251,54 @@ impl Bench {
         }
         Ok(())
     }
+}
+
+/// A kind's two burn-downs, in jobs per second from the first attempt's start to the last
+/// result recorded.
+struct KindRates {
+    /// Created due now, through the batch endpoint, while the first ones run.
+    created_meanwhile: f64,
+    /// Created ahead, all due at the same instant.
+    due_together: f64,
+    /// The same, to the last attempt's end (the last answer or acknowledgement).
+    due_together_ended: f64,
+}
+
+impl KindRates {
+    /// Adds both to `report`; the bar, half of `baseline`, is on the jobs falling due
+    /// together: a bare client creates nothing.
+    fn report(&self, report: &mut Report, kind: &str, bar: &str, baseline: Option<f64>) {
+        report.add(
+            "W8 kinds",
+            &format!("{kind} jobs/s, created ahead and due together, to the last result recorded (bar: {bar})"),
+            self.due_together,
+            "jobs/s",
+            baseline.map(|baseline| Bar::AtLeast(baseline * 0.5)),
+            baseline,
+        );
+        report.add(
+            "W8 kinds",
+            &format!("{kind} jobs/s, created ahead and due together, to the last attempt's end"),
+            self.due_together_ended,
+            "jobs/s",
+            None,
+            baseline,
+        );
+        report.add(
+            "W8 kinds",
+            &format!("{kind} jobs/s, created due now while they run, to the last result recorded"),
+            self.created_meanwhile,
+            "jobs/s",
+            None,
+            baseline,
+        );
+    }
+}
+
+/// How far ahead W8 creates the jobs that fall due together: time to create them all (the
+/// batch endpoint takes about 100,000 a second) with room to spare.
+fn due_lead(jobs: usize) -> Duration {
+    Duration::from_secs(5).max(Duration::from_micros(jobs as u64 * 100))
 }
 
 /// Waits until `file` holds the pids a job's command wrote (its shell and its child).
