@@ -12,9 +12,9 @@
 //! and its duration.
 //!
 //! The calls run on threads of their own (one per core, up to [`MAX_CALL_THREADS`]), not on
-//! the executors' thread: the client's work per call (its connections, the request and the
-//! answer) is most of an `http` job's, and on the executors' one thread it capped the jobs at
-//! what one core calls (docs/performance.md, W8).
+//! the executors' thread: the client's work per call (its connections, TLS, the request and
+//! the answer) is most of an `http` job's, and the executors' thread keeps its timers and
+//! dispatches while calls are under way (docs/performance.md, W8).
 
 use std::time::Duration;
 
