@@ -14,6 +14,7 @@ use super::job_fields::{BatchFields, FIELDS, JobFields};
 use crate::config::{JobSettings, Settings};
 use crate::domain::{JobKind, JobSpec, NewJob, RetryPolicy};
 use crate::runner::http::host_allowed;
+use crate::runner::kafka::topic_allowed;
 
 const MAX_RETRIES: std::ops::RangeInclusive<i64> = 0..=10;
 const DEFAULT_MAX_RETRIES: i32 = 3;
@@ -210,7 +211,7 @@ pub fn parse_job(
 
 /// Checks that `spec` may reach where it calls or publishes: an `http` job's host is allowed
 /// (`runner.http.allowed_hosts`); a `kafka` job has a cluster to publish to, and its topic is
-/// not one of Kairos's own.
+/// not one of Kairos's own and is allowed (`runner.kafka.allowed_topics`).
 ///
 /// # Errors
 /// 400 naming the field (or the configuration key) at fault.
@@ -241,6 +242,18 @@ pub fn check_target(spec: &JobSpec, settings: &Settings) -> Result<(), ApiError>
                 "topic",
                 "invalid_field",
                 format!("`{}` is one of Kairos's own topics", kafka.topic),
+            ))
+        }
+        JobSpec::Kafka(kafka)
+            if !topic_allowed(&kafka.topic, &settings.runner.kafka.allowed_topics) =>
+        {
+            Err(ApiError::invalid(
+                "topic",
+                "topic_not_allowed",
+                format!(
+                    "`topic` names a topic that `runner.kafka.allowed_topics` does not allow: {}",
+                    settings.runner.kafka.allowed_topics.join(", ")
+                ),
             ))
         }
         _ => Ok(()),

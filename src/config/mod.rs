@@ -47,6 +47,7 @@ const LIST_KEYS: &[&str] = &[
     "roles",
     "runner.shell.env",
     "runner.http.allowed_hosts",
+    "runner.kafka.allowed_topics",
 ];
 /// A longer wait would hold every report and every batch of dispatches as long.
 const MAX_LINGER_MS: u64 = 1000;

@@ -315,6 +315,10 @@ pub struct KafkaRunnerSettings {
     /// How long a publish may wait for the broker's acknowledgement.
     #[serde(with = "humantime_serde")]
     pub delivery_timeout: Duration,
+    /// Topics `kafka` jobs may publish to: names, or prefixes ending in `*`; empty: any but
+    /// Kairos's own.
+    #[serde(default)]
+    pub allowed_topics: Vec<String>,
 }
 
 // Written by hand so that the SASL password, and the values of pass-through properties (which
@@ -334,6 +338,7 @@ impl std::fmt::Debug for KafkaRunnerSettings {
             .field("ssl_ca_location", &self.ssl_ca_location)
             .field("properties", &self.properties.keys().collect::<Vec<_>>())
             .field("delivery_timeout", &self.delivery_timeout)
+            .field("allowed_topics", &self.allowed_topics)
             .finish()
     }
 }

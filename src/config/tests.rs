@@ -61,6 +61,23 @@ fn an_invalid_topic_name_names_its_key() {
 }
 
 #[test]
+fn allowed_topics_come_from_a_list_of_names_or_prefixes() {
+    let settings = load(&[(
+        "KAIROS__RUNNER__KAFKA__ALLOWED_TOPICS",
+        "orders-due, billing.*",
+    )])
+    .expect("valid");
+    assert_eq!(
+        settings.runner.kafka.allowed_topics,
+        ["orders-due", "billing.*"]
+    );
+    let error = load(&[("KAIROS__RUNNER__KAFKA__ALLOWED_TOPICS", "no spaces*")])
+        .expect_err("not a topic name")
+        .to_string();
+    assert!(error.contains("runner.kafka.allowed_topics"), "{error}");
+}
+
+#[test]
 fn a_linger_over_a_second_names_its_key() {
     let error = load(&[("KAIROS__KAFKA__LINGER_MS", "1001")])
         .expect_err("too long a linger")

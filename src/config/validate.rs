@@ -171,6 +171,12 @@ impl Settings {
             );
         }
         jobs_kafka.security().validate()?;
+        for entry in &jobs_kafka.allowed_topics {
+            check_topic_name(
+                "runner.kafka.allowed_topics",
+                entry.strip_suffix('*').unwrap_or(entry),
+            )?;
+        }
         if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
             return invalid(
                 "http.tls_cert",

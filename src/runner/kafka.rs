@@ -4,6 +4,10 @@
 //! mode). The attempt succeeds once the broker acknowledges the message and records its
 //! partition and offset; Kairos's own topics are never a target.
 //!
+//! `runner.kafka.allowed_topics` (names, or prefixes ending in `*`) narrows the topics jobs
+//! may publish to; a job naming another is refused at create and, should the list change
+//! meanwhile, fails at its time without publishing.
+//!
 //! Besides the job's headers, the message carries `Kairos-Job-Id`, `Kairos-Attempt` and
 //! `Kairos-Scheduled-At`, so that a consumer can deduplicate a message published again by a
 //! retry (an attempt whose acknowledgement was lost).
@@ -29,6 +33,8 @@ pub struct KafkaRunner {
     producer: Option<FutureProducer>,
     /// Kairos's own topics, which jobs may not publish to.
     own_topics: Vec<String>,
+    /// `runner.kafka.allowed_topics`.
+    allowed_topics: Vec<String>,
     delivery_timeout: Duration,
 }
 
@@ -76,6 +82,7 @@ impl KafkaRunner {
         Ok(Self {
             producer,
             own_topics: settings.kafka.topic.all(),
+            allowed_topics: settings.runner.kafka.allowed_topics.clone(),
             delivery_timeout,
         })
     }
@@ -84,6 +91,16 @@ impl KafkaRunner {
     pub fn is_own_topic(&self, topic: &str) -> bool {
         self.own_topics.iter().any(|own| own == topic)
     }
+}
+
+/// Whether jobs may publish to `topic` under `allowed` (names, or prefixes ending in `*`;
+/// empty: any).
+pub fn topic_allowed(topic: &str, allowed: &[String]) -> bool {
+    allowed.is_empty()
+        || allowed.iter().any(|entry| match entry.strip_suffix('*') {
+            Some(prefix) => topic.starts_with(prefix),
+            None => entry == topic,
+        })
 }
 
 #[async_trait::async_trait]
@@ -103,6 +120,12 @@ impl Runner for KafkaRunner {
         if self.is_own_topic(&spec.topic) {
             return RunResult::not_retried(format!(
                 "`{}` is one of Kairos's own topics",
+                spec.topic
+            ));
+        }
+        if !topic_allowed(&spec.topic, &self.allowed_topics) {
+            return RunResult::not_retried(format!(
+                "`{}` is not among the topics runner.kafka.allowed_topics allows",
                 spec.topic
             ));
         }
@@ -163,5 +186,21 @@ impl Runner for KafkaRunner {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_allowed;
+
+    #[test]
+    fn topics_are_allowed_by_name_or_prefix() {
+        let allowed = vec!["orders-due".to_owned(), "billing.*".to_owned()];
+        assert!(topic_allowed("orders-due", &allowed));
+        assert!(topic_allowed("billing.invoices", &allowed));
+        assert!(!topic_allowed("orders-due-2", &allowed));
+        assert!(!topic_allowed("billing", &allowed));
+        assert!(!topic_allowed("payments", &allowed));
+        assert!(topic_allowed("anything", &[]));
     }
 }

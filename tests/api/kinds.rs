@@ -287,6 +287,7 @@ async fn a_kafka_job_publishes_its_message(backend: Backend) {
     if backend == Backend::Standalone {
         settings.runner.kafka.bootstrap_servers = Some(servers.clone());
     }
+    settings.runner.kafka.allowed_topics = vec!["test-out-*".into()];
     let app = spawn_app_with(settings).await;
     let topic = format!("test-out-{}", Uuid::new_v4().simple());
     create_topic(&servers, &topic).await;
@@ -332,6 +333,16 @@ async fn a_kafka_job_publishes_its_message(backend: Backend) {
         .await;
     assert_eq!(response.status(), 400);
     let refused: Value = response.json().await.expect("JSON");
+    assert_eq!(refused["error"]["field"], "topic");
+
+    // Nor is a topic `runner.kafka.allowed_topics` does not allow.
+    let response = app
+        .post_job(&json!({"kind": "kafka", "topic": "payments", "value": "x",
+            "execute_at": in_secs(0.0)}))
+        .await;
+    assert_eq!(response.status(), 400);
+    let refused: Value = response.json().await.expect("JSON");
+    assert_eq!(refused["error"]["code"], "topic_not_allowed", "{refused}");
     assert_eq!(refused["error"]["field"], "topic");
 }
 
