@@ -314,6 +314,19 @@ impl TestApp {
         start_app(settings, owns_database).await
     }
 
+    /// Stops the application as SIGTERM does, and starts it again at once on the same store
+    /// and topics with its settings changed by `change`, as an operator changing the
+    /// configuration would. Distributed mode only, as [`TestApp::restart_at`].
+    pub async fn restart_with(mut self, change: impl FnOnce(&mut Settings)) -> TestApp {
+        self.stop().await;
+        self.keep_data = true;
+        let mut settings = self.settings.clone();
+        change(&mut settings);
+        let owns_database = self.owns_database;
+        drop(self);
+        start_app(settings, owns_database).await
+    }
+
     /// Waits until the dispatcher and the result writer each hold a partition of their topic:
     /// a fresh consumer group takes a moment to form, and a job due meanwhile would be read
     /// late.

@@ -1,9 +1,13 @@
-//! What `shell` jobs may be: the kind turned off, and an allow-list of commands, both checked
-//! at create (jobs, batches and schedules' templates) with a `400` naming the field.
+//! What the configuration lets jobs do. `shell` jobs: the kind turned off, and an allow-list
+//! of commands, both checked at create (jobs, batches and schedules' templates) with a `400`
+//! naming the field. `kafka` jobs: a topic the configuration stopped allowing after the job
+//! was created fails at its time, unpublished.
 
-use kairos::config::CommandPatterns;
+use kairos::config::{Backend, CommandPatterns};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
+use crate::helpers::kafka::{broker, create_topic};
 use crate::helpers::{in_secs, settings_for, spawn_app_with};
 
 async fn post(app: &crate::helpers::TestApp, path: &str, body: &Value) -> (u16, Value) {
@@ -14,7 +18,7 @@ async fn post(app: &crate::helpers::TestApp, path: &str, body: &Value) -> (u16, 
 
 #[actix_web::test]
 async fn a_command_outside_the_allow_list_is_refused_at_create() {
-    let mut settings = settings_for(kairos::config::Backend::Standalone);
+    let mut settings = settings_for(Backend::Standalone);
     settings.runner.shell.allowed_commands =
         CommandPatterns::try_from(vec![r"make (report|backup)".to_owned()]).expect("valid");
     let app = spawn_app_with(settings).await;
@@ -59,7 +63,7 @@ async fn a_command_outside_the_allow_list_is_refused_at_create() {
 
 #[actix_web::test]
 async fn shell_jobs_turned_off_are_refused_at_create() {
-    let mut settings = settings_for(kairos::config::Backend::Standalone);
+    let mut settings = settings_for(Backend::Standalone);
     settings.runner.shell.enabled = false;
     let app = spawn_app_with(settings).await;
     let (status, body) = post(
@@ -78,4 +82,26 @@ async fn shell_jobs_turned_off_are_refused_at_create() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+}
+
+#[actix_web::test]
+async fn a_kafka_job_whose_topic_is_no_longer_allowed_fails_unpublished() {
+    let app = spawn_app_with(settings_for(Backend::Distributed)).await;
+    let topic = format!("test-out-{}", Uuid::new_v4().simple());
+    create_topic(&broker(), &topic).await;
+    let id = app
+        .create_job(&json!({"kind": "kafka", "topic": topic, "value": "x",
+            "execute_at": in_secs(8.0), "max_retries": 3}))
+        .await;
+    // Before its time, the operator narrows the topics jobs may publish to.
+    let app = app
+        .restart_with(|settings| settings.runner.kafka.allowed_topics = vec!["billing.*".into()])
+        .await;
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "FAILED", "{done}");
+    // Not retried: the same configuration would refuse it again.
+    assert_eq!(done["attempts"].as_array().map(Vec::len), Some(1), "{done}");
+    let error = done["attempts"][0]["error"].as_str().expect("an error");
+    assert!(error.contains("runner.kafka.allowed_topics"), "{error}");
+    assert_eq!(done["attempts"][0]["stdout"], "", "published: {done}");
 }
