@@ -29,6 +29,9 @@ use crate::report::{Bar, Report};
 /// (`executor.max_concurrent_runs`).
 const CLIENT_CONCURRENCY: usize = 64;
 
+/// No-op jobs due over the second after the `http` jobs fall due together.
+const BESIDE: usize = 1_000;
+
 /// Running commands cancelled, one after another.
 const CANCELS: usize = 40;
 
@@ -103,7 +106,7 @@ impl Bench {
         let served_before = served.load(Ordering::Relaxed);
         let body = json!({"order": 17});
         let rates = self
-            .kind_burn_downs("w8-http", "http", count, |tag, _, due| {
+            .kind_burn_downs("w8-http", "http", count, BESIDE, |tag, _, due| {
                 json!({"kind": "http", "url": server, "body": body, "name": tag, "execute_at": due})
             })
             .await?;
@@ -117,6 +120,15 @@ impl Bench {
             "half the plain client's rate",
             Some(baseline),
         );
+        if let Some(beside) = &rates.beside {
+            self.lateness(
+                report,
+                "W8 kinds, no-op jobs due while the http jobs run",
+                beside,
+                None,
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -127,7 +139,7 @@ impl Bench {
             .context("the target topic")?;
         let count = self.options.kafka_jobs;
         let rates = self
-            .kind_burn_downs("w8-kafka", "kafka", count, |tag, n, due| {
+            .kind_burn_downs("w8-kafka", "kafka", count, 0, |tag, n, due| {
                 json!({"kind": "kafka", "topic": topic, "key": n.to_string(),
                     "value": {"order": n}, "name": tag, "execute_at": due})
             })
@@ -139,12 +151,15 @@ impl Bench {
 
     /// Burns `count` jobs of `kind` down twice: created due now (the creates share the cores
     /// with the runs), then created ahead, all falling due at the same instant (a backlog
-    /// that comes due, as delayed deliveries do). `make(tag, n, due)` builds job n.
+    /// that comes due, as delayed deliveries do), with `beside` no-op jobs due evenly over the
+    /// second after that instant, whose lateness shows how other jobs fare meanwhile.
+    /// `make(tag, n, due)` builds job n.
     async fn kind_burn_downs(
         &self,
         workload: &str,
         kind: &str,
         count: usize,
+        beside: usize,
         make: impl Fn(&str, usize, &str) -> serde_json::Value,
     ) -> anyhow::Result<KindRates> {
         let tag = self.tag(&format!("{workload}-now"));
@@ -165,17 +180,32 @@ impl Bench {
         let before = self.counts().await?;
         self.create_batched(count, |n| make(&tag, n, &due_text))
             .await?;
+        let beside_tag = self.tag(&format!("{workload}-beside"));
+        if beside > 0 {
+            let step = 1e6 / beside as f64;
+            self.create_batched(beside, |n| {
+                let at = due + chrono::Duration::microseconds((n as f64 * step) as i64);
+                json!({"kind": "noop", "name": beside_tag, "execute_at": at.to_rfc3339()})
+            })
+            .await?;
+        }
         anyhow::ensure!(
             Utc::now() < due,
             "creating {count} jobs took longer than their lead of {lead:?}"
         );
-        self.wait_finished(&tag, count, before, lead + burn_down_limit(count))
+        self.wait_finished(&tag, count + beside, before, lead + burn_down_limit(count))
             .await?;
         let due_together = self.throughput(&tag, count).await?;
+        if beside > 0 {
+            // The no-op jobs' results, recorded beside the others'.
+            self.wait_finished(&beside_tag, 0, before, burn_down_limit(count))
+                .await?;
+        }
         Ok(KindRates {
             created_meanwhile,
             due_together: due_together.recorded,
             due_together_ended: due_together.finished,
+            beside: (beside > 0).then_some(beside_tag),
         })
     }
 
@@ -262,6 +292,8 @@ struct KindRates {
     due_together: f64,
     /// The same, to the last attempt's end (the last answer or acknowledgement).
     due_together_ended: f64,
+    /// The tag of the no-op jobs due meanwhile, if any.
+    beside: Option<String>,
 }
 
 impl KindRates {
