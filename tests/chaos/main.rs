@@ -8,6 +8,7 @@
 
 mod cancels;
 mod cluster;
+mod instance;
 mod outcome;
 mod scenarios;
 mod schedules;

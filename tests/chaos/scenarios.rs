@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, SERIAL, free_port, services};
+use crate::cluster::{Cluster, SERIAL, services};
+use crate::instance::free_port;
 
 /// Jobs per scenario.
 const JOBS: usize = 2000;

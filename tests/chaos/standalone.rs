@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::cluster::{Instance, SERIAL, SETTLE_LIMIT, crate_dir, free_port, wait_ready};
+use crate::cluster::{SERIAL, SETTLE_LIMIT, crate_dir};
+use crate::instance::{Instance, free_port, wait_ready};
 
 /// A standalone deployment: a data directory and a port, and the processes started on them.
 pub struct Standalone {
