@@ -31,22 +31,23 @@ enum Place {
 
 impl Fresh {
     /// Removes the store's folder or database once its case has passed (a failed case leaves
-    /// it to be looked at; `scripts/services up` drops the databases left).
+    /// it to be looked at). What cannot be removed now is left, not a failure of the case:
+    /// `DROP DATABASE … WITH (FORCE)` is refused while an autovacuum worker is in the new
+    /// database, and `scripts/services up` drops the databases left.
     pub async fn remove(self) {
         drop(self.store);
         match self.place {
             Place::Folder(folder) => {
-                std::fs::remove_dir_all(&folder).expect("the store's folder is removed");
+                let _ = std::fs::remove_dir_all(&folder);
             }
             Place::Database(database) => {
-                admin(&database)
+                let _ = admin(&database)
                     .await
                     .batch_execute(&format!(
                         r#"DROP DATABASE "{}" WITH (FORCE)"#,
                         database.name
                     ))
-                    .await
-                    .expect("the test database is dropped");
+                    .await;
             }
         }
     }
