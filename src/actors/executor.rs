@@ -4,8 +4,8 @@
 //! Life: `executor.claim_ahead` before the attempt's time, claims its run in the store (so
 //! that however often, and wherever, a dispatch is delivered, each attempt starts once, and a
 //! superseded dispatch never starts; from the claim on, the job reads `RUNNING`); at its
-//! time (never earlier) takes a run slot (`executor.max_concurrent_runs`; a no-op needs none)
-//! and runs the command under its timeout; reports `RUNNING` if it is still running after
+//! time (never earlier) takes its kind's slot (a command's or a call's, see
+//! [`crate::runner::slots`]; a no-op needs none) and runs the attempt under its timeout; reports `RUNNING` if it is still running after
 //! `executor.running_report_after`, then reports `SUCCESS`, or `RETRYING` and waits for its
 //! backoff before the next attempt, or `FAILED` once `1 + max_retries` attempts have failed.
 //! Reports go out in order through an outbox that retries each until the bus acknowledges
@@ -190,16 +190,17 @@ impl ExecutorActor {
     }
 
     fn start_attempt(&mut self, ctx: &mut Context<Self>) {
-        if !self.services.runners.takes_run_slot(&self.dispatch.spec) {
+        let slot = self.services.runners.slot(&self.dispatch.spec);
+        let Some(slots) = self.services.run_slots.bound(slot) else {
             self.run_attempt(None, ctx);
             return;
-        }
-        // The attempt takes a run slot first, so that its start time (and the lateness) is
-        // when it really starts. The wait is spawned, so that a `Release` reaches a job still
+        };
+        // The attempt takes its slot first, so that its start time (and the lateness) is when
+        // it really starts. The wait is spawned, so that a `Release` reaches a job still
         // waiting for its slot; and the slots close when the process stops, which hands every
         // such job back rather than starting it.
         let attempt = self.attempt;
-        let slot = self.services.run_slots.clone().acquire_owned();
+        let slot = slots.acquire_owned();
         ctx.spawn(actix::fut::wrap_future(slot).map(
             move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
                 if actor.attempt != attempt || actor.phase != Phase::Claimed {

@@ -25,14 +25,12 @@ pub mod supervision;
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
-
 pub use kind::ActorKind;
 
 use crate::bus::{Bus, Publisher};
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::runner::Runners;
+use crate::runner::{RunSlots, Runners};
 use crate::store::Store;
 
 /// What every actor may use: the store, the bus, the configuration, the metrics and the job
@@ -53,9 +51,10 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Names this process in claims and logs.
     pub instance: Arc<str>,
-    /// Bounds the attempts running at once (`executor.max_concurrent_runs`). Closed when the
-    /// process stops: a job still waiting for a slot is then handed back, not started.
-    pub run_slots: Arc<Semaphore>,
+    /// Bound the commands and the calls running at once (see [`crate::runner::slots`]).
+    /// Closed when the process stops: a job still waiting for a slot is then handed back,
+    /// not started.
+    pub run_slots: RunSlots,
     /// The runner of each kind of job.
     pub runners: Arc<Runners>,
 }

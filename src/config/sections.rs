@@ -269,6 +269,8 @@ pub struct HttpRunnerSettings {
     pub signing_secret: Option<String>,
     /// Bytes of a response body kept per attempt.
     pub max_response_bytes: usize,
+    /// Calls under way at once in a process; further due `http` jobs wait for one to end.
+    pub max_concurrent_calls: usize,
 }
 
 // Written by hand so that the signing secret never reaches a log.
@@ -281,6 +283,7 @@ impl std::fmt::Debug for HttpRunnerSettings {
                 &self.signing_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
             .finish()
     }
 }

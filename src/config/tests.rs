@@ -61,6 +61,23 @@ fn an_invalid_topic_name_names_its_key() {
 }
 
 #[test]
+fn each_kind_of_slot_takes_at_least_one() {
+    let settings = load(&[]).expect("valid");
+    assert_eq!(settings.executor.max_concurrent_runs, 64);
+    assert_eq!(settings.runner.http.max_concurrent_calls, 64);
+    for key in [
+        "EXECUTOR__MAX_CONCURRENT_RUNS",
+        "RUNNER__HTTP__MAX_CONCURRENT_CALLS",
+    ] {
+        let error = load(&[(&format!("KAIROS__{key}"), "0")])
+            .expect_err("no slot")
+            .to_string();
+        let named = key.to_lowercase().replace("__", ".");
+        assert!(error.contains(&named), "{error}");
+    }
+}
+
+#[test]
 fn allowed_topics_come_from_a_list_of_names_or_prefixes() {
     let settings = load(&[(
         "KAIROS__RUNNER__KAFKA__ALLOWED_TOPICS",

@@ -225,6 +225,9 @@ impl Settings {
         if self.executor.max_concurrent_runs == 0 {
             return invalid("executor.max_concurrent_runs", "must be at least 1");
         }
+        if self.runner.http.max_concurrent_calls == 0 {
+            return invalid("runner.http.max_concurrent_calls", "must be at least 1");
+        }
         if self.executor.max_due_executors == 0 {
             return invalid("executor.max_due_executors", "must be at least 1");
         }

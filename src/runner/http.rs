@@ -11,7 +11,8 @@
 //! status (as its `exit_code`), the start of the answer's body (`runner.http.max_response_bytes`)
 //! and its duration.
 //!
-//! The calls run on threads of their own (one per core, up to [`MAX_CALL_THREADS`]), not on
+//! At most `runner.http.max_concurrent_calls` calls run at once in a process, apart from the
+//! commands' slots (see [`super::slots`]). The calls run on threads of their own (one per core, up to [`MAX_CALL_THREADS`]), not on
 //! the executors' thread: the client's work per call (its connections, TLS, the request and
 //! the answer) is most of an `http` job's, and the executors' thread keeps its timers and
 //! dispatches while calls are under way (docs/performance.md, W8).
@@ -23,7 +24,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, Url};
 use sha2::Sha256;
 
-use super::{AttemptContext, RunResult, Runner};
+use super::{AttemptContext, RunResult, Runner, Slot};
 use crate::config::HttpRunnerSettings;
 use crate::domain::{AttemptOutcome, HttpSpec, Payload};
 
@@ -150,6 +151,10 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 #[async_trait::async_trait]
 impl Runner for HttpRunner {
     type Spec = HttpSpec;
+
+    fn slot(&self) -> Slot {
+        Slot::Call
+    }
 
     async fn run(&self, spec: &HttpSpec, attempt: &AttemptContext) -> RunResult {
         if !host_allowed(&spec.url, &self.settings.allowed_hosts) {

@@ -20,7 +20,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{AttemptContext, RunResult, Runner};
+use super::{AttemptContext, RunResult, Runner, Slot};
 use crate::config::Settings;
 use crate::domain::KafkaSpec;
 
@@ -107,8 +107,8 @@ pub fn topic_allowed(topic: &str, allowed: &[String]) -> bool {
 impl Runner for KafkaRunner {
     type Spec = KafkaSpec;
 
-    fn takes_run_slot(&self) -> bool {
-        false
+    fn slot(&self) -> Slot {
+        Slot::None
     }
 
     async fn run(&self, spec: &KafkaSpec, attempt: &AttemptContext) -> RunResult {

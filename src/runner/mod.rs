@@ -1,12 +1,13 @@
 //! What running a job means: one runner per kind of job ([`JobSpec`]'s variants), behind one
-//! small trait. The executor knows none of them: it asks [`Runners`] whether an attempt takes
-//! a run slot, and to run it. Adding a kind means a variant of [`JobSpec`], a runner here and
+//! small trait. The executor knows none of them: it asks [`Runners`] which slot an attempt
+//! takes ([`slots`]), and to run it. Adding a kind means a variant of [`JobSpec`], a runner here and
 //! an arm in [`Runners`].
 
 pub mod http;
 pub mod kafka;
 pub mod noop;
 pub mod shell;
+pub mod slots;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::domain::{AttemptOutcome, JobSpec};
+pub use slots::{RunSlots, Slot};
 
 /// The attempt a runner runs.
 #[derive(Debug, Clone)]
@@ -107,10 +109,9 @@ pub trait Runner: Send + Sync {
     /// The fields of the kind's spec.
     type Spec: Sync;
 
-    /// Whether an attempt takes one of the process's run slots (`executor.max_concurrent_runs`)
-    /// while it runs.
-    fn takes_run_slot(&self) -> bool {
-        true
+    /// The slot an attempt holds while it runs (see [`slots`]).
+    fn slot(&self) -> Slot {
+        Slot::Command
     }
 
     /// Runs `attempt` of a job of this kind. Never fails: what goes wrong is a failed run.
@@ -175,13 +176,13 @@ impl Runners {
         })
     }
 
-    /// Whether an attempt of `spec` takes a run slot.
-    pub fn takes_run_slot(&self, spec: &JobSpec) -> bool {
+    /// The slot an attempt of `spec` holds while it runs.
+    pub fn slot(&self, spec: &JobSpec) -> Slot {
         match spec {
-            JobSpec::Shell(_) => self.shell.takes_run_slot(),
-            JobSpec::Noop => self.noop.takes_run_slot(),
-            JobSpec::Http(_) => self.http.takes_run_slot(),
-            JobSpec::Kafka(_) => self.kafka.takes_run_slot(),
+            JobSpec::Shell(_) => self.shell.slot(),
+            JobSpec::Noop => self.noop.slot(),
+            JobSpec::Http(_) => self.http.slot(),
+            JobSpec::Kafka(_) => self.kafka.slot(),
         }
     }
 

@@ -1,6 +1,6 @@
-//! The `noop` kind: nothing runs, and the attempt succeeds at once. It takes no run slot.
+//! The `noop` kind: nothing runs, and the attempt succeeds at once. It takes no slot.
 
-use super::{AttemptContext, RunResult, Runner};
+use super::{AttemptContext, RunResult, Runner, Slot};
 
 /// Runs `noop` jobs.
 #[derive(Debug, Clone, Copy, Default)]
@@ -10,8 +10,8 @@ pub struct NoopRunner;
 impl Runner for NoopRunner {
     type Spec = ();
 
-    fn takes_run_slot(&self) -> bool {
-        false
+    fn slot(&self) -> Slot {
+        Slot::None
     }
 
     async fn run(&self, (): &(), _: &AttemptContext) -> RunResult {

@@ -1,7 +1,8 @@
 //! How many connections the API may hold, from the files the process may open.
 //!
 //! Every connection holds a file descriptor, and so do the database pools, the Kafka clients,
-//! the SQLite file and the pipes of every running command. A server that accepts connections
+//! the SQLite file, the pipes of every running command and the connections of `http` jobs'
+//! calls. A server that accepts connections
 //! until `accept` fails with "too many open files" can no longer open anything else either, and
 //! stops answering even its probes. So at start-up Kairos raises its soft limit on open files
 //! to the hard one, keeps room for what it needs besides connections, and caps the API's
@@ -21,6 +22,9 @@ const RESERVED_FILES: u64 = 128;
 /// Descriptors a running command holds in Kairos: its stdout and stderr pipes, and a spare.
 const FILES_PER_RUN: u64 = 3;
 
+/// Descriptors an `http` job's call holds: its connection, and one kept idle for reuse.
+const FILES_PER_CALL: u64 = 2;
+
 /// The fewest connections the API is given, whatever the limit (below this it could not
 /// serve at all).
 const MIN_CONNECTIONS: usize = 16;
@@ -36,7 +40,8 @@ pub const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 pub fn connections(settings: &Settings) -> usize {
     let files = raise_file_limit();
     let pools = settings.database.pool_size as u64 + 8;
-    let runs = settings.executor.max_concurrent_runs as u64 * FILES_PER_RUN;
+    let runs = settings.executor.max_concurrent_runs as u64 * FILES_PER_RUN
+        + settings.runner.http.max_concurrent_calls as u64 * FILES_PER_CALL;
     let reserved = RESERVED_FILES + pools + runs;
     let room = files
         .map(|files| usize::try_from(files.saturating_sub(reserved)).unwrap_or(usize::MAX))

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use actix::{Arbiter, Supervisor};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::actors::Services;
@@ -22,7 +21,7 @@ use crate::bus::kafka::KafkaBus;
 use crate::bus::{Bus, BusError, Publisher};
 use crate::config::{Backend, Role, Settings};
 use crate::metrics::Metrics;
-use crate::runner::Runners;
+use crate::runner::{RunSlots, Runners};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -99,7 +98,7 @@ impl Application {
             bus: Arc::clone(&bus),
             instance: instance.into(),
             metrics: Arc::new(Metrics::new()),
-            run_slots: Arc::new(Semaphore::new(settings.executor.max_concurrent_runs)),
+            run_slots: RunSlots::new(&settings),
             runners: Arc::new(Runners::new(&settings)?),
             settings: Arc::clone(&settings),
         };

@@ -3,6 +3,7 @@
 pub mod kafka;
 mod requests;
 pub mod schedules;
+pub mod servers;
 mod services;
 
 pub use services::{Record, create_database, drop_database, read_until, tls_file};

@@ -12,13 +12,11 @@ use rdkafka::Message;
 use rdkafka::message::Headers;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::helpers::kafka::{broker, create_topic, first_message};
-use crate::helpers::{TestApp, WAIT_LIMIT, in_secs, settings_for, spawn_app_with, time};
+use crate::helpers::servers::{Connection, next_event, silent_server};
+use crate::helpers::{TestApp, in_secs, settings_for, spawn_app_with, time};
 
 contract!(
     an_http_job_calls_its_url,
@@ -184,52 +182,6 @@ async fn an_http_job_calls_its_url(backend: Backend) {
 
     let done = app.wait_until_finished(slow).await;
     assert_eq!(done["attempts"][0]["status"], "TIMED_OUT", "{done}");
-}
-
-/// What a server that never answers saw of its one connection.
-#[derive(Debug, PartialEq, Eq)]
-enum Connection {
-    /// A request came in.
-    Request,
-    /// The client closed the connection.
-    Closed,
-}
-
-/// A loopback server that reads requests and never answers, telling what its connections do.
-async fn silent_server() -> (String, mpsc::UnboundedReceiver<Connection>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
-    let address = format!("http://{}", listener.local_addr().expect("an address"));
-    let (tell, events) = mpsc::unbounded_channel();
-    actix_web::rt::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let tell = tell.clone();
-            actix_web::rt::spawn(async move {
-                let mut buffer = [0_u8; 4096];
-                let mut told = false;
-                loop {
-                    match stream.read(&mut buffer).await {
-                        Ok(0) | Err(_) => {
-                            let _ = tell.send(Connection::Closed);
-                            return;
-                        }
-                        Ok(_) if !told => {
-                            told = true;
-                            let _ = tell.send(Connection::Request);
-                        }
-                        Ok(_) => {}
-                    }
-                }
-            });
-        }
-    });
-    (address, events)
-}
-
-/// What the silent server tells next, within [`WAIT_LIMIT`].
-async fn next_event(events: &mut mpsc::UnboundedReceiver<Connection>) -> Option<Connection> {
-    tokio::time::timeout(WAIT_LIMIT, events.recv())
-        .await
-        .expect("the server hears from Kairos within the wait")
 }
 
 async fn a_cancelled_http_job_stops_its_call(backend: Backend) {

@@ -24,4 +24,5 @@ mod roles;
 mod schedule_control;
 mod schedules;
 mod secure_connections;
+mod slots;
 mod supervision;

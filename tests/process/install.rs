@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use uuid::Uuid;
@@ -108,13 +109,20 @@ pub async fn create_test_database(id: &str) -> String {
     database
 }
 
-/// Drops a database [`create_test_database`] made.
+/// Drops a database [`create_test_database`] made. PostgreSQL refuses while an autovacuum
+/// worker is in the database (the tests' role may not end it), so the drop is tried again
+/// until it succeeds, for up to 30 s.
 pub async fn drop_test_database(database: &str) {
-    maintenance()
-        .await
-        .batch_execute(&format!(r#"DROP DATABASE "{database}" WITH (FORCE)"#))
-        .await
-        .expect("dropped");
+    let client = maintenance().await;
+    let drop = format!(r#"DROP DATABASE "{database}" WITH (FORCE)"#);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(error) = client.batch_execute(&drop).await {
+        assert!(
+            Instant::now() < deadline,
+            "{database} is not dropped: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn maintenance() -> tokio_postgres::Client {

@@ -25,10 +25,6 @@ use super::burn_down::burn_down_limit;
 use crate::baselines::percentile;
 use crate::report::{Bar, Report};
 
-/// Concurrent requests of the plain client: the executors' run slots
-/// (`executor.max_concurrent_runs`).
-const CLIENT_CONCURRENCY: usize = 64;
-
 /// No-op jobs due over the second after the `http` jobs fall due together.
 const BESIDE: usize = 1_000;
 
@@ -71,8 +67,10 @@ impl Bench {
     async fn http_jobs(&self, report: &mut Report) -> anyhow::Result<()> {
         let (server, served) = serve().await?;
         let count = self.options.http_jobs;
-        // The baseline: a plain client, with the executors' concurrency, on the same server;
-        // the median of three runs, as short runs move with the machine.
+        // The baseline: a plain client, with the concurrency of the jobs' calls
+        // (`runner.http.max_concurrent_calls`), on the same server; the median of three runs,
+        // as short runs move with the machine.
+        let concurrency = self.settings.runner.http.max_concurrent_calls;
         let client = reqwest::Client::new();
         let mut rates = Vec::with_capacity(3);
         for _ in 0..3 {
@@ -86,7 +84,7 @@ impl Bench {
                             .is_ok_and(|response| response.status().is_success())
                     }
                 })
-                .buffer_unordered(CLIENT_CONCURRENCY)
+                .buffer_unordered(concurrency)
                 .filter(|ok| std::future::ready(*ok))
                 .count()
                 .await;
@@ -96,7 +94,9 @@ impl Bench {
         let baseline = rates[1];
         report.add(
             "baseline",
-            "HTTP client, 64 requests at a time, to a local server (median of 3)",
+            &format!(
+                "HTTP client, {concurrency} requests at a time, to a local server (median of 3)"
+            ),
             baseline,
             "requests/s",
             None,

@@ -2,7 +2,7 @@
 //! test databases, and the services' TLS certificates.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kairos::bus::kafka;
 use kairos::config::{DatabaseSettings, Settings};
@@ -92,16 +92,20 @@ pub async fn create_database(settings: &DatabaseSettings) {
         .expect("the test database is created");
 }
 
-/// Drops the database `settings.name`, closing the connections that use it.
+/// Drops the database `settings.name`, closing the connections that use it. PostgreSQL refuses
+/// while an autovacuum worker is in the database (the tests' role may not end it), so the drop
+/// is tried again until it succeeds, within [`WAIT_LIMIT`].
 pub async fn drop_database(settings: &DatabaseSettings) {
-    maintenance_client(settings)
-        .await
-        .batch_execute(&format!(
-            r#"DROP DATABASE "{}" WITH (FORCE)"#,
-            settings.name
-        ))
-        .await
-        .expect("the test database is dropped");
+    let client = maintenance_client(settings).await;
+    let drop = format!(r#"DROP DATABASE "{}" WITH (FORCE)"#, settings.name);
+    let deadline = Instant::now() + WAIT_LIMIT;
+    while let Err(error) = client.batch_execute(&drop).await {
+        assert!(
+            Instant::now() < deadline,
+            "the test database is not dropped: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Drops the database `settings.name` if it exists, from a thread of its own: for a `Drop`,
