@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 
 use crate::actors::ActorKind;
 use crate::bus::Subscription;
+use crate::runner::RunSlots;
 
 mod trends;
 pub use trends::{SLOT_SECS, TrendPoint, Trends};
@@ -45,6 +46,12 @@ pub struct TopicLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ConsumerLabel {
     pub consumer: &'static str,
+}
+
+/// The label of the run slots' metrics: `command` or `call`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SlotLabel {
+    pub slot: &'static str,
 }
 
 /// The consumers whose partitions each scrape reads.
@@ -77,6 +84,11 @@ pub struct Metrics {
     pub dispatches_queued: Gauge,
     /// Reports received by the result writer and not yet committed.
     pub writer_pending: Gauge,
+    /// Run slots of each kind taken, and how many there are (read from the slots at each
+    /// scrape).
+    run_slots_taken: Family<SlotLabel, Gauge>,
+    run_slots_limit: Family<SlotLabel, Gauge>,
+    slots: Mutex<Option<RunSlots>>,
     /// Bytes of `http.max_body_memory` held by request bodies being read.
     pub body_bytes_held: Gauge,
     pub jobs_created: Counter,
@@ -139,6 +151,9 @@ impl Metrics {
             executors_waiting: Gauge::default(),
             executors_running: Gauge::default(),
             dispatches_queued: Gauge::default(),
+            run_slots_taken: Family::default(),
+            run_slots_limit: Family::default(),
+            slots: Mutex::default(),
             writer_pending: Gauge::default(),
             body_bytes_held: Gauge::default(),
             jobs_created: Counter::default(),
@@ -191,6 +206,17 @@ impl Metrics {
             "dispatch_queued",
             "Due dispatches waiting for an executor (executor.max_due_executors)",
             metrics.dispatches_queued.clone(),
+        );
+        registry.register(
+            "run_slots_taken",
+            "Run slots taken: commands running (executor.max_concurrent_runs), calls under way \
+             (runner.http.max_concurrent_calls)",
+            metrics.run_slots_taken.clone(),
+        );
+        registry.register(
+            "run_slots_limit",
+            "Run slots of each kind",
+            metrics.run_slots_limit.clone(),
         );
         registry.register(
             "http_body_bytes_held",
@@ -334,10 +360,24 @@ impl Metrics {
             .push((label, subscription));
     }
 
+    /// Shows how many of `slots` are taken, as `kairos_run_slots_taken{slot}` beside
+    /// `kairos_run_slots_limit{slot}`.
+    pub fn watch_slots(&self, slots: &RunSlots) {
+        *self.slots.lock().unwrap_or_else(PoisonError::into_inner) = Some(slots.clone());
+    }
+
     /// The metrics in Prometheus's text exposition format.
     pub fn render(&self) -> String {
         if let Some(bytes) = resident_memory_bytes() {
             self.resident_memory.set(bytes);
+        }
+        if let Some(slots) = &*self.slots.lock().unwrap_or_else(PoisonError::into_inner) {
+            for (slot, taken, limit) in slots.usage() {
+                let label = SlotLabel { slot };
+                let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+                self.run_slots_taken.get_or_create(&label).set(count(taken));
+                self.run_slots_limit.get_or_create(&label).set(count(limit));
+            }
         }
         for (label, subscription) in self
             .consumers

@@ -27,15 +27,37 @@ pub enum Slot {
 pub struct RunSlots {
     commands: Arc<Semaphore>,
     calls: Arc<Semaphore>,
+    /// `executor.max_concurrent_runs` and `runner.http.max_concurrent_calls`.
+    limits: [usize; 2],
 }
 
 impl RunSlots {
     /// The slots `settings` allow.
     pub fn new(settings: &Settings) -> Self {
+        let limits = [
+            settings.executor.max_concurrent_runs,
+            settings.runner.http.max_concurrent_calls,
+        ];
         Self {
-            commands: Arc::new(Semaphore::new(settings.executor.max_concurrent_runs)),
-            calls: Arc::new(Semaphore::new(settings.runner.http.max_concurrent_calls)),
+            commands: Arc::new(Semaphore::new(limits[0])),
+            calls: Arc::new(Semaphore::new(limits[1])),
+            limits,
         }
+    }
+
+    /// Each kind of slot by name (`command`, `call`), with how many are taken now and how many
+    /// there are.
+    pub fn usage(&self) -> [(&'static str, usize, usize); 2] {
+        let taken =
+            |slots: &Semaphore, limit: usize| limit.saturating_sub(slots.available_permits());
+        [
+            (
+                "command",
+                taken(&self.commands, self.limits[0]),
+                self.limits[0],
+            ),
+            ("call", taken(&self.calls, self.limits[1]), self.limits[1]),
+        ]
     }
 
     /// The bound an attempt holding `slot` waits on; `None` when it runs at once.

@@ -102,6 +102,7 @@ impl Application {
             runners: Arc::new(Runners::new(&settings)?),
             settings: Arc::clone(&settings),
         };
+        services.metrics.watch_slots(&services.run_slots);
         // Build the consumers before starting anything, so that a bad configuration fails
         // start-up rather than a restart loop.
         let dispatcher = match settings.has_role(Role::Executor) {

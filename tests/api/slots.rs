@@ -6,7 +6,7 @@ use kairos::config::Backend;
 use serde_json::json;
 
 use crate::helpers::servers::{Connection, next_event, silent_server};
-use crate::helpers::{in_secs, settings_for, spawn_app_with};
+use crate::helpers::{in_secs, metric, settings_for, spawn_app_with};
 
 contract!(calls_that_never_end_leave_the_commands_slots_free);
 
@@ -37,11 +37,20 @@ async fn calls_that_never_end_leave_the_commands_slots_free(backend: Backend) {
         let done = app.wait_until_finished(id).await;
         assert_eq!(done["job"]["status"], "SUCCESS", "{done}");
     }
-    // The third call still waits for a slot of its own kind: the server saw two requests.
+    // The third call still waits for a slot of its own kind: the server saw two requests,
+    // and the metrics show both calls' slots taken.
     assert!(
         events.try_recv().is_err(),
         "a third call started beyond runner.http.max_concurrent_calls"
     );
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    for (name, value) in [
+        ("kairos_run_slots_taken{slot=\"call\"}", 2.0),
+        ("kairos_run_slots_limit{slot=\"call\"}", 2.0),
+        ("kairos_run_slots_taken{slot=\"command\"}", 0.0),
+    ] {
+        assert_eq!(metric(&metrics, name), Some(value), "{name}: {metrics}");
+    }
 
     // A call that ends hands its slot to the one waiting.
     let response = app
