@@ -4,7 +4,7 @@
 //! The supervision figures (`kairos_actor_*`) are the same numbers `GET /api/v1/admin/actors`
 //! shows: both read the gauges and counters kept here.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -15,9 +15,9 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::actors::ActorKind;
-use crate::bus::Subscription;
 use crate::runner::RunSlots;
 
+mod scrape;
 mod trends;
 pub use trends::{SLOT_SECS, TrendPoint, Trends};
 
@@ -52,19 +52,6 @@ pub struct ConsumerLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SlotLabel {
     pub slot: &'static str,
-}
-
-/// The consumers whose partitions each scrape reads.
-#[derive(Default)]
-struct Consumers(Mutex<Vec<(ConsumerLabel, Arc<dyn Subscription>)>>);
-
-impl std::fmt::Debug for Consumers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let consumers = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        f.debug_list()
-            .entries(consumers.iter().map(|(label, _)| label.consumer))
-            .finish()
-    }
 }
 
 /// The application's metrics.
@@ -126,7 +113,7 @@ pub struct Metrics {
     pub resident_memory: Gauge,
     /// Partitions each consumer of this process holds, read at each scrape.
     consumer_partitions: Family<ConsumerLabel, Gauge>,
-    consumers: Consumers,
+    consumers: scrape::Consumers,
     /// Seconds between a job's `execute_at` (or retry time) and its command's start.
     pub fire_lateness: Histogram,
     /// Seconds an attempt's command ran.
@@ -176,7 +163,7 @@ impl Metrics {
             dead_letters: Family::default(),
             resident_memory: Gauge::default(),
             consumer_partitions: Family::default(),
-            consumers: Consumers::default(),
+            consumers: scrape::Consumers::default(),
             fire_lateness: Histogram::new(lateness_buckets),
             run_duration: Histogram::new(duration_buckets),
             trends: Trends::default(),
@@ -349,48 +336,9 @@ impl Metrics {
         }
     }
 
-    /// Shows the partitions `subscription` holds, as `kairos_consumer_partitions{consumer}`.
-    pub fn watch_consumer(&self, consumer: &'static str, subscription: Arc<dyn Subscription>) {
-        let label = ConsumerLabel { consumer };
-        drop(self.consumer_partitions.get_or_create(&label));
-        self.consumers
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((label, subscription));
-    }
-
-    /// Shows how many of `slots` are taken, as `kairos_run_slots_taken{slot}` beside
-    /// `kairos_run_slots_limit{slot}`.
-    pub fn watch_slots(&self, slots: &RunSlots) {
-        *self.slots.lock().unwrap_or_else(PoisonError::into_inner) = Some(slots.clone());
-    }
-
     /// The metrics in Prometheus's text exposition format.
     pub fn render(&self) -> String {
-        if let Some(bytes) = resident_memory_bytes() {
-            self.resident_memory.set(bytes);
-        }
-        if let Some(slots) = &*self.slots.lock().unwrap_or_else(PoisonError::into_inner) {
-            for (slot, taken, limit) in slots.usage() {
-                let label = SlotLabel { slot };
-                let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-                self.run_slots_taken.get_or_create(&label).set(count(taken));
-                self.run_slots_limit.get_or_create(&label).set(count(limit));
-            }
-        }
-        for (label, subscription) in self
-            .consumers
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let partitions = i64::try_from(subscription.assignment().len()).unwrap_or(i64::MAX);
-            self.consumer_partitions
-                .get_or_create(label)
-                .set(partitions);
-        }
+        self.read_watched();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);
@@ -402,12 +350,4 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// This process's resident set size, from `/proc/self/statm` (Linux).
-fn resident_memory_bytes() -> Option<i64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
-    Some(pages * page_size)
 }
