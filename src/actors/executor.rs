@@ -5,9 +5,10 @@
 //! that however often, and wherever, a dispatch is delivered, each attempt starts once, and a
 //! superseded dispatch never starts; from the claim on, the job reads `RUNNING`); at its
 //! time (never earlier) takes its kind's slot (a command's or a call's, see
-//! [`crate::runner::slots`]; a no-op needs none) and runs the attempt under its timeout; reports `RUNNING` if it is still running after
-//! `executor.running_report_after`, then reports `SUCCESS`, or `RETRYING` and waits for its
-//! backoff before the next attempt, or `FAILED` once `1 + max_retries` attempts have failed.
+//! [`crate::runner::slots`]; a no-op needs none) and runs the attempt under its timeout;
+//! reports `RUNNING` if it is still running after `executor.running_report_after`, then
+//! reports `SUCCESS`, or `RETRYING` and waits for its backoff before the next attempt, or
+//! `FAILED` once `1 + max_retries` attempts have failed.
 //! Reports go out in order through an outbox that retries each until the bus acknowledges
 //! it. When the final report is acknowledged the executor tells the dispatcher, which drops
 //! its address, and it ends.
