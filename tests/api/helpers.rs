@@ -253,6 +253,27 @@ pub fn assert_started_on_time(job: &Value) {
 /// How often a waiting test looks again.
 pub const POLL: Duration = Duration::from_millis(50);
 
+/// Reads with `read` every [`POLL`] until `done` holds for what it read, and returns that,
+/// within [`WAIT_LIMIT`]; otherwise panics naming `what` was awaited and the last reading.
+pub async fn poll_until<T: std::fmt::Debug, F: Future<Output = T>>(
+    what: &str,
+    mut read: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = std::time::Instant::now() + WAIT_LIMIT;
+    loop {
+        let reading = read().await;
+        if done(&reading) {
+            return reading;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} not seen within {WAIT_LIMIT:?}; last read: {reading:#?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// The value of the sample `name` (with its labels) in a Prometheus text, if present.
 pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines()

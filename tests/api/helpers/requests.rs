@@ -1,14 +1,12 @@
 //! What a test asks of a running application: its API, its database and its bus, and the
 //! waits for what they show.
 
-use std::time::Instant;
-
 use deadpool_postgres::Pool;
 use kairos::bus::Pace;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{POLL, TestApp, WAIT_LIMIT, metric};
+use super::{TestApp, metric, poll_until};
 
 impl TestApp {
     /// A pool on the application's PostgreSQL database.
@@ -134,35 +132,22 @@ impl TestApp {
         .await
     }
 
-    /// Waits until `condition` holds for job `id`, within [`WAIT_LIMIT`].
+    /// Waits until `condition` holds for job `id`, within [`super::WAIT_LIMIT`].
     pub async fn wait_for_job(&self, id: Uuid, condition: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT_LIMIT;
-        loop {
-            let job = self.job(id).await;
-            if condition(&job) {
-                return job;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "job {id} did not reach the expected state within {WAIT_LIMIT:?}: {job}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        poll_until(
+            &format!("job {id} in the expected state"),
+            || self.job(id),
+            condition,
+        )
+        .await
     }
 
-    /// Waits until the `/metrics` text satisfies `condition`, within [`WAIT_LIMIT`].
+    /// Waits until the `/metrics` text satisfies `condition`, within [`super::WAIT_LIMIT`].
     pub async fn wait_for_metrics(&self, what: &str, condition: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT_LIMIT;
-        loop {
-            let text = self.get("/metrics").await.text().await.expect("text");
-            if condition(&text) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "metrics never showed {what}:\n{text}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        let read = || async { self.get("/metrics").await.text().await.expect("text") };
+        poll_until(&format!("metrics showing {what}"), read, |text: &String| {
+            condition(text)
+        })
+        .await
     }
 }

@@ -1,12 +1,10 @@
 //! Helpers of the schedule tests: a schedule created and read through the API, and its jobs.
 
-use std::time::Instant;
-
 use chrono::{DateTime, Utc};
 use kairos::config::{Backend, Settings};
 use serde_json::Value;
 
-use super::{POLL, TestApp, WAIT_LIMIT, settings_for, spawn_app_with, time};
+use super::{TestApp, poll_until, settings_for, spawn_app_with, time};
 
 pub async fn spawn(backend: Backend, change: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = settings_for(backend);
@@ -75,24 +73,18 @@ pub fn ended(job: &Value) -> bool {
     )
 }
 
-/// Waits until `condition` holds for the schedule's jobs, within [`WAIT_LIMIT`].
+/// Waits until `condition` holds for the schedule's jobs, within [`super::WAIT_LIMIT`].
 pub async fn wait_for_jobs(
     app: &TestApp,
     id: &str,
     condition: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT_LIMIT;
-    loop {
-        let jobs = jobs_of(app, id).await;
-        if condition(&jobs) {
-            return jobs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the schedule's jobs never reached the expected state: {jobs:#?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    poll_until(
+        "the schedule's jobs in the expected state",
+        || jobs_of(app, id),
+        |jobs| condition(jobs),
+    )
+    .await
 }
 
 pub fn fire_times(jobs: &[Value]) -> Vec<DateTime<Utc>> {
