@@ -26,6 +26,7 @@ use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
+mod heartbeat;
 mod limits;
 mod listeners;
 
@@ -114,6 +115,10 @@ impl Application {
             false => None,
         };
         let dispatcher = dispatcher.map(|actor| Supervisor::start(move |_| actor));
+        let dispatches = settings.has_role(Role::Api) || settings.has_role(Role::Scanner);
+        if dispatcher.is_none() && dispatches {
+            heartbeat::beat_without_executors(&services);
+        }
         let scanner = settings.has_role(Role::Scanner).then(|| {
             let services = services.clone();
             // Recovered jobs run here at once when this process runs jobs.

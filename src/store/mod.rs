@@ -71,7 +71,8 @@ pub struct Liveness {
 /// `store::postgres::recovery::recover`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LostScope {
-    /// Dead instances: the jobs they hold are lost at once.
+    /// Dead instances: the jobs they hold, and those they dispatched that nobody holds, are
+    /// lost at once.
     pub dead: Vec<String>,
     /// Those of `dead` every report of which is written: the runs they claimed are lost too.
     pub fenced: Vec<String>,
@@ -291,7 +292,8 @@ pub trait Store: ScheduleStore + Send + Sync {
         scope: &LostScope,
     ) -> Result<Recovered, StoreError>;
 
-    /// Forgets the instances of `fenced` that hold no job in flight any more.
+    /// Forgets the instances of `fenced` that hold no job in flight any more and left none
+    /// dispatched that nobody holds.
     async fn forget(&self, fenced: &[String]) -> Result<(), StoreError>;
 
     /// Records that this instance is alive, and the partitions of the jobs topic its

@@ -3,11 +3,16 @@
 //! A crash is staged in the database: the rows look exactly as a process that died at that
 //! point leaves them (the real-process version is the chaos suite, `tests/chaos`).
 
+use std::time::Duration;
+
 use kairos::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, attempt_statuses, metric, publish_ignored_report, spawn_app};
+use crate::helpers::{
+    TestApp, attempt_statuses, metric, poll_until, publish_ignored_report, spawn_app,
+    spawn_app_with, test_settings, time,
+};
 
 /// Where a process died, as the rows it leaves show it.
 #[derive(Clone, Copy, PartialEq)]
@@ -170,4 +175,65 @@ async fn a_stale_dispatch_is_not_run() {
     .await;
     assert!(!marker.exists(), "a stale dispatch ran its command");
     assert_eq!(app.job(id).await["job"]["status"], "SCHEDULED");
+}
+
+/// A process that died between claiming a job and publishing its dispatch leaves it
+/// `DISPATCHED`, held by nobody, on a partition a live dispatcher holds, where no record of it
+/// will ever arrive. Once that process is known dead, the job is taken back and runs, long
+/// before its lease (its time plus the grace, here a minute) runs out.
+#[actix_web::test]
+async fn a_dispatch_never_published_by_a_dead_process_runs_at_once() {
+    let mut settings = test_settings();
+    settings.recovery.grace = Duration::from_secs(60);
+    let app = spawn_app_with(settings).await;
+    let client = app.pool().get().await.expect("connection");
+    let partitions = app.settings.kafka.partitions;
+    // Every partition held by this process: the rule on unheld partitions does not apply.
+    poll_until(
+        "this process's dispatcher holding every partition",
+        || async {
+            client
+                .query_one(
+                    "SELECT cardinality(dispatch_partitions) FROM instances WHERE id = $1",
+                    &[&app.instance],
+                )
+                .await
+                .map(|row| row.get::<_, i32>(0))
+                .ok()
+        },
+        |held| *held == Some(partitions),
+    )
+    .await;
+    let id = app
+        .create_job(&json!({"command": "echo taken back", "execute_at": "2099-01-01T00:00:00Z"}))
+        .await;
+    // The rows a process leaves when it dies right after its claim: its heartbeat stopped a
+    // few seconds ago and its lock is gone; the job is dispatched, due now, its lease ahead.
+    client
+        .execute(
+            "INSERT INTO instances (id, heartbeat_at, lock_key, dispatch_partitions) \
+             VALUES ('kairos-gone', now() - interval '5 seconds', 1, '{}')",
+            &[],
+        )
+        .await
+        .expect("a dead process");
+    let lease_until: chrono::DateTime<chrono::Utc> = client
+        .query_one(
+            "UPDATE jobs SET status = 'DISPATCHED', epoch = 1, claimed_by = 'kairos-gone', \
+                 claimed_at = now() - interval '5 seconds', execute_at = now(), \
+                 lease_until = now() + interval '60 seconds' \
+             WHERE id = $1 RETURNING lease_until",
+            &[&id],
+        )
+        .await
+        .expect("staged")
+        .get(0);
+    let done = app.wait_until_finished(id).await;
+    assert_eq!(done["job"]["status"], "SUCCESS");
+    assert_eq!(done["job"]["epoch"], 2);
+    assert_eq!(done["job"]["last_output"], "taken back\n");
+    assert!(
+        time(&done["job"]["started_at"]) < lease_until - chrono::Duration::seconds(30),
+        "taken back only as its lease ran out: {done}"
+    );
 }

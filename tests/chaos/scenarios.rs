@@ -230,6 +230,31 @@ async fn roles_deployed_apart_share_the_work() {
             "{roles}: {actors}"
         );
     }
+    // Every process that dispatches beats, executors or not, so that its death is known and
+    // what it claimed and may not have published is taken back at once; the writer does not.
+    let database = cluster.database().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = database
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE dispatch_partitions = '{}') \
+                 FROM instances",
+                &[],
+            )
+            .await
+            .expect("the instances");
+        let (beating, without_partitions): (i64, i64) = (row.get(0), row.get(1));
+        assert!(beating <= 4, "the writer beats");
+        // The API's and the scanner's beats name no partition.
+        if (beating, without_partitions) == (4, 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{beating} processes beat, {without_partitions} without partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let jobs = 400;
     // Due beyond the scan horizon too, so that the scanner (not only the API) dispatches.
     cluster

@@ -163,6 +163,58 @@ pub async fn a_dispatch_nobody_holds_on_an_unheld_partition_is_taken_back(store:
     assert_eq!(recovered.lost_attempts, 0);
 }
 
+/// A dispatched job that nobody holds is taken back at once when the instance that dispatched
+/// it is dead, even on a partition a live dispatcher holds: that instance may have died
+/// between its claim and the publication, and then no record of the job will ever be read.
+/// While that instance lives, the job is left alone, and a dead instance is not forgotten
+/// while such a job remains.
+pub async fn a_dispatch_nobody_holds_is_taken_back_once_its_dispatcher_is_dead(
+    store: Arc<dyn Store>,
+) {
+    store.heartbeat(&[0]).await.expect("beaten");
+    let (job, _) = store
+        .create_claimed(job(in_secs(60), 0), LONG)
+        .await
+        .expect("stored");
+    let another_dead = LostScope {
+        partitions: 1,
+        dead: vec!["kairos-another".to_owned()],
+        ..LostScope::default()
+    };
+    let recovered = store
+        .recover(10, LONG, 3, &another_dead)
+        .await
+        .expect("a recovery pass");
+    assert!(
+        recovered.dispatches.is_empty(),
+        "taken back while its dispatcher lives"
+    );
+    store.forget(&[INSTANCE.to_owned()]).await.expect("forget");
+    let liveness = store.liveness(LONG, LONG).await.expect("read");
+    assert_eq!(
+        liveness.alive,
+        [(INSTANCE.to_owned(), vec![0])],
+        "forgotten while a dispatch it made is held by nobody"
+    );
+    let its_dispatcher_dead = LostScope {
+        dead: vec![INSTANCE.to_owned()],
+        ..another_dead
+    };
+    let recovered = store
+        .recover(10, LONG, 3, &its_dispatcher_dead)
+        .await
+        .expect("a recovery pass");
+    assert_eq!(recovered.dispatches.len(), 1);
+    assert_eq!(
+        (
+            recovered.dispatches[0].job_id,
+            recovered.dispatches[0].epoch
+        ),
+        (job.id, 2)
+    );
+    assert_eq!(recovered.lost_attempts, 0);
+}
+
 /// An instance that beats is alive with the partitions it holds; one silent for the grace is
 /// dead.
 pub async fn an_instance_is_alive_while_it_beats(store: Arc<dyn Store>) {

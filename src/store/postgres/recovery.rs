@@ -36,6 +36,9 @@ const LIVE_HOLDER_GRACES: f64 = 10.0;
 /// - the instance that holds it is in `scope.dead`: at once, whatever its lease; but a job
 ///   whose run it claimed (shown `RUNNING`) only if the instance is in `scope.fenced` too
 ///   (every report it published is written, so a run still shown `RUNNING` has no result);
+/// - it is dispatched and held by nobody, and the instance that dispatched it (`claimed_by`)
+///   is in `scope.dead`: at once, as that instance may have died between its claim and the
+///   publication of the dispatch, and no consumer would ever read it;
 /// - it is dispatched, held by nobody, and its dispatch went, `scope.unheld_after` ago or
 ///   more, to a partition of the jobs topic in `scope.unheld_partitions` (no live instance's
 ///   dispatcher holds it: its holder died and Kafka has not given it to another yet).
@@ -79,8 +82,9 @@ pub async fn recover(
                        AND (kairos_shown_status(status, run_lease_until) <> 'RUNNING' \
                             OR runner = ANY($7))) \
                      OR (status = 'DISPATCHED' AND runner IS NULL AND run_lease_until IS NULL \
-                       AND claimed_at < now() - make_interval(secs => $10) \
-                       AND {PARTITION_OF} = ANY($9))) \
+                       AND (claimed_by = ANY($5) \
+                         OR (claimed_at < now() - make_interval(secs => $10) \
+                           AND {PARTITION_OF} = ANY($9))))) \
                  ORDER BY lease_until LIMIT $1 \
                  FOR UPDATE SKIP LOCKED), \
              moved AS ( \
@@ -150,7 +154,8 @@ pub async fn recover(
 }
 
 /// Forgets the instances of `fenced` (dead, their reports written) that hold no job in
-/// flight any more, so that later passes no longer read the jobs in flight for them.
+/// flight any more, and left none dispatched that nobody holds, so that later passes no
+/// longer read the jobs in flight for them.
 ///
 /// # Errors
 /// [`StoreError`] when the database cannot be reached.
@@ -161,7 +166,8 @@ pub async fn forget(pool: &Pool, fenced: &[String]) -> Result<(), StoreError> {
             "WITH gone AS ( \
                  DELETE FROM instances WHERE id = ANY($1) AND NOT EXISTS ( \
                      SELECT 1 FROM jobs WHERE status IN ('DISPATCHED', 'RUNNING', 'RETRYING') \
-                       AND runner = instances.id) \
+                       AND (runner = instances.id \
+                         OR (runner IS NULL AND claimed_by = instances.id))) \
                  RETURNING id) \
              DELETE FROM cancellations WHERE runner IN (SELECT id FROM gone)",
             &[&fenced],

@@ -55,8 +55,9 @@ pub(super) fn recover(
                    AND COALESCE(run_lease_until, lease_until) < ?1 - ?2 * {LIVE_HOLDER_GRACES}) \
                  OR (runner IN (SELECT value FROM json_each(?3)) \
                    AND ({shown} <> 'RUNNING' OR runner IN (SELECT value FROM json_each(?5)))) \
-                 OR (?6 AND status = 'DISPATCHED' AND runner IS NULL \
-                   AND run_lease_until IS NULL AND claimed_at < ?1 - ?7)) \
+                 OR (status = 'DISPATCHED' AND runner IS NULL AND run_lease_until IS NULL \
+                   AND (claimed_by IN (SELECT value FROM json_each(?3)) \
+                     OR (?6 AND claimed_at < ?1 - ?7)))) \
              ORDER BY lease_until LIMIT ?4"
         ))?;
         statement
@@ -139,14 +140,16 @@ pub(super) fn recover(
     Ok(recovered)
 }
 
-/// Forgets the instances of `fenced` that hold no job in flight any more.
+/// Forgets the instances of `fenced` that hold no job in flight any more, and left none
+/// dispatched that nobody holds.
 pub(super) fn forget(connection: &Connection, fenced: &[String]) -> Result<(), StoreError> {
     let fenced = serde_json::to_string(fenced).unwrap_or_else(|_| "[]".into());
     connection.execute(
         &format!(
             "DELETE FROM instances WHERE id IN (SELECT value FROM json_each(?1)) \
              AND NOT EXISTS (SELECT 1 FROM jobs WHERE status IN {IN_FLIGHT} \
-                 AND runner = instances.id)"
+                 AND (runner = instances.id \
+                   OR (runner IS NULL AND claimed_by = instances.id)))"
         ),
         [&fenced],
     )?;
