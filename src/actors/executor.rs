@@ -10,8 +10,9 @@
 //! reports `SUCCESS`, or `RETRYING` and waits for its backoff before the next attempt, or
 //! `FAILED` once `1 + max_retries` attempts have failed.
 //! Reports go out in order through an outbox that retries each until the bus acknowledges
-//! it. When the final report is acknowledged the executor tells the dispatcher, which drops
-//! its address, and it ends.
+//! it. When the final report is acknowledged the executor cancels its timers and waits that
+//! are left (a cancelled job's claim timer, the `RUNNING` report of an attempt that ended
+//! sooner) and tells the dispatcher, which drops its address, and it ends.
 //!
 //! Receives: [`Release`], [`Fail`]. Sends: attempt reports to the bus, [`ExecutorFinished`] to
 //! the dispatcher.
@@ -34,11 +35,12 @@ use super::supervision::{self, Fail};
 use super::{ActorKind, Services};
 use crate::domain::{AttemptOutcome, AttemptReport, Dispatch, JobStatus};
 use crate::runner::{AttemptContext, RunResult};
-use crate::scheduling;
-use crate::store::RunKey;
 
 mod claim;
+mod control;
 mod reports;
+
+pub use control::{Cancel, Release};
 
 const KIND: ActorKind = ActorKind::Executor;
 
@@ -58,19 +60,6 @@ pub struct ExecutorFinished {
     pub job_id: Uuid,
     pub epoch: i64,
 }
-
-/// The job was cancelled: an attempt that has not started never does, and a running one is
-/// stopped (its command gets SIGTERM, then SIGKILL after `executor.cancel_grace`) and
-/// reported `CANCELLED`.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct Cancel;
-
-/// The process is shutting down: a job still waiting is handed to another instance; a
-/// running one finishes as usual.
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct Release;
 
 /// Where the executor is in its job's life.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +99,9 @@ pub struct ExecutorActor {
     releasing: bool,
     /// Tells the running attempt that its job was cancelled ([`Cancel`]).
     stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// Timers and waits that may outlive the job: cancelled once it is done, since actix keeps
+    /// an actor alive while its context holds any.
+    pending: Vec<SpawnHandle>,
 }
 
 impl ExecutorActor {
@@ -131,6 +123,25 @@ impl ExecutorActor {
             publishing: false,
             releasing: false,
             stop: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Runs `then` after `delay`, unless the job is done first.
+    fn later(
+        &mut self,
+        delay: Duration,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        let timer = ctx.run_later(delay, then);
+        self.pending.push(timer);
+    }
+
+    /// Cancels what [`ExecutorActor::pending`] holds: the job is done.
+    fn cancel_pending(&mut self, ctx: &mut Context<Self>) {
+        for handle in self.pending.drain(..) {
+            ctx.cancel_future(handle);
         }
     }
 
@@ -169,7 +180,7 @@ impl ExecutorActor {
             return;
         };
         let attempt = self.attempt;
-        ctx.run_later(delay, move |actor, ctx| {
+        self.later(delay, ctx, move |actor, ctx| {
             if actor.phase == Phase::Waiting && actor.attempt == attempt {
                 actor.claim_attempt(ctx);
             }
@@ -183,7 +194,7 @@ impl ExecutorActor {
             return;
         };
         let attempt = self.attempt;
-        ctx.run_later(delay, move |actor, ctx| {
+        self.later(delay, ctx, move |actor, ctx| {
             if actor.phase == Phase::Claimed && actor.attempt == attempt {
                 actor.start_attempt(ctx);
             }
@@ -202,7 +213,7 @@ impl ExecutorActor {
         // such job back rather than starting it.
         let attempt = self.attempt;
         let slot = slots.acquire_owned();
-        ctx.spawn(actix::fut::wrap_future(slot).map(
+        let wait = ctx.spawn(actix::fut::wrap_future(slot).map(
             move |permit, actor: &mut Self, ctx: &mut Context<Self>| {
                 if actor.attempt != attempt || actor.phase != Phase::Claimed {
                     return;
@@ -216,6 +227,8 @@ impl ExecutorActor {
                 }
             },
         ));
+        // A job cancelled while it waits for a slot is done without it.
+        self.pending.push(wait);
     }
 
     /// Runs the claimed attempt now with its kind's runner, holding `permit` (its run slot)
@@ -253,8 +266,9 @@ impl ExecutorActor {
             return;
         }
         // A short attempt reports only its result: one record and one write fewer.
-        ctx.run_later(
+        self.later(
             self.services.settings.executor.running_report_after,
+            ctx,
             move |actor, ctx| {
                 if actor.phase == Phase::Running(started_at) {
                     actor.send_report(
@@ -285,29 +299,6 @@ impl ExecutorActor {
                 .max(1),
         )
     }
-
-    /// Hands a job whose attempt has not started to another instance: dispatches it again
-    /// under a new epoch (so this executor can no longer start it; a run this executor
-    /// claimed is handed back with it, unstarted, not recorded lost) and ends. A running
-    /// attempt finishes here first.
-    fn release(&mut self, ctx: &mut Context<Self>) {
-        if !matches!(self.phase, Phase::Waiting | Phase::Claimed) {
-            return;
-        }
-        let services = Arc::clone(&self.services);
-        let run = RunKey {
-            job_id: self.dispatch.job_id,
-            epoch: self.dispatch.epoch,
-            attempt: self.attempt,
-        };
-        let hand_over = async move { scheduling::hand_back(&services, run).await };
-        self.enter(Phase::Finishing);
-        ctx.wait(actix::fut::wrap_future(hand_over).map(
-            |(), actor: &mut Self, ctx: &mut Context<Self>| {
-                actor.drain_outbox(ctx);
-            },
-        ));
-    }
 }
 
 impl Actor for ExecutorActor {
@@ -316,6 +307,8 @@ impl Actor for ExecutorActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         supervision::on_started(&self.services.metrics, KIND);
         self.publishing = false;
+        // A restart cancelled them all.
+        self.pending.clear();
         match self.phase.clone() {
             Phase::Waiting => self.arm_timer(ctx),
             Phase::Claimed => self.arm_start(ctx),
@@ -339,36 +332,6 @@ impl Actor for ExecutorActor {
 impl Supervised for ExecutorActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         supervision::on_restarting(&self.services.metrics, KIND);
-    }
-}
-
-impl Handler<Cancel> for ExecutorActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {
-        match self.phase {
-            Phase::Running(_) => {
-                if let Some(stop) = &self.stop {
-                    let _ = stop.send(true);
-                }
-            }
-            // The store has ended the job: nothing starts, and nothing is left to report.
-            Phase::Waiting | Phase::Claimed => {
-                tracing::info!(job_id = %self.dispatch.job_id, "cancelled before its attempt started");
-                self.enter(Phase::Finishing);
-                self.drain_outbox(ctx);
-            }
-            Phase::Finishing => {}
-        }
-    }
-}
-
-impl Handler<Release> for ExecutorActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Release, ctx: &mut Context<Self>) {
-        self.releasing = true;
-        self.release(ctx);
     }
 }
 

@@ -1,9 +1,11 @@
 //! Supervision: an actor that fails is restarted, the restart is visible, and jobs go on.
 
+use std::time::Duration;
+
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, metric, spawn_app};
+use crate::helpers::{TestApp, metric, spawn_app, spawn_app_with, test_settings};
 
 async fn fail(app: &TestApp, kind: &str, panic: bool) {
     let response = app
@@ -91,4 +93,41 @@ async fn fault_injection_is_off_by_default() {
         .await
         .expect("answered");
     assert_eq!(response.status(), 404);
+}
+
+/// An executor ends with its job: once the job's result is out, nothing keeps the actor
+/// alive, neither the timer that would have reported the attempt `RUNNING` had it run longer
+/// (here a minute away) nor, for a job cancelled while it waits, the timer of its time.
+#[actix_web::test]
+async fn an_executor_ends_with_its_job() {
+    let mut settings = test_settings();
+    settings.executor.running_report_after = Duration::from_secs(60);
+    let app = spawn_app_with(settings).await;
+    let no_executor =
+        |text: &str| metric(text, "kairos_actor_alive{kind=\"executor\"}") == Some(0.0);
+    let ran = app
+        .create_job(&json!({"command": "true", "execute_at": Utc::now().to_rfc3339()}))
+        .await;
+    assert_eq!(
+        app.wait_until_finished(ran).await["job"]["status"],
+        "SUCCESS"
+    );
+    app.wait_for_metrics("no executor alive after its job ran", no_executor)
+        .await;
+
+    // Due within the scanner's horizon: an executor waits for its time, a minute away.
+    let due = (Utc::now() + chrono::Duration::seconds(60)).to_rfc3339();
+    let cancelled = app
+        .create_job(&json!({"command": "true", "execute_at": due}))
+        .await;
+    app.wait_for_metrics("an executor waiting", |text| {
+        metric(text, "kairos_executor_waiting") == Some(1.0)
+    })
+    .await;
+    let response = app
+        .post(&format!("/api/v1/jobs/{cancelled}:cancel"), None)
+        .await;
+    assert_eq!(response.status(), 200);
+    app.wait_for_metrics("no executor alive after its job was cancelled", no_executor)
+        .await;
 }

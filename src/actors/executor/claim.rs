@@ -85,7 +85,7 @@ impl ExecutorActor {
                     // An earlier fire of its schedule has not ended: ahead of its time, the rule
                     // decides at its time; at its time, the rule is to wait for it.
                     let again = (actor.due - Utc::now()).to_std().unwrap_or(OVERLAP_WAIT);
-                    ctx.run_later(again, move |actor, ctx| {
+                    actor.later(again, ctx, move |actor, ctx| {
                         if actor.phase == Phase::Waiting && actor.attempt == attempt {
                             actor.claim_attempt(ctx);
                         }
@@ -105,7 +105,7 @@ impl ExecutorActor {
                 }
                 Err(error) => {
                     tracing::warn!(%job_id, %error, "cannot claim the run; trying again");
-                    ctx.run_later(START_RETRY, move |actor, ctx| {
+                    actor.later(START_RETRY, ctx, move |actor, ctx| {
                         if actor.phase == Phase::Waiting && actor.attempt == attempt {
                             actor.claim_attempt(ctx);
                         }

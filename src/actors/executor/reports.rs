@@ -125,6 +125,7 @@ impl ExecutorActor {
         }
         let Some(report) = self.outbox.front().cloned() else {
             if self.phase == Phase::Finishing {
+                self.cancel_pending(ctx);
                 let finished = ExecutorFinished {
                     job_id: self.dispatch.job_id,
                     epoch: self.dispatch.epoch,
