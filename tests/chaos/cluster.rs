@@ -34,6 +34,8 @@ pub struct Cluster {
     logs: PathBuf,
     http: reqwest::Client,
     started: usize,
+    /// The roles of the process on each port, which a restart keeps.
+    roles: HashMap<u16, String>,
     /// The kills and restarts so far, with their times.
     timeline: Vec<String>,
 }
@@ -130,6 +132,7 @@ impl Cluster {
             logs,
             http: reqwest::Client::new(),
             started: 0,
+            roles: HashMap::new(),
             timeline: Vec::new(),
         };
         for roles in roles {
@@ -139,15 +142,10 @@ impl Cluster {
         cluster
     }
 
-    /// Starts one process with every role on `port` and waits until it reports ready.
-    pub async fn spawn(&mut self, port: u16) -> Instance {
-        self.spawn_with_roles(port, "api,scanner,executor,writer")
-            .await
-    }
-
     /// Starts one process with `roles` on `port` and waits until it reports ready.
     pub async fn spawn_with_roles(&mut self, port: u16, roles: &str) -> Instance {
         self.started += 1;
+        self.roles.insert(port, roles.to_owned());
         let stderr = std::fs::File::create(
             self.logs
                 .join(format!("instance-{}-{port}.log", self.started)),
@@ -228,7 +226,7 @@ impl Cluster {
             .collect()
     }
 
-    /// Kills instance `index` with SIGKILL and starts a new process on its port.
+    /// Kills instance `index` with SIGKILL and starts a new process with its roles on its port.
     pub async fn kill_and_restart(&mut self, index: usize) {
         let port = self.instances[index].port;
         let at = || chrono::Utc::now().format("%H:%M:%S%.3f");
@@ -236,7 +234,8 @@ impl Cluster {
         self.instances[index].kill_hard();
         self.timeline
             .push(format!("{} killed kairos-{killed} (port {port})", at()));
-        let replacement = self.spawn(port).await;
+        let roles = self.roles[&port].clone();
+        let replacement = self.spawn_with_roles(port, &roles).await;
         self.timeline.push(format!(
             "{} kairos-{} ready on port {port}",
             at(),

@@ -8,6 +8,7 @@
 
 mod cancels;
 mod cluster;
+mod dispatchers;
 mod instance;
 mod outcome;
 mod scenarios;
