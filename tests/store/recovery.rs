@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use kairos::domain::{AttemptOutcome, JobStatus};
 use kairos::store::{LostScope, Store};
+use uuid::Uuid;
 
 use crate::cases::{WAIT_LIMIT, attempt_statuses, status};
 use crate::fixtures::{INSTANCE, LONG, in_secs, job, run_of};
@@ -128,6 +129,22 @@ pub async fn the_jobs_of_a_dead_instance_are_taken_back_at_once(store: Arc<dyn S
     store.forget(&fenced.fenced).await.expect("forgotten");
 }
 
+/// Asserts that a recovery pass under `scope` takes back `job` alone, a dispatch nobody held:
+/// dispatched again under epoch 2, no attempt lost.
+async fn assert_dispatched_again(store: &Arc<dyn Store>, scope: &LostScope, job: Uuid) {
+    let recovered = store
+        .recover(10, LONG, 3, scope)
+        .await
+        .expect("a recovery pass");
+    let dispatched: Vec<(Uuid, i64)> = recovered
+        .dispatches
+        .iter()
+        .map(|dispatch| (dispatch.job_id, dispatch.epoch))
+        .collect();
+    assert_eq!(dispatched, [(job, 2)]);
+    assert_eq!(recovered.lost_attempts, 0);
+}
+
 /// A dispatched job that nobody holds, on a partition of the jobs topic that no live
 /// instance's dispatcher holds, is taken back; on a held partition it is left alone.
 pub async fn a_dispatch_nobody_holds_on_an_unheld_partition_is_taken_back(store: Arc<dyn Store>) {
@@ -148,19 +165,7 @@ pub async fn a_dispatch_nobody_holds_on_an_unheld_partition_is_taken_back(store:
         unheld_partitions: vec![0],
         ..held
     };
-    let recovered = store
-        .recover(10, LONG, 3, &unheld)
-        .await
-        .expect("a recovery pass");
-    assert_eq!(recovered.dispatches.len(), 1);
-    assert_eq!(
-        (
-            recovered.dispatches[0].job_id,
-            recovered.dispatches[0].epoch
-        ),
-        (job.id, 2)
-    );
-    assert_eq!(recovered.lost_attempts, 0);
+    assert_dispatched_again(&store, &unheld, job.id).await;
 }
 
 /// A dispatched job that nobody holds is taken back at once when the instance that dispatched
@@ -200,19 +205,7 @@ pub async fn a_dispatch_nobody_holds_is_taken_back_once_its_dispatcher_is_dead(
         dead: vec![INSTANCE.to_owned()],
         ..another_dead
     };
-    let recovered = store
-        .recover(10, LONG, 3, &its_dispatcher_dead)
-        .await
-        .expect("a recovery pass");
-    assert_eq!(recovered.dispatches.len(), 1);
-    assert_eq!(
-        (
-            recovered.dispatches[0].job_id,
-            recovered.dispatches[0].epoch
-        ),
-        (job.id, 2)
-    );
-    assert_eq!(recovered.lost_attempts, 0);
+    assert_dispatched_again(&store, &its_dispatcher_dead, job.id).await;
 }
 
 /// An instance that beats is alive with the partitions it holds; one silent for the grace is
