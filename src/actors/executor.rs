@@ -14,7 +14,7 @@
 //! are left (a cancelled job's claim timer, the `RUNNING` report of an attempt that ended
 //! sooner) and tells the dispatcher, which drops its address, and it ends.
 //!
-//! Receives: [`Release`], [`Fail`]. Sends: attempt reports to the bus, [`ExecutorFinished`] to
+//! Receives: [`Cancel`], [`Release`], [`Fail`]. Sends: attempt reports to the bus, [`ExecutorFinished`] to
 //! the dispatcher.
 //!
 //! On failure: restarted by its supervisor with its state. An attempt that was running is

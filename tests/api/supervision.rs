@@ -18,6 +18,14 @@ async fn fail(app: &TestApp, kind: &str, panic: bool) {
     assert_eq!(response.status(), 202, "{kind} could not be failed");
 }
 
+/// Waits until one executor of `app` waits for its job's time.
+async fn an_executor_waits(app: &TestApp) {
+    app.wait_for_metrics("an executor waiting", |text| {
+        metric(text, "kairos_executor_waiting") == Some(1.0)
+    })
+    .await;
+}
+
 /// Every actor kind, made to fail (by a stop or by a panic), is restarted: the restart shows
 /// in `/api/v1/admin/actors` and `/metrics`, and a job waiting in the failed executor, and
 /// jobs created afterwards, still end SUCCESS.
@@ -28,10 +36,7 @@ async fn failed_actors_are_restarted_and_jobs_keep_completing() {
     let waiting = app
         .create_job(&json!({"command": "echo survived", "execute_at": due}))
         .await;
-    app.wait_for_metrics("an executor waiting", |text| {
-        metric(text, "kairos_executor_waiting") == Some(1.0)
-    })
-    .await;
+    an_executor_waits(&app).await;
 
     fail(&app, "executor", true).await;
     fail(&app, "scanner", false).await;
@@ -120,10 +125,7 @@ async fn an_executor_ends_with_its_job() {
     let cancelled = app
         .create_job(&json!({"command": "true", "execute_at": due}))
         .await;
-    app.wait_for_metrics("an executor waiting", |text| {
-        metric(text, "kairos_executor_waiting") == Some(1.0)
-    })
-    .await;
+    an_executor_waits(&app).await;
     let response = app
         .post(&format!("/api/v1/jobs/{cancelled}:cancel"), None)
         .await;

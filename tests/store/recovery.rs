@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kairos::domain::{AttemptOutcome, JobStatus};
-use kairos::store::{LostScope, Store};
+use kairos::store::{LostScope, Recovered, Store};
 use uuid::Uuid;
 
 use crate::cases::{WAIT_LIMIT, attempt_statuses, status};
@@ -13,11 +13,7 @@ use crate::fixtures::{INSTANCE, LONG, in_secs, job, run_of};
 
 /// Waits (bounded) until a recovery pass with a grace of a millisecond, taking back what
 /// `scope` names too, takes something back.
-pub async fn recover(
-    store: &Arc<dyn Store>,
-    max_lost: i32,
-    scope: &LostScope,
-) -> kairos::store::Recovered {
+pub async fn recover(store: &Arc<dyn Store>, max_lost: i32, scope: &LostScope) -> Recovered {
     let deadline = Instant::now() + WAIT_LIMIT;
     loop {
         let recovered = store
@@ -103,10 +99,7 @@ pub async fn the_jobs_of_a_dead_instance_are_taken_back_at_once(store: Arc<dyn S
         dead: vec![INSTANCE.to_owned()],
         ..LostScope::default()
     };
-    let recovered = store
-        .recover(10, LONG, 3, &dead)
-        .await
-        .expect("a recovery pass");
+    let recovered = recover_once(&store, &dead).await;
     assert!(
         recovered.dispatches.is_empty(),
         "a run taken back before its reports were written"
@@ -115,10 +108,7 @@ pub async fn the_jobs_of_a_dead_instance_are_taken_back_at_once(store: Arc<dyn S
         fenced: vec![INSTANCE.to_owned()],
         ..dead
     };
-    let recovered = store
-        .recover(10, LONG, 3, &fenced)
-        .await
-        .expect("a recovery pass");
+    let recovered = recover_once(&store, &fenced).await;
     assert_eq!(recovered.lost_attempts, 1);
     assert_eq!(recovered.dispatches.len(), 1);
     assert_eq!(recovered.dispatches[0].epoch, 2);
@@ -129,13 +119,19 @@ pub async fn the_jobs_of_a_dead_instance_are_taken_back_at_once(store: Arc<dyn S
     store.forget(&fenced.fenced).await.expect("forgotten");
 }
 
+/// One recovery pass under `scope`, with a grace of an hour: only what `scope` names is taken
+/// back.
+async fn recover_once(store: &Arc<dyn Store>, scope: &LostScope) -> Recovered {
+    store
+        .recover(10, LONG, 3, scope)
+        .await
+        .expect("a recovery pass")
+}
+
 /// Asserts that a recovery pass under `scope` takes back `job` alone, a dispatch nobody held:
 /// dispatched again under epoch 2, no attempt lost.
 async fn assert_dispatched_again(store: &Arc<dyn Store>, scope: &LostScope, job: Uuid) {
-    let recovered = store
-        .recover(10, LONG, 3, scope)
-        .await
-        .expect("a recovery pass");
+    let recovered = recover_once(store, scope).await;
     let dispatched: Vec<(Uuid, i64)> = recovered
         .dispatches
         .iter()
@@ -156,10 +152,7 @@ pub async fn a_dispatch_nobody_holds_on_an_unheld_partition_is_taken_back(store:
         partitions: 1,
         ..LostScope::default()
     };
-    let recovered = store
-        .recover(10, LONG, 3, &held)
-        .await
-        .expect("a recovery pass");
+    let recovered = recover_once(&store, &held).await;
     assert!(recovered.dispatches.is_empty());
     let unheld = LostScope {
         unheld_partitions: vec![0],
@@ -186,10 +179,7 @@ pub async fn a_dispatch_nobody_holds_is_taken_back_once_its_dispatcher_is_dead(
         dead: vec!["kairos-another".to_owned()],
         ..LostScope::default()
     };
-    let recovered = store
-        .recover(10, LONG, 3, &another_dead)
-        .await
-        .expect("a recovery pass");
+    let recovered = recover_once(&store, &another_dead).await;
     assert!(
         recovered.dispatches.is_empty(),
         "taken back while its dispatcher lives"
