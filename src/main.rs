@@ -10,7 +10,9 @@ use kairos::telemetry;
 
 /// mimalloc instead of the system allocator: each job allocates and frees many small buffers
 /// (records, reports, actor state) across threads, where glibc's malloc spent a fifth of the
-/// process's time during a burst (docs/performance.md).
+/// process's time during a burst. Built without transparent huge pages (the crate's `no_thp`):
+/// with them, the kernel zeroed a fresh 2 MiB page each time mimalloc touched memory it had
+/// given back, a quarter of the process's samples while jobs fall due (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
