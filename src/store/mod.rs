@@ -298,6 +298,7 @@ pub trait Store: ScheduleStore + Send + Sync {
 
     /// Records that this instance is alive, and the partitions of the jobs topic its
     /// dispatcher holds; returns the jobs it holds that were cancelled since the last beat.
+    /// Once the instance is retired ([`Store::retire_instance`]), records nothing.
     async fn heartbeat(&self, partitions: &[i32]) -> Result<Vec<Uuid>, StoreError>;
 
     /// Which instances are alive: beaten within `grace`, and holding their liveness lock or
@@ -308,8 +309,9 @@ pub trait Store: ScheduleStore + Send + Sync {
         grace: Duration,
     ) -> Result<Liveness, StoreError>;
 
-    /// Records that this instance stopped cleanly: its heartbeat is set `grace` back, so that
-    /// it counts as dead once it has gone, and what it still holds is recovered at once.
+    /// Records that this instance stopped cleanly: its heartbeat is set `grace` back and it
+    /// beats no more (a beat still under way when the process stops cannot make it alive
+    /// again), so that it counts as dead at once, and what it still holds is recovered at once.
     async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError>;
 
     /// Applies `reports`, each job's atomically and in arrival order, so that a repeated,

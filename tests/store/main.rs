@@ -59,6 +59,7 @@ contract!(
     a_dispatch_nobody_holds_on_an_unheld_partition_is_taken_back,
     a_dispatch_nobody_holds_is_taken_back_once_its_dispatcher_is_dead,
     an_instance_is_alive_while_it_beats,
+    a_retired_instance_is_dead_and_beats_no_more,
     a_cancelled_job_is_final_and_its_run_cannot_be_claimed,
     a_running_jobs_cancel_reaches_its_runner_once,
     an_idempotency_key_names_one_job,

@@ -222,3 +222,16 @@ pub async fn an_instance_is_alive_while_it_beats(store: Arc<dyn Store>) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A retired instance is dead at once, and a beat after it (one under way as the process
+/// stops) does not make it alive again.
+pub async fn a_retired_instance_is_dead_and_beats_no_more(store: Arc<dyn Store>) {
+    // Shorter than an hour: retiring forgets instances silent for that long.
+    let grace = Duration::from_secs(60);
+    store.heartbeat(&[0]).await.expect("beaten");
+    store.retire_instance(grace).await.expect("retired");
+    store.heartbeat(&[0]).await.expect("a beat after retiring");
+    let liveness = store.liveness(grace, grace).await.expect("read");
+    assert!(liveness.alive.is_empty(), "alive: {:?}", liveness.alive);
+    assert_eq!(liveness.dead, [INSTANCE.to_owned()]);
+}

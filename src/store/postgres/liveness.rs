@@ -26,7 +26,16 @@ pub struct Heartbeat {
     /// This instance's advisory lock: a random key, not negative (it is read back from
     /// `pg_locks` as two unsigned halves).
     lock_key: i64,
-    client: Mutex<Option<tokio_postgres::Client>>,
+    connection: Mutex<Beating>,
+}
+
+/// The heartbeat's connection.
+enum Beating {
+    /// Not connected yet, or dropped: the next beat connects.
+    Unconnected,
+    Connected(tokio_postgres::Client),
+    /// The instance stopped ([`Heartbeat::retire`]): no beat is recorded any more.
+    Retired,
 }
 
 impl std::fmt::Debug for Heartbeat {
@@ -45,25 +54,32 @@ impl Heartbeat {
             settings: settings.clone(),
             instance: instance.to_owned(),
             lock_key: rand::random::<i64>() & i64::MAX,
-            client: Mutex::new(None),
+            connection: Mutex::new(Beating::Unconnected),
         }
+    }
+
+    /// Beats no more, and ends the connection, which lets go of the liveness lock: a beat
+    /// under way finishes first, and a later one records nothing.
+    pub async fn retire(&self) {
+        *self.connection.lock().await = Beating::Retired;
     }
 
     /// Records that this instance is alive and that its dispatcher holds `partitions` of the
     /// jobs topic, and takes the cancellations of the jobs it holds (in the same statement);
-    /// (re)connects and takes the lock first when needed.
+    /// (re)connects and takes the lock first when needed. Once retired, records nothing.
     ///
     /// # Errors
     /// [`StoreError`] when the database cannot be reached; the next beat connects again.
     pub async fn beat(&self, partitions: &[i32]) -> Result<Vec<Uuid>, StoreError> {
-        let mut client = self.client.lock().await;
-        if client
-            .as_ref()
-            .is_none_or(tokio_postgres::Client::is_closed)
-        {
-            *client = Some(self.connect().await?);
+        let mut connection = self.connection.lock().await;
+        match &*connection {
+            Beating::Retired => return Ok(Vec::new()),
+            Beating::Connected(client) if !client.is_closed() => {}
+            Beating::Connected(_) | Beating::Unconnected => {
+                *connection = Beating::Connected(self.connect().await?);
+            }
         }
-        let Some(connected) = client.as_ref() else {
+        let Beating::Connected(connected) = &*connection else {
             return Err(StoreError::Unavailable("no heartbeat connection".into()));
         };
         let beat = connected
@@ -84,7 +100,7 @@ impl Heartbeat {
                 .collect::<Result<_, _>>()?),
             Err(error) => {
                 // Dropped: the next beat connects again and takes the lock again.
-                *client = None;
+                *connection = Beating::Unconnected;
                 Err(error.into())
             }
         }

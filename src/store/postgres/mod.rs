@@ -247,6 +247,7 @@ impl Store for PostgresStore {
     }
 
     async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError> {
+        self.heartbeat.retire().await;
         recovery::retire_instance(&self.pool, &self.instance, grace).await
     }
 

@@ -28,6 +28,7 @@ mod rows;
 mod schedules;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -59,6 +60,9 @@ pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
     instance: Arc<str>,
     path: PathBuf,
+    /// Set by [`Store::retire_instance`], under the connection's lock: no beat is recorded
+    /// after it.
+    retired: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -131,6 +135,7 @@ impl SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
             instance,
             path,
+            retired: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -284,7 +289,11 @@ impl Store for SqliteStore {
 
     async fn heartbeat(&self, partitions: &[i32]) -> Result<Vec<Uuid>, StoreError> {
         let partitions = partitions.to_vec();
+        let retired = Arc::clone(&self.retired);
         self.call(move |connection, instance| {
+            if retired.load(Ordering::Relaxed) {
+                return Ok(Vec::new());
+            }
             recovery::heartbeat(connection, instance, &partitions)?;
             control::take_cancellations(connection, instance)
         })
@@ -301,7 +310,9 @@ impl Store for SqliteStore {
     }
 
     async fn retire_instance(&self, grace: Duration) -> Result<(), StoreError> {
+        let retired = Arc::clone(&self.retired);
         self.call(move |connection, instance| {
+            retired.store(true, Ordering::Relaxed);
             recovery::retire_instance(connection, instance, grace)
         })
         .await
