@@ -196,15 +196,12 @@ async fn kafka_rates(settings: &Settings) -> anyhow::Result<(f64, f64)> {
     let started = Instant::now();
     let acknowledged = stream::iter(0..KAFKA_MESSAGES)
         .map(|n| {
-            let key = n.to_string();
-            let record = FutureRecord::to(&topic).key(&key).payload(&payload);
-            // Enqueue now; the futures complete as batches are acknowledged.
-            let delivery = producer.send_result(record).map_err(|(error, _)| error);
+            let (producer, topic, payload) = (&producer, &topic, &payload);
             async move {
-                match delivery {
-                    Ok(delivery) => delivery.await.is_ok_and(|result| result.is_ok()),
-                    Err(_) => false,
-                }
+                let key = n.to_string();
+                let record = FutureRecord::to(topic).key(&key).payload(payload);
+                // Up to 10,000 records wait in the producer at once, acknowledged by batches.
+                producer.send(record, Duration::from_secs(60)).await.is_ok()
             }
         })
         .buffer_unordered(10_000)

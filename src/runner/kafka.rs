@@ -17,10 +17,11 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::{AttemptContext, RunResult, Runner, Slot};
+use crate::bus::kafka::Publisher;
 use crate::config::Settings;
 use crate::domain::KafkaSpec;
 
@@ -30,7 +31,7 @@ use crate::domain::KafkaSpec;
     reason = "librdkafka's producer has no Debug"
 )]
 pub struct KafkaRunner {
-    producer: Option<FutureProducer>,
+    producer: Option<Publisher>,
     /// Kairos's own topics, which jobs may not publish to.
     own_topics: Vec<String>,
     /// `runner.kafka.allowed_topics`.
@@ -66,17 +67,18 @@ impl KafkaRunner {
                 for (key, value) in security.connection_properties() {
                     config.set(key, value);
                 }
-                config
-                    .set("bootstrap.servers", servers)
-                    .set("client.id", "kairos-jobs")
-                    .set("enable.idempotence", "true")
-                    .set("acks", "all")
-                    .set("linger.ms", "2")
-                    .set(
-                        "message.timeout.ms",
-                        delivery_timeout.as_millis().max(1).to_string(),
-                    )
-                    .create()
+                Publisher::create(
+                    config
+                        .set("bootstrap.servers", servers)
+                        .set("client.id", "kairos-jobs")
+                        .set("enable.idempotence", "true")
+                        .set("acks", "all")
+                        .set("linger.ms", "2")
+                        .set(
+                            "message.timeout.ms",
+                            delivery_timeout.as_millis().max(1).to_string(),
+                        ),
+                )
             })
             .transpose()?;
         Ok(Self {
@@ -161,16 +163,16 @@ impl Runner for KafkaRunner {
             () = attempt.cancelled() => return RunResult::cancelled(),
         };
         match sent {
-            Ok(delivery) => RunResult {
+            Ok((partition, offset)) => RunResult {
                 stdout: serde_json::json!({
                     "topic": spec.topic,
-                    "partition": delivery.partition,
-                    "offset": delivery.offset,
+                    "partition": partition,
+                    "offset": offset,
                 })
                 .to_string(),
                 ..RunResult::succeeded()
             },
-            Err((error, _)) => {
+            Err(error) => {
                 let retryable = !matches!(
                     error.rdkafka_error_code(),
                     Some(

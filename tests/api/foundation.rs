@@ -67,7 +67,6 @@ async fn a_keyed_record_round_trips_through_kafka() {
             Duration::from_secs(10),
         )
         .await
-        .map_err(|(error, _)| error)
         .expect("the broker acknowledges the record");
 
     let consumer: StreamConsumer = kafka::client_config(&settings)

@@ -7,9 +7,10 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{BaseProducer, FutureProducer, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::publisher::Publisher;
 use crate::bus::BusError;
 use crate::config::{KafkaSettings, TopicSettings};
 
@@ -41,7 +42,7 @@ const PROMPT_LINGER_MS: u64 = 2;
 ///
 /// # Errors
 /// [`BusError::Client`] when librdkafka rejects the configuration.
-pub fn producer(settings: &KafkaSettings) -> Result<FutureProducer, BusError> {
+pub fn producer(settings: &KafkaSettings) -> Result<Publisher, BusError> {
     lingering_producer(settings, PROMPT_LINGER_MS)
 }
 
@@ -51,16 +52,14 @@ pub fn producer(settings: &KafkaSettings) -> Result<FutureProducer, BusError> {
 /// Batches are LZ4-compressed: the broker decompresses every batch it validates, and LZ4
 /// costs it (and librdkafka) about half what zstd does, for JSON records that both shrink
 /// well (docs/performance.md, item 56).
-pub fn lingering_producer(
-    settings: &KafkaSettings,
-    linger_ms: u64,
-) -> Result<FutureProducer, BusError> {
-    let producer = client_config(settings)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", linger_ms.to_string())
-        .set("compression.type", "lz4")
-        .create()?;
+pub fn lingering_producer(settings: &KafkaSettings, linger_ms: u64) -> Result<Publisher, BusError> {
+    let producer = Publisher::create(
+        client_config(settings)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", linger_ms.to_string())
+            .set("compression.type", "lz4"),
+    )?;
     Ok(producer)
 }
 

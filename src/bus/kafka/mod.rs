@@ -3,6 +3,7 @@
 
 mod clients;
 mod positions;
+mod publisher;
 mod subscription;
 
 use std::collections::HashMap;
@@ -10,13 +11,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 
 use clients::lingering_producer;
 pub use clients::{
     check_connection, client_config, consumer, ensure_topics, producer, topic_names,
 };
 use positions::{read_between, read_position};
+pub use publisher::{Delivered, Publisher};
 use subscription::KafkaSubscription;
 
 use super::{Bus, BusError, GroupPosition, Pace, Record, Subscription, partition_of};
@@ -29,8 +31,8 @@ use crate::config::KafkaSettings;
     reason = "rdkafka's producer has no Debug"
 )]
 pub struct KafkaBus {
-    producer: FutureProducer,
-    batching_producer: FutureProducer,
+    producer: Publisher,
+    batching_producer: Publisher,
     settings: KafkaSettings,
     /// Per group, a consumer that never subscribes: it only reads the group's positions.
     position_readers: Mutex<HashMap<String, Arc<BaseConsumer>>>,
@@ -113,10 +115,8 @@ impl Bus for KafkaBus {
         let producer = self.producer.clone();
         let timeout = self.settings.request_timeout();
         // librdkafka's metadata call blocks its thread.
-        tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(None, timeout).map(|_| ())
-        })
-        .await??;
+        tokio::task::spawn_blocking(move || producer.fetch_metadata(None, timeout).map(|_| ()))
+            .await??;
         Ok(())
     }
 
@@ -155,8 +155,7 @@ impl Bus for KafkaBus {
         };
         producer
             .send(record, self.settings.request_timeout())
-            .await
-            .map_err(|(error, _)| error)?;
+            .await?;
         Ok(())
     }
 
@@ -188,10 +187,9 @@ impl Bus for KafkaBus {
         let producer = self.producer.clone();
         let (name, timeout) = (topic.to_owned(), self.settings.request_timeout());
         // librdkafka's metadata call blocks its thread.
-        let metadata = tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(Some(&name), timeout)
-        })
-        .await??;
+        let metadata =
+            tokio::task::spawn_blocking(move || producer.fetch_metadata(Some(&name), timeout))
+                .await??;
         let count = metadata
             .topics()
             .iter()
