@@ -79,7 +79,7 @@ impl Publisher {
         // Not joined: the thread lets go of the producer (which then gives up what is still
         // queued) within a second of the last handle, and nothing waits for it.
         std::thread::Builder::new()
-            .name("kafka-deliveries".to_owned())
+            .name("kafka-delivery".to_owned())
             .spawn(move || {
                 while !stopped.load(Ordering::Relaxed) {
                     polled.poll(POLL_WAIT);
@@ -139,5 +139,49 @@ impl Publisher {
     /// [`KafkaError`] when the cluster does not answer within `timeout`.
     pub fn fetch_metadata(&self, topic: Option<&str>, timeout: Duration) -> KafkaResult<Metadata> {
         self.producer.client().fetch_metadata(topic, timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use rdkafka::ClientConfig;
+
+    use super::Publisher;
+
+    /// The threads of this process named like the polling thread.
+    fn polling_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .expect("the process's threads")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "kafka-delivery")
+            .count()
+    }
+
+    /// Waits (up to 10 s) until `count` polling threads run.
+    fn wait_for_polling_threads(count: usize, why: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while polling_threads() != count {
+            assert!(Instant::now() < deadline, "{why}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn the_polling_thread_ends_with_the_last_handle() {
+        // librdkafka connects lazily: no broker is needed to make and drop a producer.
+        let publisher =
+            Publisher::create(ClientConfig::new().set("bootstrap.servers", "127.0.0.1:9"))
+                .expect("a producer");
+        let clone = publisher.clone();
+        // A thread names itself once it runs.
+        wait_for_polling_threads(1, "the polling thread never started");
+        drop(publisher);
+        // Had the first handle stopped it, the thread would have ended within a second.
+        std::thread::sleep(Duration::from_millis(1_500));
+        assert_eq!(polling_threads(), 1, "a clone still holds the producer");
+        drop(clone);
+        wait_for_polling_threads(0, "the polling thread outlived its producer");
     }
 }
