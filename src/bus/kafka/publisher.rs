@@ -40,7 +40,7 @@ pub struct Publisher {
 }
 
 /// Hands each delivery report to the future waiting for it.
-pub struct Acknowledgements;
+struct Acknowledgements;
 
 impl ClientContext for Acknowledgements {}
 
